@@ -1,0 +1,1 @@
+"""stnlab: figures."""

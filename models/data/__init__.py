@@ -1,0 +1,1 @@
+"""Dataset code: MNIST, perturbed variants, loaders for unreachable datasets."""

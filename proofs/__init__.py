@@ -1,0 +1,1 @@
+"""The claims catalogue, its checks, the report, and the stnlab command line."""

@@ -1,0 +1,101 @@
+"""The ``stnlab`` command line.
+
+Each sub-command lives in the package it belongs to, as a module with two
+functions::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+and is listed in :data:`COMMANDS`. A sub-command whose module does not exist yet
+still has ``--help`` and exits 2 saying it is not built.
+
+User mistakes (:class:`ValueError`, including :class:`sampling.UsageError`,
+``FileNotFoundError``) are printed as one line ``stnlab <cmd>: error: ...`` with
+exit status 2; set ``STNLAB_DEBUG=1`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("models.data.cli", "fetch and inspect datasets (MNIST, ...)"),
+    "prove": ("proofs.run", "run the claims catalogue; write report.md/report.json and figures"),
+    "train": ("models.cli", "train STN models (MNIST suite, ...)"),
+    "report": ("models.report", "render run directories or suites as Markdown + figures"),
+    "bench": ("sampling.bench", "benchmark the samplers against F.grid_sample"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that prints one line (not the usage block) on a bad argument."""
+
+    def error(self, message):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _load(module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stnlab", description="stnlab: when can a spatial transformer "
+                     "make a CNN invariant? Executable claims from three STN papers.")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("stnlab")
+    except PackageNotFoundError:  # running from a source tree
+        ver = "unknown"
+    parser.add_argument("--version", action="version", version=f"stnlab {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod = _load(module)
+        if mod is None:
+            p.description = f"{help_} (not built yet)"
+            p.set_defaults(_run=_not_built(name))
+        else:
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def _not_built(name: str):
+    def run(args) -> int:
+        print(f"stnlab {name}: error: not built yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"stnlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        if os.environ.get("STNLAB_DEBUG"):
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"stnlab {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The public sampler entry point, a drop-in for ``torch.nn.functional.grid_sample``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .checks import check_choice, check_same_device_dtype, check_shape
+
+__all__ = ["grid_sample", "METHODS", "check_sampler_inputs"]
+
+METHODS = ("bilinear", "linearized", "multiscale")
+PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def check_sampler_inputs(input, grid, *, fn: str, padding_mode: str = "zeros") -> dict[str, int]:
+    """Validate ``input (N, C, H, W)`` and ``grid (N, h, w, 2)`` as ``F.grid_sample`` expects."""
+    dims = check_shape(input, "N C H W", name="input", fn=fn)
+    dims = check_shape(grid, "N h w 2", name="grid", fn=fn, dims={"N": dims["N"]} | dims)
+    if not input.is_floating_point():
+        raise ValueError(f"{fn}: expected input to be a floating-point tensor, got {input.dtype}")
+    check_same_device_dtype(input, grid, names=("input", "grid"), fn=fn)
+    check_choice(padding_mode, PADDING_MODES, name="padding_mode", fn=fn)
+    return dims
+
+
+def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilinear",
+                align_corners: bool = False, padding_mode: str = "zeros",
+                **method_options) -> torch.Tensor:
+    """Sample ``input`` at ``grid`` with the chosen method.
+
+    Convention:
+        Same as ``torch.nn.functional.grid_sample``: ``input (N, C, H, W)``,
+        ``grid (N, h, w, 2)`` holding normalized ``(x, y)`` in ``[-1, 1]``;
+        ``align_corners=False`` by default (see :mod:`sampling.geometry`).
+
+    Args:
+        input: ``(N, C, H, W)`` images or feature maps.
+        grid: ``(N, h, w, 2)`` sampling locations.
+        method: ``"bilinear"`` (``F.grid_sample``), ``"linearized"``
+            (:func:`sampling.linearized_grid_sample`) or ``"multiscale"``
+            (:func:`sampling.multiscale_grid_sample`).
+        align_corners: as in ``F.grid_sample``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        **method_options: passed to the chosen method.
+
+    Returns:
+        ``(N, C, h, w)`` samples.
+    """
+    fn = "grid_sample"
+    check_choice(method, METHODS, name="method", fn=fn)
+    if method == "bilinear":
+        check_sampler_inputs(input, grid, fn=fn, padding_mode=padding_mode)
+        if method_options:
+            raise ValueError(f"{fn}: method 'bilinear' takes no options, got "
+                             f"{sorted(method_options)}")
+        return F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
+                             align_corners=align_corners)
+    if method == "linearized":
+        from .linearized import linearized_grid_sample
+        return linearized_grid_sample(input, grid, align_corners=align_corners,
+                                      padding_mode=padding_mode, **method_options)
+    from .multiscale import multiscale_grid_sample
+    return multiscale_grid_sample(input, grid, align_corners=align_corners,
+                                  padding_mode=padding_mode, **method_options)
