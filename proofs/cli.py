@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.cli", "train STN models (MNIST suite, ...)"),
     "report": ("models.report", "render run directories or suites as Markdown + figures"),
     "bench": ("sampling.bench", "benchmark the samplers against F.grid_sample"),
+    "experiment": ("proofs.experiments.cli",
+                   "run a sampler experiment (gradient field, alignment, ablations)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Claim modules: each registers its claims and checks with proofs.registry on import."""

@@ -1,0 +1,1 @@
+"""Experiment drivers: load data, call library functions, write JSON results."""
