@@ -1,0 +1,244 @@
+"""Properties of the affine geometry core (sampling/geometry.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from sampling import geometry as g
+from sampling.checks import ShapeError
+from tests.tolerances import tol
+
+seeds = st.integers(0, 2**31 - 1)
+batch = st.integers(1, 6)
+
+
+def random_params(seed: int, n: int, dtype=torch.float64, *, max_log_scale=1.0, max_shear=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    angle = (torch.rand(n, generator=gen, dtype=dtype) * 2 - 1) * math.pi * 0.999
+    log_scale = (torch.rand(n, 2, generator=gen, dtype=dtype) * 2 - 1) * max_log_scale
+    shear = (torch.rand(n, generator=gen, dtype=dtype) * 2 - 1) * max_shear
+    translation = torch.randn(n, 2, generator=gen, dtype=dtype)
+    return angle, log_scale, shear, translation
+
+
+def random_affine(seed: int, n: int, dtype=torch.float64) -> torch.Tensor:
+    return g.params_to_matrix(*random_params(seed, n, dtype))
+
+
+# --------------------------------------------------------------------------- round trips
+
+@given(seed=seeds, n=batch)
+def test_params_matrix_round_trip(seed, n):
+    angle, log_scale, shear, translation = random_params(seed, n)
+    p = g.matrix_to_params(g.params_to_matrix(angle, log_scale, shear, translation))
+    torch.testing.assert_close(p.angle, angle, **tol(torch.float64, 1e3))
+    torch.testing.assert_close(p.log_scale, log_scale, **tol(torch.float64, 1e3))
+    torch.testing.assert_close(p.shear, shear, **tol(torch.float64, 1e3))
+    torch.testing.assert_close(p.translation, translation)
+
+
+@given(seed=seeds, n=batch)
+def test_matrix_params_round_trip(seed, n):
+    m = random_affine(seed, n)
+    torch.testing.assert_close(g.matrix_to_params(m).matrix(), m, **tol(torch.float64, 1e3))
+
+
+def test_params_composition_order_is_rotation_shear_scale():
+    m = g.params_to_matrix(torch.tensor([math.pi / 2]), torch.tensor([[math.log(2.0), 0.0]]),
+                           torch.tensor([0.5]), torch.tensor([[1.0, -1.0]]))
+    # R(90) @ H(0.5) @ diag(2, 1) = [[0, -1], [1, 0]] @ [[2, 0.5], [0, 1]] = [[0, -1], [2, 0.5]]
+    expected = torch.tensor([[[0.0, -1.0, 1.0], [2.0, 0.5, -1.0]]])
+    torch.testing.assert_close(m, expected, atol=1e-6, rtol=0)
+
+
+def test_isotropic_log_scale_equals_equal_axes():
+    a = torch.tensor([0.3, -1.0])
+    iso = g.params_to_matrix(a, torch.tensor([0.2, -0.4]))
+    aniso = g.params_to_matrix(a, torch.tensor([[0.2, 0.2], [-0.4, -0.4]]))
+    torch.testing.assert_close(iso, aniso)
+
+
+@given(seed=seeds, n=batch)
+def test_compose_with_inverse_is_identity(seed, n):
+    m = random_affine(seed, n)
+    eye = g.identity(n, dtype=torch.float64)
+    torch.testing.assert_close(g.compose(m, g.invert(m)), eye, **tol(torch.float64, 1e4))
+    torch.testing.assert_close(g.compose(g.invert(m), m), eye, **tol(torch.float64, 1e4))
+
+
+@given(seed=seeds, n=batch)
+def test_compose_matches_homogeneous_product_and_is_associative(seed, n):
+    a, b, c = (random_affine(seed + k, n) for k in range(3))
+    h = g.to_homogeneous(a) @ g.to_homogeneous(b)
+    torch.testing.assert_close(g.compose(a, b), g.from_homogeneous(h))
+    torch.testing.assert_close(g.compose(g.compose(a, b), c), g.compose(a, g.compose(b, c)),
+                               **tol(torch.float64, 1e3))
+
+
+@given(seed=seeds, n=batch)
+def test_compose_acts_b_first(seed, n):
+    a, b = random_affine(seed, n), random_affine(seed + 1, n)
+    x = torch.randn(n, 2, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+    def apply(m, p):
+        return m[:, :, :2] @ p + m[:, :, 2:]
+
+    torch.testing.assert_close(apply(g.compose(a, b), x), apply(a, apply(b, x)))
+
+
+def test_invert_matches_linalg_inv(dtype):
+    m = random_affine(7, 5, dtype)
+    ref = torch.linalg.inv(g.to_homogeneous(m))[:, :2, :]
+    torch.testing.assert_close(g.invert(m), ref, **tol(dtype, 100))
+
+
+def test_invert_is_differentiable():
+    m = random_affine(3, 2).requires_grad_(True)
+    assert torch.autograd.gradcheck(g.invert, (m,))
+
+
+def test_params_to_matrix_is_differentiable():
+    args = [t.requires_grad_(True) for t in random_params(5, 3)]
+    assert torch.autograd.gradcheck(g.params_to_matrix, tuple(args))
+
+
+# --------------------------------------------------------------------------- eq. 17
+
+def test_offsets_identity_initialization():
+    o = torch.zeros(4, 6)
+    torch.testing.assert_close(g.offsets_to_matrix(o), g.identity(4))
+    m = random_affine(1, 3)
+    torch.testing.assert_close(g.offsets_to_matrix(g.matrix_to_offsets(m)), m)
+
+
+# --------------------------------------------------------------------------- pixel frames
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@given(seed=seeds, h=st.integers(2, 64), w=st.integers(2, 64))
+def test_pixel_normalized_round_trip(align_corners, seed, h, w):
+    xy = torch.rand(10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    pix = g.normalized_to_pixel(xy, (h, w), align_corners=align_corners)
+    back = g.pixel_to_normalized(pix, (h, w), align_corners=align_corners)
+    torch.testing.assert_close(back, xy)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_pixel_conventions_match_grid_sample(align_corners):
+    """A ramp image f(px, py) = px + 100 py sampled at normalized points returns their pixel coords."""
+    h, w = 7, 11
+    py, px = torch.meshgrid(torch.arange(h, dtype=torch.float64),
+                            torch.arange(w, dtype=torch.float64), indexing="ij")
+    ramp = (px + 100 * py)[None, None]
+    gen = torch.Generator().manual_seed(0)
+    # keep points inside the region where bilinear interpolation of a ramp is exact
+    pix = torch.stack([torch.rand(20, generator=gen, dtype=torch.float64) * (w - 1),
+                       torch.rand(20, generator=gen, dtype=torch.float64) * (h - 1)], -1)
+    grid = g.pixel_to_normalized(pix, (h, w), align_corners=align_corners)
+    out = F.grid_sample(ramp, grid[None, None], align_corners=align_corners).flatten()
+    torch.testing.assert_close(out, pix[:, 0] + 100 * pix[:, 1])
+
+
+def test_pixel_units_geo2_numbers():
+    assert g.pixel_units(60, align_corners=True) == 29.5
+    assert g.pixel_units(60, align_corners=False) == 30.0
+    assert 2 * g.pixel_units(26, align_corners=True) == 25.0
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_normalized_matrix_to_pixel_maps_pixels(align_corners):
+    m = random_affine(11, 2)
+    in_size, out_size = (9, 13), (5, 7)
+    mp = g.normalized_matrix_to_pixel(m, in_size, out_size, align_corners=align_corners)
+    uv = torch.rand(2, 6, 2, dtype=torch.float64) * 4
+    via_norm = g.normalized_to_pixel(
+        (m[:, None, :, :2] @ g.pixel_to_normalized(uv, out_size, align_corners=align_corners)
+         [..., None]).squeeze(-1) + m[:, None, :, 2],
+        in_size, align_corners=align_corners)
+    direct = (mp[:, None, :, :2] @ uv[..., None]).squeeze(-1) + mp[:, None, :, 2]
+    torch.testing.assert_close(direct, via_norm)
+
+
+# --------------------------------------------------------------------------- App. A.2
+
+@given(seed=seeds, n=batch)
+def test_similarity_fit_recovers_similarity(seed, n):
+    gen = torch.Generator().manual_seed(seed)
+    angle = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi * 0.999
+    log_s = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * 2
+    m = g.params_to_matrix(angle, log_s, 0.0, torch.randn(n, 2, generator=gen, dtype=torch.float64))
+    scale, phi = g.similarity_fit(m)
+    torch.testing.assert_close(scale, log_s.exp())
+    torch.testing.assert_close(phi, angle, **tol(torch.float64, 1e3))
+
+
+@given(seed=seeds)
+@example(seed=0)
+def test_similarity_fit_is_least_squares_optimum(seed):
+    """No similarity nearby fits a general matrix better (eq. 10)."""
+    m = random_affine(seed, 1)
+    s, phi = g.similarity_fit(m)
+
+    def resid(s_, p_):
+        r = s_ * g.rotation_matrix(p_)
+        return ((m[:, :, :2] - r) ** 2).sum()
+
+    best = resid(s, phi)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(20):
+        ds, dp = torch.randn(2, generator=gen, dtype=torch.float64) * 1e-3
+        assert resid(s + ds, phi + dp) >= best - 1e-15
+
+
+def test_similarity_fit_eq12_closed_form():
+    m = random_affine(2, 4)
+    a11, a12, a21, a22 = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    s12 = 0.5 * torch.sqrt(a11**2 + a12**2 + a21**2 + a22**2 + 2 * (a11 * a22 - a12 * a21))
+    s, _ = g.similarity_fit(m)
+    torch.testing.assert_close(s, s12)
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_shapes_name_the_argument():
+    with pytest.raises(ShapeError, match=r"invert: expected m of shape \(N, 2, 3\), got \(2, 3\)"):
+        g.invert(torch.eye(2, 3))
+    with pytest.raises(ShapeError, match="compose: .*b .*N=2"):
+        g.compose(g.identity(2), g.identity(3))
+    with pytest.raises(ValueError, match="offsets_to_matrix: expected o"):
+        g.offsets_to_matrix(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="translation"):
+        g.params_to_matrix(torch.zeros(3), torch.zeros(3), 0.0, torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="xy"):
+        g.normalized_to_pixel(torch.zeros(4, 3), (5, 5))
+    with pytest.raises(ValueError, match="size"):
+        g.normalized_to_pixel(torch.zeros(4, 2), (5, 0))
+
+
+def test_non_finite_values_are_refused():
+    m = g.identity(2)
+    m[1, 0, 2] = float("nan")
+    with pytest.raises(ValueError, match="invert: expected finite values in m"):
+        g.invert(m)
+    with pytest.raises(ValueError, match="angle"):
+        g.params_to_matrix(torch.tensor([float("inf")]), torch.zeros(1))
+
+
+def test_singular_and_reflected_matrices_are_refused():
+    sing = torch.tensor([[[1.0, 2.0, 0.0], [2.0, 4.0, 0.0]]])
+    with pytest.raises(ValueError, match="invert: expected m with an invertible linear part"):
+        g.invert(sing)
+    refl = torch.tensor([[[1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]])
+    with pytest.raises(ValueError, match="matrix_to_params: expected m with a positive determinant"):
+        g.matrix_to_params(refl)
+    torch.testing.assert_close(g.invert(refl), refl)  # a reflection is invertible
+
+
+def test_integer_matrices_are_refused():
+    with pytest.raises(ValueError, match="floating-point"):
+        g.invert(torch.zeros(1, 2, 3, dtype=torch.int64))
