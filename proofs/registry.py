@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,8 +225,10 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
                progress: Callable[[str], None] | None = None) -> list[dict]:
     """Run the selected claims' checks; return one JSON-friendly dict per claim.
 
-    A check that raises is reported as ``failed`` with the exception in its
-    summary (a crashing check never counts as verified).
+    A check that raises (or returns something other than :class:`Evidence`) is
+    reported as ``failed`` with the exception in its summary (a crashing check never
+    counts as verified). Each evidence dict also carries ``elapsed_s`` (None when
+    the check did not run).
     """
     claims = load_all()
     if only:
@@ -239,17 +242,22 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
         selected = only is None or cid in only
         results = []
         for ch in c.checks:
+            elapsed = None
             if not selected or (ctx.quick and not ch.quick):
                 ev = Evidence.not_run("not selected" if not selected else "not in --quick")
             else:
                 if progress:
                     progress(f"{cid} {ch.name}")
+                t0 = time.perf_counter()
                 try:
                     ev = ch.fn(ctx)
+                    if not isinstance(ev, Evidence):
+                        raise TypeError(f"check returned {type(ev).__name__}, not Evidence")
                 except Exception as e:  # noqa: BLE001 - reported, never hidden
                     ev = Evidence("failed", {}, "", f"check raised {type(e).__name__}: {e}",
                                   data={"traceback": traceback.format_exc()})
-            results.append({"check": ch.name, **ev.to_json()})
+                elapsed = round(time.perf_counter() - t0, 3)
+            results.append({"check": ch.name, **ev.to_json(), "elapsed_s": elapsed})
         statuses = [r["status"] for r in results]
         if not results:
             status = "not run"

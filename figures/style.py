@@ -1,0 +1,104 @@
+"""Shared figure style: a display-free backend, paper-sized fonts, one colour per method.
+
+Every figure module does::
+
+    from figures.style import plt, new_figure, save
+
+so the ``Agg`` backend is selected before pyplot is imported anywhere in
+``figures`` (nothing here opens a window or needs a display).
+
+Sizes are for a two-column paper: :data:`COLUMN` (one column) and
+:data:`TEXT_WIDTH` (full width), in inches; fonts are 8 pt, readable when the
+figure is printed at that width.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # display-free; must precede the pyplot import
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = [
+    "plt",
+    "COLUMN",
+    "TEXT_WIDTH",
+    "METHOD_COLORS",
+    "METHOD_LINESTYLES",
+    "METHOD_LABELS",
+    "SEQUENCE_COLORS",
+    "apply_style",
+    "new_figure",
+    "save",
+    "method_style",
+]
+
+#: One column of a two-column paper, inches.
+COLUMN = 3.4
+#: Full text width of a two-column paper, inches.
+TEXT_WIDTH = 7.0
+
+#: Colour per sampler (colour-blind safe, Okabe-Ito).
+METHOD_COLORS = {"bilinear": "#0072B2", "linearized": "#D55E00", "multiscale": "#009E73"}
+#: Line style per sampler, as in 003 Fig. 7 (ours solid, bilinear dashed, multi-scale dotted).
+METHOD_LINESTYLES = {"bilinear": "--", "linearized": "-", "multiscale": ":"}
+METHOD_LABELS = {"bilinear": "bilinear", "linearized": "linearized (ours)",
+                 "multiscale": "multi-scale"}
+#: Colours for an ordered sequence of settings (e.g. downsampling 1x, 2x, 4x, 8x).
+SEQUENCE_COLORS = ("#000000", "#E69F00", "#56B4E9", "#CC79A7", "#009E73", "#0072B2")
+
+_RC = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "lines.linewidth": 1.3,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "figure.dpi": 100,
+}
+
+
+def apply_style() -> None:
+    """Set the shared rcParams (idempotent)."""
+    plt.rcParams.update(_RC)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = TEXT_WIDTH,
+               height: float | None = None, **kw):
+    """``plt.subplots`` in the shared style; ``height`` defaults to square panels.
+
+    Returns:
+        ``(fig, axes)`` with ``axes`` always a 2-D array ``(nrows, ncols)``.
+    """
+    apply_style()
+    if height is None:
+        height = width / ncols * nrows
+    kw.setdefault("layout", "constrained")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kw)
+    return fig, axes
+
+
+def save(fig, path) -> Path:
+    """Write ``fig`` as PNG to ``path`` (parents created), close it, return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def method_style(method: str) -> dict:
+    """``color``, ``linestyle`` and ``label`` keyword arguments for a sampler's curve."""
+    return {"color": METHOD_COLORS.get(method, "black"),
+            "linestyle": METHOD_LINESTYLES.get(method, "-"),
+            "label": METHOD_LABELS.get(method, method)}

@@ -1,0 +1,83 @@
+"""invariance.channels: permutation and channel-mix recovery, and their failure modes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from invariance import channels as ch
+
+
+@given(seed=st.integers(0, 2**31 - 1), c=st.integers(2, 10))
+def test_permutation_recovered(seed, c):
+    gen = torch.Generator().manual_seed(seed)
+    ref = torch.randn(c, 200, generator=gen, dtype=torch.float64)
+    perm = torch.randperm(c, generator=gen)
+    cand = torch.empty_like(ref)
+    cand[perm] = ref  # cand channel perm[i] holds ref channel i
+    cand = cand + 1e-3 * torch.randn(c, 200, generator=gen, dtype=torch.float64)
+    found = ch.best_permutation(ref, cand)
+    assert torch.equal(found, perm)
+    assert torch.allclose(cand[found], ref, atol=1e-2)
+
+
+def test_permutation_of_identical_is_identity(dtype):
+    x = torch.randn(5, 50, dtype=dtype)
+    assert torch.equal(ch.best_permutation(x, x), torch.arange(5))
+
+
+@given(seed=st.integers(0, 2**31 - 1))
+def test_mix_recovered(seed):
+    gen = torch.Generator().manual_seed(seed)
+    cand = torch.randn(6, 300, generator=gen, dtype=torch.float64)
+    m = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    found = ch.best_channel_mix(m @ cand, cand)
+    torch.testing.assert_close(found, m, rtol=1e-6, atol=1e-6)
+
+
+def test_mix_batched_and_dead_channels():
+    cand = torch.randn(3, 4, 100, dtype=torch.float64)
+    cand[1, 2] = 0  # a dead channel: the ridge keeps the solve finite
+    ref = torch.randn(4, 100, dtype=torch.float64)
+    m = ch.best_channel_mix(ref, cand)
+    assert m.shape == (3, 4, 4) and torch.isfinite(m).all()
+
+
+def test_similarity_and_distances():
+    x = torch.randn(4, 30, dtype=torch.float64)
+    s = ch.channel_similarity(x, x)
+    torch.testing.assert_close(s.diagonal(), torch.ones(4, dtype=torch.float64))
+    d = ch.channel_distances(x, x)
+    torch.testing.assert_close(
+        d.diagonal(), torch.zeros(4, dtype=torch.float64), atol=1e-10, rtol=0
+    )
+
+
+def test_flatten_region_layout():
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float64).reshape(2, 3, 2, 2)
+    mask = torch.tensor([[True, False], [False, True]])
+    flat = ch.flatten_region(x, mask)
+    assert flat.shape == (3, 4)
+    torch.testing.assert_close(flat[1], torch.tensor([4.0, 7.0, 16.0, 19.0], dtype=torch.float64))
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="cand"):
+        ch.best_permutation(torch.rand(3, 10), torch.rand(4, 10))
+    with pytest.raises(ValueError, match="mask"):
+        ch.flatten_region(torch.rand(1, 2, 4, 4), torch.ones(3, 3, dtype=torch.bool))
+
+
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(0, 3), two_scales=st.booleans())
+def test_permutation_recovery_for_random_quarter_turns(seed, k, two_scales):
+    """Exact regime: the found permutation is the oriented bank's orientation shift."""
+    from invariance.alignment import feature_alignment_error
+    from invariance.extractors import OrientedBank
+
+    bank = OrientedBank((1.0, 2.0) if two_scales else (1.5,), dtype=torch.float64)
+    f = torch.rand(2, 1, 24, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    back = torch.rot90(bank(torch.rot90(f, k, dims=(-2, -1))), -k, dims=(-2, -1))
+    res = feature_alignment_error(back, bank(f), None, mode="permutation")
+    assert torch.equal(res.permutation, bank.orientation_shift(k))
+    assert res.total <= 1e-12
