@@ -57,6 +57,7 @@ STATUSES = ("verified", "failed", "not run")
 CLAIM_MODULES = [
     "proofs.claims.geometry",
     "proofs.claims.invariance",
+    "proofs.claims.sampling_core",
     "proofs.claims.sampling",
     "proofs.claims.empirical",
 ]

@@ -1,0 +1,103 @@
+"""Tests of :mod:`sampling.api`: the ``grid_sample`` entry point and its input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sampling
+from sampling.api import METHODS, check_sampler_inputs, grid_sample
+from tests.tolerances import tol
+
+
+def _inputs(dtype=torch.float64, device="cpu"):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 9, 8, generator=g, dtype=dtype).to(device)
+    grid = (torch.rand(2, 4, 5, 2, generator=g, dtype=dtype) * 2.2 - 1.1).to(device)
+    return x, grid
+
+
+def test_methods():
+    assert METHODS == ("bilinear", "linearized", "multiscale")
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_bilinear_is_f_grid_sample(align_corners, padding_mode, dtype, device):
+    x, grid = _inputs(dtype, device)
+    out = grid_sample(x, grid, align_corners=align_corners, padding_mode=padding_mode)
+    ref = F.grid_sample(x, grid, mode="bilinear", align_corners=align_corners,
+                        padding_mode=padding_mode)
+    torch.testing.assert_close(out, ref, **tol(dtype))
+
+
+def test_methods_forward_to_their_functions():
+    x, grid = _inputs()
+    lin = grid_sample(x, grid, method="linearized", num_samples=4,
+                      generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(lin, F.grid_sample(x, grid, align_corners=False))
+    ms = grid_sample(x, grid, method="multiscale", sigmas=(1.0, 2.0), align_corners=True)
+    torch.testing.assert_close(ms, sampling.multiscale_grid_sample(x, grid, sigmas=(1.0, 2.0),
+                                                                   align_corners=True))
+
+
+def test_linearized_options_reach_the_sampler():
+    x, grid = _inputs()
+    grid.requires_grad_(True)
+
+    def grad(**kw):
+        out = grid_sample(x, grid, method="linearized", **kw)
+        return torch.autograd.grad(out.sum(), grid)[0]
+
+    a = grad(num_samples=4, generator=torch.Generator().manual_seed(1))
+    b = sampling.linearized_grid_sample(x, grid, num_samples=4,
+                                        generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, torch.autograd.grad(b.sum(), grid)[0])
+    with pytest.raises(ValueError, match="num_samples"):
+        grad(num_samples=0)
+
+
+def test_lazy_exports():
+    from sampling.linearized import linearized_grid_sample
+    from sampling.multiscale import multiscale_grid_sample
+
+    assert sampling.linearized_grid_sample is linearized_grid_sample
+    assert sampling.multiscale_grid_sample is multiscale_grid_sample
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        sampling.no_such_thing  # noqa: B018
+
+
+def test_unknown_method_and_stray_options_raise_value_error():
+    x, grid = _inputs()
+    with pytest.raises(ValueError, match="method"):
+        grid_sample(x, grid, method="bicubic")
+    with pytest.raises(ValueError, match="bilinear"):
+        grid_sample(x, grid, num_samples=3)
+    with pytest.raises(TypeError, match="no_such_option"):
+        grid_sample(x, grid, method="linearized", no_such_option=1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_check_sampler_inputs_errors(method):
+    x, grid = _inputs()
+    cases = [
+        ((x[0], grid), "input of shape"),
+        ((x, grid[..., :1]), r"grid of shape \(N, h, w, 2\)"),
+        ((x, grid[:1]), "N=2"),
+        ((x.float(), grid), "dtype"),
+        ((x, grid.to("meta")), "device"),
+        ((x.long(), grid.long()), "floating-point"),
+        ((x, "grid"), "torch.Tensor"),
+    ]
+    for args, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            grid_sample(*args, method=method)
+    with pytest.raises(ValueError, match="padding_mode"):
+        grid_sample(x, grid, method=method, padding_mode="wrap")
+
+
+def test_check_sampler_inputs_returns_sizes():
+    x, grid = _inputs()
+    dims = check_sampler_inputs(x, grid, fn="f")
+    assert (dims["N"], dims["C"], dims["H"], dims["W"], dims["h"], dims["w"]) == (2, 3, 9, 8, 4, 5)
