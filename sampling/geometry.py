@@ -282,6 +282,14 @@ def _size_hw(size, fn: str) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def _points_wh(pts, name: str, fn: str, h: int, w: int) -> torch.Tensor:
+    """Check ``pts`` is ``(..., 2)``; return ``(W, H)`` as a tensor like it."""
+    if not isinstance(pts, torch.Tensor) or pts.dim() < 1 or pts.shape[-1] != 2:
+        got = tuple(pts.shape) if isinstance(pts, torch.Tensor) else type(pts).__name__
+        raise ValueError(f"{fn}: expected {name} of shape (..., 2), got {got}")
+    return torch.tensor([w, h], dtype=pts.dtype, device=pts.device)
+
+
 def normalized_to_pixel(xy: torch.Tensor, size, *, align_corners: bool = False) -> torch.Tensor:
     """Map normalized ``(..., 2)`` points ``(x, y)`` to pixel coordinates of an ``(H, W)`` image.
 
@@ -292,12 +300,8 @@ def normalized_to_pixel(xy: torch.Tensor, size, *, align_corners: bool = False) 
     * ``align_corners=False``: ``-1`` and ``+1`` are the outer edges of the
       corner pixels, ``px = ((x + 1) * W - 1) / 2``.
     """
-    fn = "normalized_to_pixel"
-    h, w = _size_hw(size, fn)
-    if not isinstance(xy, torch.Tensor) or xy.dim() < 1 or xy.shape[-1] != 2:
-        raise ValueError(f"{fn}: expected xy of shape (..., 2), got "
-                         f"{tuple(xy.shape) if isinstance(xy, torch.Tensor) else type(xy).__name__}")
-    wh = torch.tensor([w, h], dtype=xy.dtype, device=xy.device)
+    h, w = _size_hw(size, "normalized_to_pixel")
+    wh = _points_wh(xy, "xy", "normalized_to_pixel", h, w)
     if align_corners:
         return (xy + 1) / 2 * (wh - 1)
     return ((xy + 1) * wh - 1) / 2
@@ -307,10 +311,7 @@ def pixel_to_normalized(pix: torch.Tensor, size, *, align_corners: bool = False)
     """Inverse of :func:`normalized_to_pixel`."""
     fn = "pixel_to_normalized"
     h, w = _size_hw(size, fn)
-    if not isinstance(pix, torch.Tensor) or pix.dim() < 1 or pix.shape[-1] != 2:
-        raise ValueError(f"{fn}: expected pix of shape (..., 2), got "
-                         f"{tuple(pix.shape) if isinstance(pix, torch.Tensor) else type(pix).__name__}")
-    wh = torch.tensor([w, h], dtype=pix.dtype, device=pix.device)
+    wh = _points_wh(pix, "pix", fn, h, w)
     if align_corners:
         if h == 1 or w == 1:
             raise ValueError(f"{fn}: align_corners=True needs size >= 2 on both axes, got {size!r}")
