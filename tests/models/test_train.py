@@ -1,0 +1,208 @@
+"""Training loop: vmap == sequential seeds, resume == uninterrupted, NaN guard, configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from models.data.perturb import PerturbedMNIST
+from models.train import (TrainConfig, TrainingDiverged, init_models, load_checkpoint,
+                          make_step, preset, run_suite, train)
+
+
+def _digits(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 28, 28)
+    x[:, 8:20, 10:18] = torch.rand(n, 12, 8, generator=g)  # a blob of "ink" per digit
+    return (x * 255).to(torch.uint8), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.fixture(scope="module")
+def data_r():
+    x, y = _digits()
+    return PerturbedMNIST("R", x, y)
+
+
+def _cfg(**kw):
+    base = dict(test_perturb=1, eval_batch=64)
+    base.update(kw)
+    return preset("smoke", kw.pop("variant", "R"), kw.pop("net", "STN-SL1"), **base)
+
+
+def test_vmap_three_seeds_equal_three_single_runs(tmp_path, data_r):
+    cfg = _cfg(seeds=(0, 1, 2))
+    train(cfg, tmp_path / "v", data_r, None, progress=False)
+    stacked = load_checkpoint(tmp_path / "v" / "checkpoint.pt")["params"]
+    for i, s in enumerate(cfg.seeds):
+        single = dataclasses.replace(cfg, seeds=(s,))
+        train(single, tmp_path / f"s{s}", data_r, None, progress=False)
+        p = load_checkpoint(tmp_path / f"s{s}" / "checkpoint.pt")["params"]
+        for k in p:
+            torch.testing.assert_close(stacked[k][i], p[k][0], rtol=1e-4, atol=1e-6)
+
+
+def test_vmap_step_matches_sequential_step_and_differs_across_seeds(data_r):
+    cfg = _cfg(seeds=(0, 1, 2))
+    base, params = init_models(cfg)
+    g = torch.Generator().manual_seed(0)
+    b = data_r.train_batch(8, g)
+    x, y = b.images.expand(3, -1, -1, -1, -1), b.labels.expand(3, -1)
+    gv, lv, _ = make_step(base, True)(params, x, y)
+    gs, ls, _ = make_step(base, False)(params, x, y)
+    torch.testing.assert_close(lv, ls)
+    for k in gv:
+        torch.testing.assert_close(gv[k], gs[k], rtol=1e-4, atol=1e-6)
+    # Seeds really differ (otherwise the equality above would prove little).
+    assert not torch.equal(params["stages.0.0.weight"][0], params["stages.0.0.weight"][1])
+
+
+def test_resume_equals_uninterrupted(tmp_path, data_r):
+    cfg = _cfg(seeds=(0, 1), checkpoint_every=3)  # 6 steps: checkpoints at 3 and 6
+    full = train(cfg, tmp_path / "full", data_r, data_r, progress=False)
+    assert train(cfg, tmp_path / "cut", data_r, data_r, progress=False, stop_after=5) is None
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 3  # 4, 5 are lost
+    resumed = train(cfg, tmp_path / "cut", data_r, data_r, progress=False, resume=True)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["params"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["params"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed["error"] == full["error"]
+    log = [json.loads(ln) for ln in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6]
+
+
+def test_resume_without_flag_or_with_other_config_is_refused(tmp_path, data_r):
+    cfg = _cfg(seeds=(0,))
+    train(cfg, tmp_path, data_r, None, progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        train(cfg, tmp_path, data_r, None, progress=False)
+    with pytest.raises(ValueError, match="different config"):
+        train(dataclasses.replace(cfg, lr=0.5), tmp_path, data_r, None, progress=False,
+              resume=True)
+
+
+def test_a_skipped_resume_is_detectably_different(tmp_path, data_r):
+    """The resume test can fail: restarting from scratch at step 3 gives other parameters."""
+    cfg = _cfg(seeds=(0,), checkpoint_every=3)
+    train(cfg, tmp_path / "full", data_r, None, progress=False)
+    train(cfg, tmp_path / "cut", data_r, None, progress=False, stop_after=3)
+    ck = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    ck["generators"] = [torch.Generator().manual_seed(123).get_state()]  # lose the RNG state
+    torch.save(ck, tmp_path / "cut" / "checkpoint.pt")
+    train(cfg, tmp_path / "cut", data_r, None, progress=False, resume=True)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["params"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["params"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_loads_weights_only_and_records_the_run(tmp_path, data_r):
+    cfg = _cfg(seeds=(0,))
+    res = train(cfg, tmp_path, data_r, data_r, progress=False)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == cfg.total_steps
+    assert TrainConfig.from_json(ck["config"]) == cfg
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    assert env["seeds"] == [0]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(res))
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+class _NaNData:
+    """Returns finite images until ``after`` batches, then NaN images."""
+
+    def __init__(self, inner, after):
+        self.inner, self.after, self.n = inner, after, 0
+
+    def train_batch(self, batch_size, generator):
+        b = self.inner.train_batch(batch_size, generator)
+        self.n += 1
+        if self.n > self.after:
+            b.images = torch.full_like(b.images, float("nan"))
+        return b
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, data_r):
+    cfg = _cfg(seeds=(0,), checkpoint_every=2)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 4.*seed 0.*step 2"):
+        train(cfg, tmp_path, _NaNData(data_r, 3), None, progress=False)
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ck["params"].values())
+    assert (tmp_path / "diverged.json").exists()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(net="STN-X9"), "net"),
+    (dict(variant="Q"), "variant"),
+    (dict(lr=-0.1), "lr"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(seeds=(1, 1)), "seeds"),
+    (dict(device="tpu"), "device"),
+    (dict(method="nearest"), "method"),
+])
+def test_bad_configs_have_clear_errors(kw, match):
+    base = dict(variant="R", net="CNN")
+    base.update(kw)
+    with pytest.raises(ValueError, match=match):
+        if "variant" in kw and kw["variant"] == "Q":
+            preset("smoke", base.pop("variant"), base.pop("net"), **base)
+        else:
+            TrainConfig(**base)
+
+
+def test_preset_rejects_unknown_keys_and_scales():
+    with pytest.raises(ValueError, match="unknown config keys"):
+        preset("smoke", "R", "CNN", learning_rate=0.1)
+    with pytest.raises(ValueError, match="scale"):
+        preset("huge", "R", "CNN")
+
+
+def test_paper_preset_is_app_a1():
+    for v, lr in (("R", 0.02), ("T", 0.01), ("S", 0.02)):
+        c = preset("paper", v, "STN-C1")
+        assert (c.batch_size, c.iters, c.iters_low, c.lr, c.test_perturb) == \
+            (256, 50_000, 20_000, lr, 10)
+        assert c.lr_at(49_999) == lr and c.lr_at(50_000) == pytest.approx(lr / 10)
+
+
+def test_run_suite_writes_every_run_and_resume_keeps_finished(tmp_path, data_r):
+    data = {"R": (data_r, data_r)}
+    suite = run_suite(["R"], ["CNN", "STN-C0"], tmp_path, scale="smoke", progress=False,
+                      data=data, test_perturb=1, eval_batch=64)
+    assert set(suite["runs"]["R"]) == {"CNN", "STN-C0"}
+    mtime = (tmp_path / "R" / "CNN" / "metrics.json").stat().st_mtime_ns
+    again = run_suite(["R"], ["CNN", "STN-C0"], tmp_path, scale="smoke", progress=False,
+                      data=data, resume=True, test_perturb=1, eval_batch=64)
+    assert again["runs"] == suite["runs"]
+    assert (tmp_path / "R" / "CNN" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_other_samplers_train_through_the_sequential_path(tmp_path, data_r):
+    cfg = _cfg(seeds=(0, 1), method="linearized", iters=2, iters_low=0)
+    res = train(cfg, tmp_path, data_r, None, progress=False)
+    assert res["train"]["vmap"] is False
+    p = load_checkpoint(tmp_path / "checkpoint.pt")["params"]
+    assert all(torch.isfinite(v).all() for v in p.values())
+
+
+def test_trains_on_each_available_device(tmp_path, device):
+    x, y = _digits(32)
+    ds = PerturbedMNIST("R", x, y, device=device)
+    cfg = _cfg(seeds=(0, 1), device=str(device), iters=2, iters_low=1)
+    res = train(cfg, tmp_path, ds, ds, progress=False)
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert env["device"] == str(device) and 0 <= res["error"]["mean"] <= 1
+
+
+def test_finished_run_without_checkpoint_is_kept(tmp_path, data_r):
+    cfg = _cfg(seeds=(0,))
+    first = train(cfg, tmp_path, data_r, data_r, progress=False, keep_checkpoint=False)
+    assert not (tmp_path / "checkpoint.pt").exists()
+    with pytest.raises(ValueError, match="finished run"):
+        train(cfg, tmp_path, data_r, data_r, progress=False)
+    assert train(cfg, tmp_path, data_r, data_r, progress=False, resume=True) == \
+        json.loads(json.dumps(first))
