@@ -134,4 +134,4 @@ def test_evidence_is_json_friendly(tmp_path: Path):
     import json
 
     ev = cs.smp6_evaluate(_summary([0.9] * 4, [0.1] * 4))
-    json.dumps(ev.to_json())
+    assert json.loads(json.dumps(ev.to_json()))["status"] == ev.status == "verified"
