@@ -1,20 +1,25 @@
 """How images are transformed: affine geometry, grids and samplers.
 
 The bottom of the package graph: depends on torch and numpy only.
+
+Public names (DESIGN.md): :func:`grid_sample` (a drop-in for
+``torch.nn.functional.grid_sample`` with ``method="bilinear" | "linearized" |
+"multiscale"``), :func:`linearized_grid_sample`, :func:`multiscale_grid_sample`, and
+the affine core :mod:`sampling.geometry`.
 """
 
 from . import geometry
 from .api import METHODS, grid_sample
 from .checks import ShapeError, UsageError
+from .linearized import linearized_grid_sample
+from .multiscale import multiscale_grid_sample
 
-__all__ = ["geometry", "grid_sample", "METHODS", "ShapeError", "UsageError"]
-
-
-def __getattr__(name):  # lazy: the samplers import only when asked for
-    if name == "linearized_grid_sample":
-        from .linearized import linearized_grid_sample
-        return linearized_grid_sample
-    if name == "multiscale_grid_sample":
-        from .multiscale import multiscale_grid_sample
-        return multiscale_grid_sample
-    raise AttributeError(f"module 'sampling' has no attribute {name!r}")
+__all__ = [
+    "geometry",
+    "grid_sample",
+    "linearized_grid_sample",
+    "multiscale_grid_sample",
+    "METHODS",
+    "ShapeError",
+    "UsageError",
+]
