@@ -210,14 +210,10 @@ class SpatialTransformer(nn.Module):
         n, c, h, w = x.shape
         oh, ow = out_hw if out_hw is not None else self.out_size(h, w)
         grid = affine_grid(theta, (oh, ow))  # (N, h, w, 2)
-        # torch 2.13's CPU grid_sample with padding_mode="border" returns finite garbage for
-        # NaN locations and segfaults in backward. A diverging run must end with a clear
-        # message, not a crash: sample non-finite locations at 0 and make their output NaN.
-        bad = ~torch.isfinite(grid).all(-1, keepdim=True)  # (N, h, w, 1)
-        grid = torch.where(bad, torch.zeros_like(grid), grid)
-        out = sampling.grid_sample(x, grid, method=self.method, align_corners=True,
-                                   padding_mode=self.padding_mode, **self.sampler_options)
-        return torch.where(bad.permute(0, 3, 1, 2), torch.full_like(out, float("nan")), out)
+        # sampling.grid_sample returns NaN at non-finite locations (no crash), so a
+        # diverging run ends with the NaN-loss message.
+        return sampling.grid_sample(x, grid, method=self.method, align_corners=True,
+                                    padding_mode=self.padding_mode, **self.sampler_options)
 
     def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -45,21 +45,30 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
         **method_options: passed to the chosen method.
 
     Returns:
-        ``(N, C, h, w)`` samples.
+        ``(N, C, h, w)`` samples; ``NaN`` where a grid location is not finite (for
+        every padding mode; those locations pass no gradient).
     """
     fn = "grid_sample"
     check_choice(method, METHODS, name="method", fn=fn)
+    check_sampler_inputs(input, grid, fn=fn, padding_mode=padding_mode)
+    if method == "bilinear" and method_options:
+        raise ValueError(f"{fn}: method 'bilinear' takes no options, got "
+                         f"{sorted(method_options)}")
+    # Non-finite locations: sample them at 0 and return NaN there. F.grid_sample (torch
+    # 2.13, CPU) returns finite values for NaN locations with padding_mode="border" and
+    # segfaults in backward; a diverging STN must see NaN, not a crash. No data-dependent
+    # branch, so this also works under torch.func.vmap.
+    bad = ~torch.isfinite(grid).all(-1, keepdim=True)  # (N, h, w, 1)
+    grid = torch.where(bad, torch.zeros_like(grid), grid)
     if method == "bilinear":
-        check_sampler_inputs(input, grid, fn=fn, padding_mode=padding_mode)
-        if method_options:
-            raise ValueError(f"{fn}: method 'bilinear' takes no options, got "
-                             f"{sorted(method_options)}")
-        return F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
-                             align_corners=align_corners)
-    if method == "linearized":
+        out = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
+                            align_corners=align_corners)
+    elif method == "linearized":
         from .linearized import linearized_grid_sample
-        return linearized_grid_sample(input, grid, align_corners=align_corners,
-                                      padding_mode=padding_mode, **method_options)
-    from .multiscale import multiscale_grid_sample
-    return multiscale_grid_sample(input, grid, align_corners=align_corners,
-                                  padding_mode=padding_mode, **method_options)
+        out = linearized_grid_sample(input, grid, align_corners=align_corners,
+                                     padding_mode=padding_mode, **method_options)
+    else:
+        from .multiscale import multiscale_grid_sample
+        out = multiscale_grid_sample(input, grid, align_corners=align_corners,
+                                     padding_mode=padding_mode, **method_options)
+    return out.masked_fill(bad.permute(0, 3, 1, 2), float("nan"))  # (N, 1, h, w) mask

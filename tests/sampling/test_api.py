@@ -101,3 +101,23 @@ def test_check_sampler_inputs_returns_sizes():
     x, grid = _inputs()
     dims = check_sampler_inputs(x, grid, fn="f")
     assert (dims["N"], dims["C"], dims["H"], dims["W"], dims["h"], dims["w"]) == (2, 3, 9, 8, 4, 5)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "linearized", "multiscale"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_non_finite_locations_give_nan_and_no_crash(method, padding_mode):
+    """F.grid_sample (torch 2.13 CPU, border) gives finite garbage at NaN and segfaults in
+    backward; sampling.grid_sample must give NaN there, finite values and gradients elsewhere."""
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    g = (torch.rand(2, 3, 3, 2, dtype=torch.float64) * 1.6 - 0.8)
+    g[0, 1, 2, 0] = float("nan")
+    g[1, 0, 0, 1] = float("inf")
+    g.requires_grad_(True)
+    out = sampling.grid_sample(x, g, method=method, padding_mode=padding_mode)
+    bad = torch.zeros(2, 3, 3, dtype=torch.bool)
+    bad[0, 1, 2] = bad[1, 0, 0] = True
+    assert torch.isnan(out.permute(0, 2, 3, 1)[bad]).all()
+    assert torch.isfinite(out.permute(0, 2, 3, 1)[~bad]).all()
+    out.nan_to_num(0.0).sum().backward()
+    assert torch.isfinite(g.grad).all() and torch.isfinite(x.grad).all()
+    assert (g.grad[bad] == 0).all()
