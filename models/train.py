@@ -639,8 +639,10 @@ def load_data(variant: str, device: str, *, train_digits=None, test_digits=None)
         tr_x, tr_y = tr_x[:train_digits], tr_y[:train_digits]
     if test_digits is not None:
         te_x, te_y = te_x[:test_digits], te_y[:test_digits]
+    # 000 App. A.1 cuts the (T)/(S) clutter fragments from MNIST *training* images, for
+    # the test perturbations too.
     return (PerturbedMNIST(variant, tr_x, tr_y, device=device),
-            PerturbedMNIST(variant, te_x, te_y, device=device))
+            PerturbedMNIST(variant, te_x, te_y, device=device, clutter_images=tr_x))
 
 
 def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = False,
