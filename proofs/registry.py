@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -152,6 +153,19 @@ class CheckContext:
         d = self.out_dir / "figures"
         d.mkdir(parents=True, exist_ok=True)
         return d / name
+
+    def draw(self, name: str, draw: Callable[[dict, Path], Any], data: dict) -> str | None:
+        """Draw a figure from saved ``data`` as ``figures/<name>``; return that relative path.
+
+        A drawing problem must not change a verdict: it is reported on stderr and the
+        check gets no figure (``None``).
+        """
+        try:
+            draw(data, self.figure_path(name))
+            return f"figures/{name}"
+        except Exception as e:  # noqa: BLE001 - reported, verdict unchanged
+            print(f"warning: figure {name} not drawn: {type(e).__name__}: {e}", file=sys.stderr)
+            return None
 
 
 @dataclass

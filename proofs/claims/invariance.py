@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 
 import numpy as np
 import sympy as sp
@@ -168,21 +167,6 @@ def _one_thread(fn):
             torch.set_num_threads(n)
 
     return wrapper
-
-
-def _fig(ctx, name: str, draw, data: dict) -> str | None:
-    """Draw a figure from saved ``data`` into the output directory.
-
-    A drawing problem must not change a verdict: it is reported on stderr and the
-    check gets no figure.
-    """
-    try:
-        path = ctx.figure_path(name)
-        draw(data, path)
-        return f"figures/{name}"
-    except Exception as e:  # noqa: BLE001 - reported, verdict unchanged
-        print(f"warning: figure {name} not drawn: {type(e).__name__}: {e}", file=sys.stderr)
-        return None
 
 
 def _rot_matrix(
@@ -577,9 +561,8 @@ def inv3_search(ctx):
     }
     from figures.invariance import alignment_landscape
 
-    ev.figure = _fig(
-        ctx, "inv3_landscape.png", alignment_landscape, ev.data["rows"][0]["landscape"]
-    )
+    ev.figure = ctx.draw("inv3_landscape.png", alignment_landscape,
+                         ev.data["rows"][0]["landscape"])
     c, i = cnn.numbers, iso.numbers
     ev.summary = (
         f"{n}+{n} random T_h: random-CNN minimiser within {c['max_angle_deg_deviation']:.1f}°, "
@@ -690,8 +673,8 @@ def inv4_exact(ctx):
     }
     from figures.invariance import channel_shift_heatmap, feature_maps
 
-    ev.figure = _fig(ctx, "inv4_channel_shift.png", channel_shift_heatmap, ev.data["heatmap"])
-    extra = _fig(ctx, "inv4_feature_maps.png", feature_maps, ev.data["feature_maps"])
+    ev.figure = ctx.draw("inv4_channel_shift.png", channel_shift_heatmap, ev.data["heatmap"])
+    extra = ctx.draw("inv4_feature_maps.png", feature_maps, ev.data["feature_maps"])
     ev.data["figures"] = [extra] if extra else []
     ev.numbers["found_permutation_k1"] = r1["found_permutation"]
     ev.numbers["spatial_errors"] = [r["spatial_error"] for r in ev.data["rows"]]
@@ -752,7 +735,7 @@ def inv4_landscape(ctx):
     }
     from figures.invariance import alignment_landscape
 
-    ev.figure = _fig(ctx, "inv4_rotation_landscape.png", alignment_landscape, ev.data["landscape"])
+    ev.figure = ctx.draw("inv4_rotation_landscape.png", alignment_landscape, ev.data["landscape"])
     ev.summary = (
         f"T_h = +90° (bilinear): best spatial-only error {sp_.error:.2f}; with the best "
         f"permutation {pe.error:.3f} at T_g = {found:.1f}° (T_h^-1 = -90°)"
@@ -860,8 +843,8 @@ def inv5_scaling(ctx):
     }
     from figures.invariance import error_vs_log_scale, scale_landscape
 
-    ev.figure = _fig(ctx, "inv5_error_vs_log_scale.png", error_vs_log_scale, ev.data)
-    extra = _fig(ctx, "inv5_scale_landscape.png", scale_landscape, ev.data)
+    ev.figure = ctx.draw("inv5_error_vs_log_scale.png", error_vs_log_scale, ev.data)
+    extra = ctx.draw("inv5_scale_landscape.png", scale_landscape, ev.data)
     ev.data["figures"] = [extra] if extra else []
     summary = (
         "random CNN, best error (T_g + channel mix) by s: "

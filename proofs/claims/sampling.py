@@ -11,11 +11,7 @@ deliberately wrong derivative or an inverted comparison and see it fail.
 
 from __future__ import annotations
 
-try:
-    import proofs.claims.sampling_core  # noqa: F401 - registers SMP-1, SMP-3, SMP-4, SMP-5
-except ModuleNotFoundError as _e:  # written by another engineer; absent until then
-    if _e.name != "proofs.claims.sampling_core":
-        raise
+import proofs.claims.sampling_core  # noqa: F401 - registers SMP-1, SMP-3, SMP-4, SMP-5
 
 from collections.abc import Sequence
 from functools import lru_cache
@@ -217,14 +213,9 @@ def _smp6(ctx: CheckContext, quick: bool) -> Evidence:
     res = smp6_run(ctx, quick=quick)
     ev = smp6_evaluate(res["summary"], downsamples=res["downsamples"])
     ev.data = {k: res[k] for k in ("methods", "downsamples", "summary", "images", "config")}
-    try:
-        from figures.sampling import basin_figure
+    from figures.sampling import basin_figure
 
-        name = f"smp6_basin{'_quick' if quick else ''}.png"
-        basin_figure(ev.data, ctx.figure_path(name))
-        ev.figure = f"figures/{name}"
-    except ModuleNotFoundError:  # pragma: no cover - matplotlib is a dependency
-        pass
+    ev.figure = ctx.draw(f"smp6_basin{'_quick' if quick else ''}.png", basin_figure, ev.data)
     return ev
 
 
@@ -289,14 +280,10 @@ def _smp7(ctx: CheckContext, quick: bool) -> Evidence:
     ev.data["results"] = {dn: {m: {d: {kk: vv for kk, vv in c.items() if kk != "errors"}
                                    for d, c in byd.items()} for m, byd in r.items()}
                           for dn, r in res["results"].items()}
-    try:
-        from figures.sampling import alignment_figure
+    from figures.sampling import alignment_figure
 
-        name = f"smp7_alignment{'_quick' if quick else ''}.png"
-        alignment_figure(ev.data, ctx.figure_path(name))
-        ev.figure = f"figures/{name}"
-    except ModuleNotFoundError:  # pragma: no cover
-        pass
+    ev.figure = ctx.draw(f"smp7_alignment{'_quick' if quick else ''}.png", alignment_figure,
+                         ev.data)
     return ev
 
 

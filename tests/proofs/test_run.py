@@ -99,3 +99,21 @@ def test_help(capsys):
         cli.main(["prove", "--help"])
     assert e.value.code == 0
     assert "--quick" in capsys.readouterr().out
+
+
+def test_a_failing_figure_does_not_change_the_verdict(tmp_path, capsys):
+    from proofs.registry import CheckContext
+
+    ctx = CheckContext(out_dir=tmp_path)
+
+    def broken(data, path):
+        raise RuntimeError("no ink")
+
+    assert ctx.draw("x.png", broken, {}) is None
+    assert "figure x.png not drawn: RuntimeError: no ink" in capsys.readouterr().err
+
+    def ok(data, path):
+        path.write_bytes(b"png")
+
+    assert ctx.draw("y.png", ok, {}) == "figures/y.png"
+    assert (tmp_path / "figures" / "y.png").read_bytes() == b"png"
