@@ -72,6 +72,14 @@ class AlignmentError:
     aligned: torch.Tensor | None = field(default=None, repr=False)
 
 
+def check_feature_pair(reference, transformed, mode: str, *, fn: str) -> dict[str, int]:
+    """Validate two ``(N, C, h, w)`` feature maps of equal shape and an alignment ``mode``."""
+    dims = check_shape(reference, "N C h w", name="reference", fn=fn)
+    check_shape(transformed, "N C h w", name="transformed", fn=fn, dims=dims)
+    check_choice(mode, MODES, name="mode", fn=fn)
+    return dims
+
+
 def relative_error(aligned: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor):
     """Relative errors of ``aligned`` against ``ref`` inside ``mask``.
 
@@ -140,10 +148,7 @@ def feature_alignment_error(
     Returns:
         :class:`AlignmentError`.
     """
-    fn = "feature_alignment_error"
-    dims = check_shape(reference, "N C h w", name="reference", fn=fn)
-    check_shape(transformed, "N C h w", name="transformed", fn=fn, dims=dims)
-    check_choice(mode, MODES, name="mode", fn=fn)
+    dims = check_feature_pair(reference, transformed, mode, fn="feature_alignment_error")
     mask = central_mask(dims["h"], dims["w"], radius, device=reference.device)
     aligned = transformed if t_g is None else transform(transformed, t_g)
     aligned, perm, mix = align_channels(aligned, reference, mask, mode)

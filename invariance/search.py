@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import torch
 
 from sampling import geometry
-from sampling.checks import check_choice, check_shape
+from sampling.checks import check_choice
 
 from . import channels as ch
-from .alignment import MODES, align_channels, relative_error
+from .alignment import MODES, align_channels, check_feature_pair, relative_error
 from .warps import central_mask, region_info, warp
 
 __all__ = ["SearchSpace", "SearchResult", "search_alignment", "PARAM_NAMES"]
@@ -217,9 +217,7 @@ def search_alignment(
         :class:`SearchResult`.
     """
     fn = "search_alignment"
-    dims = check_shape(reference, "N C h w", name="reference", fn=fn)
-    check_shape(transformed, "N C h w", name="transformed", fn=fn, dims=dims)
-    check_choice(mode, MODES, name="mode", fn=fn)
+    dims = check_feature_pair(reference, transformed, mode, fn=fn)
     for m_ in landscape_modes:
         check_choice(m_, MODES, name="landscape_modes", fn=fn)
     space = space or SearchSpace.affine()

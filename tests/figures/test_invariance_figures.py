@@ -9,9 +9,10 @@ import pytest
 from figures import invariance as fig
 
 
-def _png(path):
+def _is_png(path) -> bool:
+    """A real PNG file with some content (a blank canvas is smaller than 2 kB)."""
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
 
 
 def test_alignment_landscape(tmp_path):
@@ -25,7 +26,7 @@ def test_alignment_landscape(tmp_path):
         },
         "scale_error_mix": {"log_scale": [-0.2, 0.0, 0.2], "error": [0.3, 0.2, 0.1]},
     }
-    _png(fig.alignment_landscape(data, tmp_path / "a.png"))
+    assert _is_png(fig.alignment_landscape(data, tmp_path / "a.png"))
 
 
 def test_alignment_landscape_rejects_empty(tmp_path):
@@ -35,7 +36,7 @@ def test_alignment_landscape_rejects_empty(tmp_path):
 
 def test_heatmap_error_curve_feature_maps(tmp_path):
     sim = [[1.0 if i == (j + 1) % 4 else 0.1 for j in range(4)] for i in range(4)]
-    _png(
+    assert _is_png(
         fig.channel_shift_heatmap(
             {"before": sim, "after": sim, "permutation": [1, 2, 3, 0]}, tmp_path / "h.png"
         )
@@ -49,9 +50,9 @@ def test_heatmap_error_curve_feature_maps(tmp_path):
         }
         for s, e in ((0.5, 0.2), (1.0, 0.0), (2.0, 0.15))
     ]
-    _png(fig.error_vs_log_scale({"rows": rows, "floor": 0.02}, tmp_path / "e.png"))
+    assert _is_png(fig.error_vs_log_scale({"rows": rows, "floor": 0.02}, tmp_path / "e.png"))
     maps = [[[float(i * j) for j in range(8)] for i in range(8)]] * 2
-    _png(
+    assert _is_png(
         fig.feature_maps(
             {
                 "reference": maps,
@@ -80,7 +81,7 @@ def test_draw_from_report(tmp_path):
     p.write_text(json.dumps(report))
     drawn = fig.draw_from_report(p, tmp_path / "out")
     assert [d.name for d in drawn] == ["inv5_error_vs_log_scale.png"]
-    _png(drawn[0])
+    assert _is_png(drawn[0])
 
 
 def test_scale_landscape_from_inv5_data(tmp_path):
@@ -89,4 +90,4 @@ def test_scale_landscape_from_inv5_data(tmp_path):
         {"s": 1.0, "landscape": land, "spatial_found_log_scale": 0.0},
         {"s": 2.0, "landscape": land, "spatial_found_log_scale": -0.7},
     ]
-    _png(fig.scale_landscape({"rows": rows}, tmp_path / "s.png"))
+    assert _is_png(fig.scale_landscape({"rows": rows}, tmp_path / "s.png"))
