@@ -381,7 +381,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     Args:
         cfg: the run's configuration.
         run_dir: directory of this run (created).
-        train_data: has ``train_batch(batch_size, generator) -> PerturbedBatch`` (e.g.
+        train_data: has ``train_batches(batch_size, generators)`` or
+            ``train_batch(batch_size, generator) -> PerturbedBatch`` (e.g.
             :class:`models.data.perturb.PerturbedMNIST`), on ``cfg.device``.
         test_data: has ``test_set(n_perturb, seed, batch_size)``; None skips evaluation.
         resume: continue from ``run_dir/checkpoint.pt``. Without it, a run directory that
@@ -446,45 +447,60 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     win_loss = torch.zeros(S, device=cfg.device)
     win_err = torch.zeros(S, device=cfg.device)
     win_n = 0
+    # Non-finite losses are recorded on the device (first bad step per seed, -1 = none)
+    # and looked at only where the host syncs anyway (log lines, checkpoints, the end):
+    # a host check every step would stall a GPU once per step.
+    first_bad = torch.full((S,), -1, dtype=torch.long, device=cfg.device)
     t_start = time.perf_counter()
     start_step = step
     last_loss = float("nan")
+
+    def check_finite():
+        if int(first_bad.max()) < 0:
+            return
+        fb = first_bad.tolist()
+        bad = min((s for s in range(S) if fb[s] >= 0), key=lambda s: fb[s])
+        last = (f"{ckpt_path} (step {int(load_checkpoint(ckpt_path)['step'])})"
+                if ckpt_path.exists() else "none written yet")
+        msg = (f"train: {label} diverged at step {fb[bad]}: non-finite loss for seed "
+               f"{cfg.seeds[bad]}; last good checkpoint: {last}")
+        _write_json(run_dir / "diverged.json", {"step": fb[bad], "seed": cfg.seeds[bad],
+                                                "message": msg})
+        bar.close()
+        raise TrainingDiverged(msg)
+
     while step < cfg.total_steps:
-        batches = [train_data.train_batch(cfg.batch_size, g) for g in gens]
-        x = torch.stack([b.images for b in batches])  # (S, B, C, H, W)
-        y = torch.stack([b.labels for b in batches])  # (S, B)
+        if hasattr(train_data, "train_batches"):  # all seeds' batches in one rendering
+            x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
+        else:
+            batches = [train_data.train_batch(cfg.batch_size, g) for g in gens]
+            x = torch.stack([b.images for b in batches])
+            y = torch.stack([b.labels for b in batches])
         grads, loss, logits = step_fn(params, x, y)
-        finite = torch.isfinite(loss)
-        if not bool(finite.all()):
-            bad = int((~finite).nonzero()[0, 0])
-            last = (f"{ckpt_path} (step {int(load_checkpoint(ckpt_path)['step'])})"
-                    if ckpt_path.exists() else "none written yet")
-            msg = (f"train: {label} diverged at step {step + 1}: loss {float(loss[bad])} for "
-                   f"seed {cfg.seeds[bad]}; last good checkpoint: {last}")
-            _write_json(run_dir / "diverged.json", {"step": step + 1, "seed": cfg.seeds[bad],
-                                                    "message": msg})
-            bar.close()
-            raise TrainingDiverged(msg)
         lr = cfg.lr_at(step)
         with torch.no_grad():
             params = {k: p - lr * grads[k] for k, p in params.items()}
-        step += 1
-        win_loss += loss.detach()
-        win_err += (logits.argmax(-1) != y).float().mean(-1)
+            step += 1
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+            win_loss += loss.detach()
+            win_err += (logits.argmax(-1) != y).float().mean(-1)
         win_n += 1
-        if step % cfg.log_every == 0 or step == cfg.total_steps:
+        at_log = step % cfg.log_every == 0 or step == cfg.total_steps
+        at_ckpt = step % cfg.checkpoint_every == 0 or step == cfg.total_steps
+        stopping = stop_after is not None and step >= stop_after
+        if at_log or at_ckpt or stopping:
+            check_finite()
+        if at_log:
             wl, we = (win_loss / win_n).tolist(), (win_err / win_n).tolist()
             with log_path.open("a") as f:
                 f.write(json.dumps({"step": step, "lr": lr, "loss": wl, "train_error": we,
                                     "wall_s": round(time.perf_counter() - t_start, 3)}) + "\n")
             last_loss = sum(wl) / S
-            bar.update(step, last_loss, sum(we) / S, force=True)
+            bar.update(step, last_loss, sum(we) / S, force=step == cfg.total_steps)
             win_loss.zero_()
             win_err.zero_()
             win_n = 0
-        else:
-            bar.update(step, float(loss.mean()), float((logits.argmax(-1) != y).float().mean()))
-        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
+        if at_ckpt:
             if not all(bool(torch.isfinite(p).all()) for p in params.values()):
                 msg = (f"train: {label} diverged at step {step}: non-finite parameters after "
                        f"a finite loss; last good checkpoint: "
@@ -493,7 +509,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                 bar.close()
                 raise TrainingDiverged(msg)
             save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg)
-        if stop_after is not None and step >= stop_after and step < cfg.total_steps:
+        if stopping and step < cfg.total_steps:
             bar.close()
             return None
     bar.close()

@@ -199,7 +199,9 @@ def test_on_device(variant, device):
         gpu = perturb(variant, d.to(device), torch.zeros(6, dtype=torch.long, device=device),
                       generator=torch.Generator().manual_seed(1),
                       clutter_source=synthetic_digits(6, 5))
-        torch.testing.assert_close(gpu.images.cpu(), cpu.images, atol=1e-4, rtol=0)
+        # float32 warps round differently on the GPU (fused multiply-adds); standardized
+        # values reach ~10, so compare relative to them too
+        torch.testing.assert_close(gpu.images.cpu(), cpu.images, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(gpu.bbox.cpu(), cpu.bbox)
 
 
@@ -444,6 +446,31 @@ def test_train_batch_is_fresh_and_seeded(variant):
     ref = perturb(variant, ds.images[idx], ds.labels[idx], generator=g,
                   clutter_source=ds.clutter_images)
     assert torch.equal(ref.images, a.images) and torch.equal(ref.labels, a.labels)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_train_batches_equal_one_batch_per_generator(variant, device):
+    ds = PerturbedMNIST(variant, synthetic_digits(0, 9), torch.arange(9) % 10, device=device)
+    gens = [torch.Generator(device=device).manual_seed(s) for s in (3, 4, 5)]
+    ref_gens = [torch.Generator(device=device).manual_seed(s) for s in (3, 4, 5)]
+    for _ in range(2):  # and the generators advance exactly as train_batch advances them
+        x, y = ds.train_batches(6, gens)
+        ref = [ds.train_batch(6, g) for g in ref_gens]
+        assert x.shape == (3, 6) + ref[0].images.shape[1:] and y.shape == (3, 6)
+        torch.testing.assert_close(x, torch.stack([r.images for r in ref]), atol=1e-5,
+                                   rtol=1e-5)
+        assert torch.equal(y, torch.stack([r.labels for r in ref]))
+    assert all(torch.equal(g.get_state(), r.get_state()) for g, r in zip(gens, ref_gens))
+
+
+def test_train_batches_rejects_bad_arguments():
+    ds = small_dataset("R")
+    with pytest.raises(ValueError, match="batch_size"):
+        ds.train_batches(0, [torch.Generator()])
+    with pytest.raises(ValueError, match="torch.Generator"):
+        ds.train_batches(2, [])
+    with pytest.raises(ValueError, match="torch.Generator"):
+        ds.train_batches(2, [0])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -135,6 +135,15 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, d
     assert (tmp_path / "diverged.json").exists()
 
 
+def test_nan_between_checks_reports_its_own_step(tmp_path, data_r):
+    # The host looks at the device-side record only at log/checkpoint steps; the
+    # message must still name the first bad step and seed, not the step of the check.
+    cfg = _cfg(seeds=(0, 1), checkpoint_every=6, log_every=6, iters=8, iters_low=0)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 4: .*seed 0.*none written"):
+        train(cfg, tmp_path, _NaNData(data_r, 6), None, progress=False)
+    assert json.loads((tmp_path / "diverged.json").read_text())["step"] == 4
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(net="STN-X9"), "net"),
     (dict(variant="Q"), "variant"),
