@@ -61,6 +61,14 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
     bad = ~torch.isfinite(grid).all(-1, keepdim=True)  # (N, h, w, 1)
     grid = torch.where(bad, torch.zeros_like(grid), grid)
     if method == "bilinear":
+        if input.is_cuda and not input.requires_grad:
+            # Work around a PyTorch bug (seen with torch 2.11 + CUDA 13 on an H100):
+            # under torch.func.vmap(grad(...)), the CUDA grid_sampler_2d_backward with no
+            # input gradient requested fails with "Expected a proper Tensor but got None".
+            # Tying the input to the (finite) grid by an exact zero makes autograd ask for
+            # the input gradient; values are unchanged and the grid gets an exact zero
+            # from it. Costs one input-sized add and the input gradient on CUDA only.
+            input = input + 0 * grid[:, :1, :1, :1]  # (N, 1, 1, 1)
         out = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
                             align_corners=align_corners)
     elif method == "linearized":

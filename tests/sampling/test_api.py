@@ -121,3 +121,26 @@ def test_non_finite_locations_give_nan_and_no_crash(method, padding_mode):
     out.nan_to_num(0.0).sum().backward()
     assert torch.isfinite(g.grad).all() and torch.isfinite(x.grad).all()
     assert (g.grad[bad] == 0).all()
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border"])
+def test_vmapped_grid_gradient_with_a_fixed_input(padding_mode, device):
+    # An STN on its input image under torch.func: the image is not differentiated, the
+    # affine parameters are, one set per seed (vmap). On CUDA this is the case that hit a
+    # PyTorch bug (see sampling.api); on every device it must equal plain autograd.
+    from torch.func import grad, vmap
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(3, 2, 1, 9, 9, generator=g).to(device)  # (seeds, N, C, H, W)
+    theta = (torch.eye(2, 3) + 0.1 * torch.randn(3, 2, 3, generator=g)).to(device)
+
+    def loss(th, x):
+        grid = F.affine_grid(th.expand(x.shape[0], 2, 3), (x.shape[0], 1, 7, 7),
+                             align_corners=False)
+        return grid_sample(x, grid, padding_mode=padding_mode).square().sum()
+
+    got = vmap(grad(loss))(theta, img)
+    for i in range(3):
+        th = theta[i].clone().requires_grad_(True)
+        (ref,) = torch.autograd.grad(loss(th, img[i]), th)
+        torch.testing.assert_close(got[i], ref, **tol(torch.float32))

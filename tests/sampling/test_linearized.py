@@ -299,17 +299,18 @@ def test_noise_is_shared_across_the_batch():
 
 
 @pytest.mark.parametrize("n", [1, 40])
-def test_tiling_does_not_change_the_result(n, monkeypatch):
+def test_tiling_does_not_change_the_result(n, monkeypatch, device):
     import sampling.linearized as lin
 
-    x = torch.rand(n, 2, 10, 10, generator=_gen(0), dtype=torch.float64)
-    grid = _affine_grid(n, 6, 7, 0.3, 0.8, (0.0, 0.0), torch.float64, "cpu")
-    g = torch.randn(n, 2, 6, 7, generator=_gen(1), dtype=torch.float64)
+    x = torch.rand(n, 2, 10, 10, generator=_gen(0), dtype=torch.float64).to(device)
+    grid = _affine_grid(n, 6, 7, 0.3, 0.8, (0.0, 0.0), torch.float64, device)
+    g = torch.randn(n, 2, 6, 7, generator=_gen(1), dtype=torch.float64).to(device)
     kw = dict(seed=0, num_samples=8, sigma=1.0, collapse_noise=True, eps=1e-3,
               align_corners=False, padding_mode="zeros")
     ref = fit_local_gradient(x, grid, g, **kw)
     monkeypatch.setattr(lin, "_TILE_MIN", 50)  # one image and a few auxiliaries per tile
     monkeypatch.setattr(lin, "_TILE_MAX", 50)
+    monkeypatch.setattr(lin, "_TILE_MAX_CUDA", 50)
     torch.testing.assert_close(fit_local_gradient(x, grid, g, **kw), ref)
 
 
