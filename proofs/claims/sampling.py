@@ -346,3 +346,77 @@ def _ablation_aucs(ctx: CheckContext, th_max: float) -> dict:
                             generator=torch.Generator(device=ctx.device).manual_seed(ctx.seed))
         aucs[key] = ex.recall_auc(r.errors, th_max)
     return aucs
+
+
+# ------------------------------------------------------- SMP-6 / SMP-7: the paper-scale record
+#: Where ``stnlab experiment ... --scale paper`` results are committed, under the results dir.
+PAPER_RECORD = "samplers-paper"
+
+
+def _paper_record(ctx: CheckContext, name: str) -> tuple[dict | None, Evidence | None]:
+    """The committed paper-scale result ``name`` (e.g. ``"alignment"``), or a not-run Evidence.
+
+    A record at another scale is refused: only 003's sizes (80 trials, 384 px images) count.
+    """
+    import json
+    from pathlib import Path
+
+    where = Path(ctx.results_dir or "results") / PAPER_RECORD / f"{name}.json"
+    if not where.exists():
+        return None, Evidence.not_run(
+            f"no paper-scale record {where}; run `stnlab experiment {name} --scale paper "
+            f"--device cuda --out {where.parent}` (a GPU helps)")
+    rec = json.loads(where.read_text())
+    if rec.get("scale") != "paper":
+        return None, Evidence.not_run(f"{where} is at scale {rec.get('scale')!r}, not 'paper'")
+    return rec, None
+
+
+def _record_note(rec: dict) -> str:
+    return (f"read from the committed record ({rec['scale']} scale, {rec['device']}, "
+            f"{rec['date']}, commit {str(rec['versions'].get('git_sha'))[:7]})")
+
+
+@check("SMP-6", quick=True, name="smp6_paper_record")
+def smp6_paper_record(ctx: CheckContext) -> Evidence:
+    """The committed paper-scale gradient field (6 images, 21^2 offsets) judged by SMP-6's rule."""
+    rec, missing = _paper_record(ctx, "gradient-field")
+    if missing:
+        return missing
+    ev = smp6_evaluate(rec["summary"], downsamples=rec["downsamples"])
+    ev.summary = f"{ev.summary}; {_record_note(rec)}"
+    return ev
+
+
+@check("SMP-7", quick=True, name="smp7_alignment_paper_record")
+def smp7_alignment_paper_record(ctx: CheckContext) -> Evidence:
+    """The committed paper-scale alignment (80 trials, 384 px, 500 steps) judged by SMP-7's rule."""
+    rec, missing = _paper_record(ctx, "alignment")
+    if missing:
+        return missing
+    ev = smp7_evaluate(rec["results"], downsamples=rec["downsamples"])
+    ev.summary = f"{ev.summary}; {_record_note(rec)}"
+    return ev
+
+
+def smp7_ablation_aucs_from_records(k_rec: dict, collapse_rec: dict) -> tuple[dict, dict]:
+    """``({4: auc, 32: auc}, {"on": auc, "off": auc})`` at 4x down / 4x up from ablation records."""
+    k_auc = {int(e["options"]["num_samples"]): e["auc"] for e in k_rec["entries"]
+             if e["method"] == "linearized"}
+    up4 = [e for e in collapse_rec["entries"] if e["group"] == "4x"]
+    collapse_auc = {e["variant"]: e["auc"] for e in up4}
+    return k_auc, collapse_auc
+
+
+@check("SMP-7", quick=True, name="smp7_ablations_paper_record")
+def smp7_ablations_paper_record(ctx: CheckContext) -> Evidence:
+    """The committed paper-scale K and collapse-prevention ablations judged by SMP-7's rule."""
+    k_rec, missing = _paper_record(ctx, "ablation-k")
+    if missing:
+        return missing
+    c_rec, missing = _paper_record(ctx, "ablation-collapse")
+    if missing:
+        return missing
+    ev = smp7_ablation_evaluate(*smp7_ablation_aucs_from_records(k_rec, c_rec))
+    ev.summary = f"{ev.summary}; {_record_note(k_rec)}"
+    return ev

@@ -15,9 +15,12 @@ def test_claims_are_registered_with_quick_and_full_checks():
     claims = load_all()
     for cid in ("SMP-2", "SMP-6", "SMP-7"):
         assert cid in claims and claims[cid].checks
-    assert [c.quick for c in claims["SMP-6"].checks] == [True, False]
-    assert {c.name for c in claims["SMP-7"].checks} == {"smp7_alignment_quick", "smp7_alignment",
-                                                        "smp7_ablations"}
+    assert [(c.name, c.quick) for c in claims["SMP-6"].checks] == [
+        ("smp6_gradient_field_quick", True), ("smp6_gradient_field", False),
+        ("smp6_paper_record", True)]
+    assert {c.name for c in claims["SMP-7"].checks} == {
+        "smp7_alignment_quick", "smp7_alignment", "smp7_ablations",
+        "smp7_alignment_paper_record", "smp7_ablations_paper_record"}
 
 
 # ---------------------------------------------------------------------------- SMP-2
@@ -135,3 +138,58 @@ def test_evidence_is_json_friendly(tmp_path: Path):
 
     ev = cs.smp6_evaluate(_summary([0.9] * 4, [0.1] * 4))
     assert json.loads(json.dumps(ev.to_json()))["status"] == ev.status == "verified"
+
+
+# ------------------------------------------------------------ paper-scale records (committed)
+RECORDS = Path(__file__).resolve().parents[2] / "results"
+
+
+def _copy_records(tmp_path, edit=None, scale="paper"):
+    import json
+    import shutil
+
+    d = tmp_path / cs.PAPER_RECORD
+    d.mkdir()
+    for name in ("gradient-field", "alignment", "ablation-k", "ablation-collapse"):
+        src = RECORDS / cs.PAPER_RECORD / f"{name}.json"
+        if not src.exists():
+            pytest.skip(f"no committed record {src}")
+        rec = json.loads(src.read_text())
+        rec["scale"] = scale
+        if edit:
+            edit(name, rec)
+        (d / f"{name}.json").write_text(json.dumps(rec))
+    return CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path)
+
+
+def test_paper_records_are_judged_by_the_claims_rules(tmp_path):
+    ctx = _copy_records(tmp_path)
+    assert cs.smp6_paper_record(ctx).status == "verified"
+    # The committed 003-scale alignment disagrees with 003 at 4x (multi-scale 0.64 vs
+    # linearized 0.62 AUC on natural images): the check must say so, not pass.
+    ev = cs.smp7_alignment_paper_record(ctx)
+    assert ev.status == "failed" and "committed record" in ev.summary
+    assert cs.smp7_ablations_paper_record(ctx).status == "verified"
+
+
+def test_paper_records_fail_when_the_numbers_are_swapped(tmp_path):
+    def swap(name, rec):
+        if name == "gradient-field":  # bilinear's basin becomes linearized's and back
+            s = rec["summary"]
+            s["linearized"], s["bilinear"] = s["bilinear"], s["linearized"]
+        if name == "ablation-k":  # K = 4 and K = 32 trade places
+            e = {x["options"].get("num_samples"): x for x in rec["entries"]}
+            e[4]["auc"], e[32]["auc"] = e[32]["auc"], e[4]["auc"]
+    ctx = _copy_records(tmp_path, swap)
+    assert cs.smp6_paper_record(ctx).status == "failed"
+    assert cs.smp7_ablations_paper_record(ctx).status == "failed"
+
+
+def test_paper_records_missing_or_at_another_scale_are_not_run(tmp_path):
+    empty = CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path)
+    for fn in (cs.smp6_paper_record, cs.smp7_alignment_paper_record,
+               cs.smp7_ablations_paper_record):
+        assert fn(empty).status == "not run"
+    small = _copy_records(tmp_path, scale="small")
+    ev = cs.smp7_alignment_paper_record(small)
+    assert ev.status == "not run" and "not 'paper'" in ev.summary

@@ -144,3 +144,15 @@ def test_vmapped_grid_gradient_with_a_fixed_input(padding_mode, device):
         th = theta[i].clone().requires_grad_(True)
         (ref,) = torch.autograd.grad(loss(th, img[i]), th)
         torch.testing.assert_close(got[i], ref, **tol(torch.float32))
+
+
+def test_autocast_promotes_mixed_dtypes_like_f_grid_sample():
+    x = torch.rand(2, 1, 6, 6)
+    grid = torch.zeros(2, 3, 3, 2, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="same dtype"):  # outside autocast: a user mistake
+        grid_sample(x, grid)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = grid_sample(x, grid)
+        ref = F.grid_sample(x, grid.float(), align_corners=False)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
