@@ -377,26 +377,28 @@ def _record_note(rec: dict) -> str:
             f"{rec['date']}, commit {str(rec['versions'].get('git_sha'))[:7]})")
 
 
+def _judge_record(ctx: CheckContext, name: str, evaluate) -> Evidence:
+    """``evaluate(record)`` of the committed paper-scale record ``name``, its provenance noted."""
+    rec, missing = _paper_record(ctx, name)
+    if missing:
+        return missing
+    ev = evaluate(rec)
+    ev.summary = f"{ev.summary}; {_record_note(rec)}"
+    return ev
+
+
 @check("SMP-6", quick=True, name="smp6_paper_record")
 def smp6_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale gradient field (6 images, 21^2 offsets) judged by SMP-6's rule."""
-    rec, missing = _paper_record(ctx, "gradient-field")
-    if missing:
-        return missing
-    ev = smp6_evaluate(rec["summary"], downsamples=rec["downsamples"])
-    ev.summary = f"{ev.summary}; {_record_note(rec)}"
-    return ev
+    return _judge_record(ctx, "gradient-field", lambda r: smp6_evaluate(
+        r["summary"], downsamples=r["downsamples"]))
 
 
 @check("SMP-7", quick=True, name="smp7_alignment_paper_record")
 def smp7_alignment_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale alignment (80 trials, 384 px, 500 steps) judged by SMP-7's rule."""
-    rec, missing = _paper_record(ctx, "alignment")
-    if missing:
-        return missing
-    ev = smp7_evaluate(rec["results"], downsamples=rec["downsamples"])
-    ev.summary = f"{ev.summary}; {_record_note(rec)}"
-    return ev
+    return _judge_record(ctx, "alignment", lambda r: smp7_evaluate(
+        r["results"], downsamples=r["downsamples"]))
 
 
 def smp7_ablation_aucs_from_records(k_rec: dict, collapse_rec: dict) -> tuple[dict, dict]:
