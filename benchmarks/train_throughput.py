@@ -8,9 +8,10 @@ each measurement:
 * ``graph``: the same step captured once in a CUDA graph and replayed (CUDA only); its
   loss is compared with the eager step's on the same batch and parameters.
 
-``--modes`` picks how the step runs: ``vmap`` (what ``train`` does), ``sequential`` (the
-seeds one after another, plain autograd), ``vmap_bf16`` (vmap under bf16 autocast), and
-``vmap_cudnn_benchmark`` (vmap with ``torch.backends.cudnn.benchmark = True``).
+``--modes`` picks how the step runs: a comma list of modes, each ``vmap`` (what ``train``
+does) or ``sequential`` (the seeds one after another, plain autograd), optionally followed
+by ``+bf16`` (bf16 autocast) and ``+bench`` (``torch.backends.cudnn.benchmark``); e.g.
+``vmap,sequential+bf16+bench``.
 
 Images per second = seeds x batch / (data + step). Nothing here is asserted; it prints a
 Markdown table and writes JSON (``--json``).
@@ -55,14 +56,16 @@ def _time(fn, device, n):
 def probe(variant, net, *, seeds, device, repeats, data, mode="vmap"):
     cfg = preset("paper", variant, net, seeds=tuple(range(seeds)), device=device)
     base, params = init_models(cfg)
-    torch.backends.cudnn.benchmark = mode == "vmap_cudnn_benchmark"
-    inner = make_step(base, use_vmap=seeds > 1 and mode != "sequential")
-    if mode == "vmap_bf16":
+    kind, *flags = mode.split("+")
+    if kind not in ("vmap", "sequential") or not set(flags) <= {"bf16", "bench"}:
+        raise SystemExit(f"--modes: unknown mode {mode!r}")
+    torch.backends.cudnn.benchmark = "bench" in flags
+    inner = make_step(base, use_vmap=seeds > 1 and kind == "vmap")
+    step_fn = inner
+    if "bf16" in flags:
         def step_fn(p, x, y):
             with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
                 return inner(p, x, y)
-    else:
-        step_fn = inner
     gens = [torch.Generator(device=device).manual_seed(s) for s in cfg.seeds]
     train = data
 
