@@ -1,0 +1,159 @@
+"""Lazy build and load of the fused C++ CPU kernel of the linearized sampler.
+
+The backward pass of :func:`sampling.linearized_grid_sample` on CPU runs
+``csrc/linearized_fit.cpp`` (one pass over the output pixels: footprint, the
+``K`` auxiliary bilinear samples, masking, the five sums and the 2x2 solve), built
+with :func:`torch.utils.cpp_extension.load` the first time it is needed (about
+10-20 s; needs a C++ compiler with OpenMP and ``ninja``) and cached in torch's
+extensions directory (``$TORCH_EXTENSIONS_DIR``, default
+``~/.cache/torch_extensions``) under a name that hashes the source and the flags,
+so an edited source or another torch gets its own build.
+
+* ``STNLAB_NO_EXT=1`` (any value but empty or ``0``) skips the build and makes every
+  call use the eager PyTorch path (the reference implementation).
+* If the build or the load fails (no compiler, no ninja, ...), one
+  :class:`ExtensionUnavailableWarning` says why and the eager path is used for the
+  rest of the process.
+* Processes that build at once (``pytest -n 2``) are serialized by torch's lock file
+  in the build directory; a lock older than :data:`STALE_LOCK_SECONDS` (left by a
+  killed build) is removed so no process waits on it forever.
+
+Prebuild, e.g. in a Docker image: ``python -c "import sampling._ext as e; e.load()"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+__all__ = ["load", "reset", "disabled", "status", "ExtensionUnavailableWarning",
+           "SOURCE", "STALE_LOCK_SECONDS"]
+
+#: The kernel's source, shipped as package data.
+SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
+
+#: -ffp-contract=off: no fused multiply-adds, so the result does not depend on whether
+#: the CPU has FMA (the AVX2 and portable copies of the loops agree bit for bit).
+_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+# libgomp: the same soname as the copy torch loads, so OpenMP threads are torch's.
+_LDFLAGS = ["-fopenmp"]
+
+#: A build lock older than this (seconds) is taken to be left by a killed build.
+STALE_LOCK_SECONDS = 900.0
+
+#: Run the portable copy of the kernel's loops even where the CPU has AVX2 (tests:
+#: both copies must agree bit for bit).
+portable = False
+
+
+class ExtensionUnavailableWarning(UserWarning):
+    """The fused kernel could not be built or loaded; the eager path is used."""
+
+
+_lock = threading.Lock()
+_state: dict = {"tried": False, "ops": None, "error": None, "build_seconds": None,
+                "name": None, "fused_calls": 0}
+
+
+def disabled() -> bool:
+    """Whether ``STNLAB_NO_EXT`` asks for the eager path."""
+    return os.environ.get("STNLAB_NO_EXT", "").strip() not in ("", "0")
+
+
+def _name() -> str:
+    h = hashlib.sha256()
+    h.update(SOURCE.read_bytes())
+    h.update(repr((_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2])).encode())
+    return f"stnlab_linearized_fit_{h.hexdigest()[:12]}"
+
+
+def _build_directory(name: str) -> str:
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    d = os.path.join(root, f"py{sys.version_info.major}{sys.version_info.minor}_cpu", name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _clear_stale_lock(build_dir: str) -> None:
+    lock = os.path.join(build_dir, "lock")
+    try:
+        age = time.time() - os.path.getmtime(lock)
+    except OSError:
+        return  # no lock
+    if age > STALE_LOCK_SECONDS:
+        warnings.warn(f"stnlab: removing a stale build lock ({lock}, {age:.0f} s old)",
+                      ExtensionUnavailableWarning, stacklevel=3)
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+
+
+def _build():
+    from torch.utils import cpp_extension
+
+    name = _name()
+    build_dir = _build_directory(name)
+    _clear_stale_lock(build_dir)
+    t0 = time.perf_counter()
+    cpp_extension.load(name=name, sources=[str(SOURCE)],
+                       extra_cflags=_CFLAGS + [f"-DSTNLAB_OPS_NAMESPACE={name}"],
+                       extra_ldflags=_LDFLAGS, build_directory=build_dir,
+                       is_python_module=False, verbose=False)
+    ops = getattr(torch.ops, name)
+    ops.fit, ops.simd  # resolve now: a missing op is a load failure
+    _state["build_seconds"] = time.perf_counter() - t0
+    _state["name"] = name
+    return ops
+
+
+def load():
+    """The kernel's op namespace (``ops.fit``, ``ops.simd``), or ``None`` for the eager path.
+
+    Builds at the first call (thread-safe); a failure warns once and is remembered.
+    """
+    if disabled():
+        return None
+    if not _state["tried"]:
+        with _lock:
+            if not _state["tried"]:
+                try:
+                    _state["ops"] = _build()
+                except Exception as exc:  # no compiler, no ninja, a compile error, ...
+                    text = str(exc).strip().splitlines()
+                    reason = f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+                    _state["error"] = reason
+                    warnings.warn("stnlab: the fused CPU kernel of linearized_grid_sample "
+                                  f"is unavailable ({reason}); using the eager PyTorch "
+                                  "path (several times slower). Set STNLAB_NO_EXT=1 to "
+                                  "skip the build.", ExtensionUnavailableWarning, stacklevel=2)
+                _state["tried"] = True
+    return _state["ops"]
+
+
+def reset() -> None:
+    """Forget the load attempt (the next :func:`load` tries again); for tests."""
+    with _lock:
+        _state.update(tried=False, ops=None, error=None, build_seconds=None, name=None,
+                      fused_calls=0)
+
+
+def status() -> dict:
+    """``{"tried", "available", "error", "build_seconds", "name", "fused_calls", "disabled"}``.
+
+    ``fused_calls`` counts the backward passes that ran the kernel since the last
+    :func:`reset`; ``build_seconds`` is the time :func:`load` took (compile, or a cache hit).
+    """
+    return {"tried": _state["tried"], "available": _state["ops"] is not None,
+            "error": _state["error"], "build_seconds": _state["build_seconds"],
+            "name": _state["name"], "fused_calls": _state["fused_calls"],
+            "disabled": disabled()}

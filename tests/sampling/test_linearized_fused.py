@@ -1,0 +1,451 @@
+"""Tests of the fused C++ CPU kernel of the linearized sampler's backward pass.
+
+The kernel (``sampling/csrc/linearized_fit.cpp``, built by :mod:`sampling._ext`) must
+give the eager path's numbers (:func:`fit_local_gradient` with ``STNLAB_NO_EXT=1``, the
+reference) up to rounding:
+
+* float64: ``max |fused - eager| <= 1e-10 * max |eager|`` (plus ``1e-14`` of the
+  gradient scale of a unit-range image, for the cancellation under extreme zoom).
+* float32: the two differ by more than float32's epsilon where the 2x2 solve is
+  ill-conditioned (few auxiliaries in bounds, large offsets: relative differences up
+  to ~1e-3 are normal, and the eager path is no closer to the truth). So the fused
+  result is compared with a float64 evaluation of the same float32 inputs and noise
+  (``ref``), pixel by pixel: its error must be at most ``8x`` the eager path's own
+  error, plus ``1e-4 * max |ref|``, plus ``1e-5 * kappa * |ref|`` with ``kappa`` the
+  condition number of the regularized normal matrix (a single auxiliary in bounds and
+  a small ``eps`` give ``kappa ~ 1e5``), plus ``1e-8`` of the unit-image gradient
+  scale (as for float64). A wrong sign, mask, unit or sum is off by O(1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sampling._ext as ext
+import sampling.linearized as lin
+from sampling.linearized import DEFAULT_EPS, fit_local_gradient, linearized_grid_sample
+from tests.conftest import DTYPES
+
+
+@pytest.fixture(scope="module")
+def ops():
+    """The loaded kernel (built here at first use), or skip where it cannot be."""
+    o = ext.load()
+    if o is None:
+        st_ = ext.status()
+        if os.environ.get("CI") and not st_["disabled"]:  # CI must exercise the kernel
+            pytest.fail(f"fused kernel unavailable in CI: {st_['error']}")
+        pytest.skip("fused kernel unavailable: "
+                    + ("STNLAB_NO_EXT is set" if st_["disabled"] else str(st_["error"])))
+    return o
+
+
+@contextlib.contextmanager
+def _eager_path():
+    """``STNLAB_NO_EXT=1`` for the block (per process, so safe under xdist)."""
+    old = os.environ.get("STNLAB_NO_EXT")
+    os.environ["STNLAB_NO_EXT"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["STNLAB_NO_EXT"]
+        else:
+            os.environ["STNLAB_NO_EXT"] = old
+
+
+@contextlib.contextmanager
+def _float32_noise():
+    """Draw the noise in float32 whatever the dtype (a float64 reference of a float32 run)."""
+    orig = lin._noise_field
+
+    def noise32(seed, k, h, w, sigma, sux, suy, dtype, device):
+        return orig(seed, k, h, w, sigma, sux, suy, torch.float32, device).to(dtype)
+
+    lin._noise_field = noise32
+    try:
+        yield
+    finally:
+        lin._noise_field = orig
+
+
+def _fused_and_eager(x, grid, go, **kw):
+    before = ext.status()["fused_calls"]
+    fused = fit_local_gradient(x, grid, go, **kw)
+    assert ext.status()["fused_calls"] == before + 1, "the fused kernel did not run"
+    with _eager_path():
+        eager = fit_local_gradient(x, grid, go, **kw)
+    assert ext.status()["fused_calls"] == before + 1, "STNLAB_NO_EXT=1 did not force eager"
+    return fused, eager
+
+
+def _unit(x, go):
+    """Gradient scale of a unit-range image: |x| |go| C (H + W) (normalized units)."""
+    return float(x.abs().max() * go.abs().max()) * x.shape[1] * sum(x.shape[2:])
+
+
+def _check(fused, eager, x, go, reference, eps):
+    """The module docstring's criterion; ``reference()`` is the float64 evaluation."""
+    assert fused.shape == eager.shape and fused.dtype == eager.dtype
+    assert torch.isfinite(fused).all() == torch.isfinite(eager).all()
+    # Under extreme zoom the fit differences values 1e-6 px apart: the cancellation
+    # leaves gradients that are themselves tiny with few correct digits, so the floor
+    # is relative to the gradient scale of a unit-range image.
+    unit = _unit(x, go)
+    if x.dtype == torch.float64:
+        err, scale = float((fused - eager).abs().max()), float(eager.abs().max())
+        assert err <= 1e-10 * scale + 1e-14 * unit, (err, scale, unit)
+        return
+    ref, fit = reference()
+    # condition number of the regularized normal matrix, per pixel
+    lo = fit.min_eigenvalue()
+    hi = fit.normal[..., 0] + fit.normal[..., 2] - lo
+    kappa = ((hi + eps) / (lo + eps).clamp_min(1e-300)).unsqueeze(-1)
+    err_fused = (fused.double() - ref).abs()
+    err_eager = (eager.double() - ref).abs()
+    bound = (8 * err_eager + 1e-4 * ref.abs().max() + 1e-5 * kappa * ref.abs()
+             + 1e-8 * unit)
+    worst = int((err_fused - bound).flatten().argmax())
+    assert (err_fused <= bound).all(), dict(
+        err_fused=float(err_fused.flatten()[worst]), err_eager=float(err_eager.flatten()[worst]),
+        ref=float(ref.flatten()[worst]), kappa=float(kappa.expand_as(ref).flatten()[worst]),
+        bound=float(bound.flatten()[worst]))
+
+
+def _reference(x, grid, go, **kw):
+    """float64 eager result and diagnostics of float32 inputs, with the float32 noise."""
+    with _eager_path(), _float32_noise():
+        fit = fit_local_gradient(x.double(), grid.double(), go.double(), diagnostics=True,
+                                 **kw)
+    return fit.grad_grid, fit
+
+
+def _assert_matches_eager(x, grid, go, **kw):
+    fused, eager = _fused_and_eager(x, grid, go, **kw)
+    _check(fused, eager, x, go, lambda: _reference(x, grid, go, **kw), kw["eps"])
+
+
+def _affine_grid(n, h, w, angle, scale, shift, dtype):
+    th = torch.tensor([[scale * math.cos(angle), -scale * math.sin(angle), shift[0]],
+                       [scale * math.sin(angle), scale * math.cos(angle), shift[1]]],
+                      dtype=torch.float64)
+    return F.affine_grid(th.expand(n, 2, 3), (n, 1, h, w), align_corners=False).to(dtype)
+
+
+@st.composite
+def fit_cases(draw):
+    """Shapes, options and one of five grid kinds (partly out of bounds, degenerate, ...)."""
+    kind = draw(st.sampled_from(["affine", "random", "degenerate", "zoom", "downsample"]))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    case = dict(
+        seed=draw(st.integers(0, 2**31 - 1)), kind=kind,
+        n=draw(st.integers(1, 2)), c=draw(st.sampled_from([1, 3])),
+        h_in=draw(st.integers(1, 20)), w_in=draw(st.integers(1, 20)), h=h, w=w,
+        k=draw(st.sampled_from([1, 3, 8])), sigma=draw(st.sampled_from([0.5, 1.0, 2.0])),
+        collapse=draw(st.booleans()), align_corners=draw(st.booleans()),
+        eps=draw(st.sampled_from([DEFAULT_EPS, 1e-2])),
+        angle=draw(st.floats(-math.pi, math.pi)),
+        # up to 1.6x the image and shifted by up to 0.9: partly out of bounds
+        scale=draw(st.floats(0.05, 1.6)),
+        shift=(draw(st.floats(-0.9, 0.9)), draw(st.floats(-0.9, 0.9))),
+        point=(draw(st.floats(-1.1, 1.1)), draw(st.floats(-1.1, 1.1))),
+    )
+    return case
+
+
+def _make(case, dtype):
+    g = torch.Generator().manual_seed(case["seed"])
+    n, c = case["n"], case["c"]
+    x = torch.rand(n, c, case["h_in"], case["w_in"], generator=g, dtype=torch.float64)
+    h, w = case["h"], case["w"]
+    kind = case["kind"]
+    if kind == "affine":
+        grid = _affine_grid(n, h, w, case["angle"], case["scale"], case["shift"], dtype)
+    elif kind == "random":
+        grid = torch.rand(n, h, w, 2, generator=g, dtype=torch.float64) * 2.4 - 1.2
+    elif kind == "degenerate":  # every output pixel samples the same point
+        grid = torch.tensor(case["point"], dtype=torch.float64).expand(n, h, w, 2)
+    elif kind == "zoom":  # extreme zoom-in: the output covers ~1e-5 of an input pixel
+        grid = _affine_grid(n, h, w, case["angle"], 1e-6, case["point"], dtype)
+    else:  # strong downsampling: footprints of many input pixels
+        grid = _affine_grid(n, h, w, case["angle"], 3.0 * case["scale"], case["shift"], dtype)
+    go = torch.randn(n, c, h, w, generator=g, dtype=torch.float64)
+    kw = dict(seed=case["seed"], num_samples=case["k"], sigma=case["sigma"],
+              collapse_noise=case["collapse"], eps=case["eps"],
+              align_corners=case["align_corners"], padding_mode="zeros")
+    return x.to(dtype), grid.to(dtype).contiguous(), go.to(dtype), kw
+
+
+# ------------------------------------------------------------------------ fused == eager
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@settings(max_examples=200)  # ~1 ms an example
+@given(case=fit_cases())
+def test_fused_matches_eager(ops, case, dtype):
+    x, grid, go, kw = _make(case, dtype)
+    _assert_matches_eager(x, grid, go, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("shape", [(256, 1, 28, 28), (64, 3, 50, 12), (8, 3, 256, 32)])
+def test_fused_matches_eager_end_to_end(ops, shape, align_corners, dtype):
+    """Through autograd, on the benchmark's shapes and grids (rotation 0.3, scale 0.9)."""
+    n, c, h_in, h_out = shape
+    n = min(n, 16)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(n, c, h_in, h_in, generator=g, dtype=dtype)
+    grid = _affine_grid(n, h_out, h_out, 0.3, 0.9, (0.05, -0.05), dtype).requires_grad_(True)
+    go = torch.randn(n, c, h_out, h_out, generator=g, dtype=dtype)
+
+    def grad():
+        out = linearized_grid_sample(x, grid, align_corners=align_corners,
+                                     generator=torch.Generator().manual_seed(7))
+        return torch.autograd.grad(out, grid, go)[0]
+
+    def reference():  # the same seed: linearized_grid_sample draws it from the generator
+        seed = lin._draw_seed(torch.Generator().manual_seed(7))
+        return _reference(x, grid.detach(), go, seed=seed, num_samples=8, sigma=1.0,
+                          collapse_noise=True, eps=DEFAULT_EPS, align_corners=align_corners,
+                          padding_mode="zeros")
+
+    before = ext.status()["fused_calls"]
+    fused = grad()
+    assert ext.status()["fused_calls"] == before + 1
+    with _eager_path():
+        eager = grad()
+    _check(fused, eager, x, go, reference, DEFAULT_EPS)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("eps", [0.0, DEFAULT_EPS])
+def test_degenerate_grid_without_collapse_noise_gives_exact_zeros(ops, eps, dtype):
+    """Zero footprint and no collapse noise: zero offsets, S = 0, b = 0, J = 0 exactly."""
+    x = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    grid = torch.full((2, 4, 5, 2), 0.1, dtype=dtype)
+    go = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    kw = dict(seed=3, num_samples=8, sigma=1.0, collapse_noise=False, eps=eps,
+              align_corners=False, padding_mode="zeros")
+    fused, eager = _fused_and_eager(x, grid, go, **kw)
+    assert torch.equal(fused, torch.zeros_like(fused)) and torch.equal(fused, eager)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_auxiliaries_exactly_on_the_bound_count(ops, align_corners, dtype):
+    """|x| <= bx: grids at x = bx (image 0) and -bx (image 1), offsets only along y."""
+    n, c, h_in, w_in, h, w = 2, 2, 8, 4, 5, 2
+    bx = lin._stencil_bound(w_in, align_corners)  # 0.75 or 1: exact in float
+    grid = torch.empty(n, h, w, 2, dtype=dtype)
+    grid[..., 0] = torch.tensor([bx, -bx], dtype=dtype)[:, None, None]  # zero x footprint
+    grid[..., 1] = torch.linspace(-0.5, 0.5, h, dtype=dtype)[:, None]
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, c, h_in, w_in, generator=g, dtype=dtype)
+    go = torch.randn(n, c, h, w, generator=g, dtype=dtype)
+    kw = dict(seed=4, num_samples=8, sigma=1.0, collapse_noise=False, eps=DEFAULT_EPS,
+              align_corners=align_corners, padding_mode="zeros")
+    fused, eager = _fused_and_eager(x, grid, go, **kw)
+    assert (eager[..., 1] != 0).all()  # every auxiliary is on the bound, and counts
+    _check(fused, eager, x, go, lambda: _reference(x, grid, go, **kw), kw["eps"])
+
+
+def test_all_out_of_bounds_gives_exactly_zero(ops):
+    x = torch.rand(2, 2, 10, 10, generator=torch.Generator().manual_seed(0))
+    grid = torch.full((2, 4, 5, 2), 7.0)
+    go = torch.ones(2, 2, 4, 5)
+    fused, eager = _fused_and_eager(x, grid, go, seed=0, num_samples=8, sigma=1.0,
+                                    collapse_noise=True, eps=DEFAULT_EPS,
+                                    align_corners=False, padding_mode="zeros")
+    assert torch.equal(fused, torch.zeros_like(fused)) and torch.equal(eager, fused)
+
+
+def test_looser_bounds_use_zero_padding_like_eager(ops, monkeypatch):
+    """With the mask switched off (bounds 10), out-of-image samples are zero-padded."""
+    monkeypatch.setattr(lin, "_stencil_bound", lambda size, align_corners: 10.0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 8, 9, generator=g, dtype=torch.float64)
+    grid = torch.rand(2, 5, 6, 2, generator=g, dtype=torch.float64) * 3 - 1.5
+    go = torch.randn(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    for align_corners in (False, True):
+        _assert_matches_eager(x, grid, go, seed=1, num_samples=8, sigma=1.0,
+                              collapse_noise=True, eps=DEFAULT_EPS,
+                              align_corners=align_corners, padding_mode="zeros")
+
+
+# ----------------------------------------------------- copies, threads, dispatch, memory
+
+def test_portable_and_simd_copies_agree_bit_for_bit(ops, monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    for dtype in DTYPES:
+        x = torch.rand(3, 2, 13, 11, generator=g, dtype=dtype)
+        grid = (torch.rand(3, 6, 7, 2, generator=g, dtype=dtype) * 2.4 - 1.2)
+        go = torch.randn(3, 2, 6, 7, generator=g, dtype=dtype)
+        kw = dict(seed=2, num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+                  align_corners=False, padding_mode="zeros")
+        simd = fit_local_gradient(x, grid, go, **kw)
+        monkeypatch.setattr(ext, "portable", True)
+        portable = fit_local_gradient(x, grid, go, **kw)
+        monkeypatch.setattr(ext, "portable", False)
+        assert torch.equal(simd, portable), ops.simd()
+
+
+def test_threads_do_not_change_the_result(ops):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, 20, 20, generator=g)
+    grid = _affine_grid(8, 24, 24, 0.3, 0.9, (0.0, 0.0), torch.float32)
+    go = torch.randn(8, 1, 24, 24, generator=g)
+    kw = dict(seed=2, num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+              align_corners=False, padding_mode="zeros")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fit_local_gradient(x, grid, go, **kw)
+        torch.set_num_threads(2)
+        two = fit_local_gradient(x, grid, go, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_no_ext_env_forces_the_eager_path(ops, monkeypatch):
+    x = torch.rand(1, 1, 8, 8)
+    grid = torch.zeros(1, 2, 2, 2, requires_grad=True)
+    monkeypatch.setenv("STNLAB_NO_EXT", "1")
+    ext.reset()
+    try:
+        out = linearized_grid_sample(x, grid, generator=torch.Generator().manual_seed(0))
+        torch.autograd.grad(out.sum(), grid)
+        st_ = ext.status()
+        assert st_["disabled"] and not st_["tried"] and st_["fused_calls"] == 0
+        assert ext.load() is None
+    finally:
+        monkeypatch.delenv("STNLAB_NO_EXT")
+        ext.reset()
+    assert ext.load() is not None  # back (from the build cache)
+    out = linearized_grid_sample(x, grid, generator=torch.Generator().manual_seed(0))
+    torch.autograd.grad(out.sum(), grid)
+    assert ext.status()["fused_calls"] == 1
+
+
+def test_a_failed_build_warns_once_and_uses_the_eager_path(ops, monkeypatch):
+    def no_compiler():
+        raise RuntimeError("no C++ compiler here\nmore lines")
+
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    grid = torch.rand(2, 3, 3, 2, generator=torch.Generator().manual_seed(1)) - 0.5
+    go = torch.ones(2, 1, 3, 3)
+    kw = dict(seed=0, num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+              align_corners=False, padding_mode="zeros")
+    with _eager_path():
+        eager = fit_local_gradient(x, grid, go, **kw)
+    monkeypatch.setattr(ext, "_build", no_compiler)
+    ext.reset()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = fit_local_gradient(x, grid, go, **kw)
+            second = fit_local_gradient(x, grid, go, **kw)
+        msgs = [str(w.message) for w in caught
+                if issubclass(w.category, ext.ExtensionUnavailableWarning)]
+        assert len(msgs) == 1 and "no C++ compiler here" in msgs[0], msgs
+        assert torch.equal(first, eager) and torch.equal(second, eager)
+        assert ext.status()["error"].startswith("RuntimeError: no C++ compiler here")
+    finally:
+        monkeypatch.undo()
+        ext.reset()
+    assert ext.load() is not None
+
+
+def test_diagnostics_use_the_eager_path(ops):
+    x = torch.rand(1, 2, 12, 12, generator=torch.Generator().manual_seed(0),
+                   dtype=torch.float64)
+    grid = _affine_grid(1, 4, 4, 0.2, 0.7, (0.0, 0.0), torch.float64)
+    go = torch.ones(1, 2, 4, 4, dtype=torch.float64)
+    kw = dict(seed=0, num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+              align_corners=False, padding_mode="zeros")
+    before = ext.status()["fused_calls"]
+    fit = fit_local_gradient(x, grid, go, diagnostics=True, **kw)
+    assert ext.status()["fused_calls"] == before
+    fused = fit_local_gradient(x, grid, go, **kw)
+    torch.testing.assert_close(fused, fit.grad_grid, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_keeps_the_eager_path():
+    x = torch.rand(1, 1, 8, 8, device="cuda")
+    grid = torch.zeros(1, 2, 2, 2, device="cuda", requires_grad=True)
+    before = ext.status()["fused_calls"]
+    out = linearized_grid_sample(x, grid, generator=torch.Generator("cuda").manual_seed(0))
+    torch.autograd.grad(out.sum(), grid)
+    assert ext.status()["fused_calls"] == before
+
+
+def test_fused_backward_allocates_only_its_result(ops):
+    """Peak memory: the (N, h, w, 2) result and the noise field, nothing K-sized."""
+    from sampling.bench import peak_memory
+
+    g = torch.Generator().manual_seed(0)
+    n, c, h, k = 16, 3, 16, 8
+    x = torch.rand(n, c, 32, 32, generator=g, dtype=torch.float64)
+    grid = _affine_grid(n, h, h, 0.3, 0.9, (0.0, 0.0), torch.float64)
+    go = torch.randn(n, c, h, h, generator=g, dtype=torch.float64)
+    out = F.grid_sample(x, grid, align_corners=False)
+    kw = dict(seed=0, num_samples=k, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+              align_corners=False, padding_mode="zeros")
+    fused = peak_memory(lambda: fit_local_gradient(x, grid, go, out, **kw),
+                        torch.device("cpu"))
+    with _eager_path():
+        eager = peak_memory(lambda: fit_local_gradient(x, grid, go, out, **kw),
+                            torch.device("cpu"))
+    result, noise = n * h * h * 2 * 8, 4 * k * h * h * 8
+    assert fused <= result + noise + 4096, (fused, result, noise)
+    assert fused < eager / 2, (fused, eager)
+
+
+def test_kernel_checks_its_inputs(ops):
+    x = torch.rand(1, 1, 4, 4)
+    grid = torch.zeros(1, 2, 2, 2)
+    go = torch.ones(1, 1, 2, 2)
+    noise = torch.zeros(4, 3, 2, 2)
+    with pytest.raises(RuntimeError, match="one dtype"):
+        ops.fit(x, grid.double(), go, go, noise, True, 1e-3, 1e-3, 0.75, 0.75, False, False)
+    with pytest.raises(RuntimeError, match="contiguous"):
+        ops.fit(x, grid.transpose(1, 2), go, go, noise, True, 1e-3, 1e-3, 0.75, 0.75,
+                False, False)
+
+
+# ----------------------------------------------------------------------------- the build
+
+def test_kernel_builds_where_a_toolchain_exists():
+    """A compiler and ninja are here (CI has both): the build must succeed, not fall back."""
+    from torch.utils import cpp_extension
+
+    if ext.disabled():
+        pytest.skip("STNLAB_NO_EXT is set")
+    if shutil.which(os.environ.get("CXX", "c++")) is None or not cpp_extension.is_ninja_available():
+        pytest.skip("no C++ compiler or no ninja")
+    assert ext.load() is not None, ext.status()["error"]
+
+
+def test_a_stale_build_lock_is_removed(tmp_path):
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    ext._clear_stale_lock(str(tmp_path))  # fresh: a build is running, keep it
+    assert lock.exists()
+    old = time.time() - ext.STALE_LOCK_SECONDS - 10
+    os.utime(lock, (old, old))
+    with pytest.warns(ext.ExtensionUnavailableWarning, match="stale build lock"):
+        ext._clear_stale_lock(str(tmp_path))
+    assert not lock.exists()
