@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU lease's work, as run through the device tool (see benchmarks/README.md):
 #   bash benchmarks/gpu_session.sh STAGES BUDGET_S
-# STAGES: comma list of  tests, bench, probe, exp:NAME (a `stnlab experiment` at paper
+# STAGES: comma list of  ext (build the fused kernels), tests, bench, probe, exp:NAME (a `stnlab experiment` at paper
 # scale), paper (the MNIST suite at paper scale) ; BUDGET_S: seconds for the whole call.
 # Expects the MNIST cache in .cache/stnlab (carried). Everything it writes lands in
 # $OUT/session.tgz (plus the console). The paper-scale suite resumes from runs/gpu-paper
@@ -21,15 +21,19 @@ left() { echo $((BUDGET - SECONDS)); }
 for st in ${STAGES//,/ }; do
   echo "=== $st at ${SECONDS}s"
   case $st in
+  ext)
+    timeout 240 python3 -c "import time, sampling._ext as e; t=time.time(); e.load('cuda'); print('cuda kernel', e.status('cuda'), f'{time.time()-t:.1f}s'); t=time.time(); e.load('cpu'); print('cpu kernel', e.status('cpu'), f'{time.time()-t:.1f}s')" 2>&1 | tee "$W/ext-build.log" | tail -5 ;;
   tests)
-    timeout 170 python3 -m pytest -q -k cuda -p no:cacheprovider -n 8 \
+    STNLAB_REQUIRE_EXT=1 timeout 170 python3 -m pytest -q -k cuda -p no:cacheprovider -n 8 \
       tests/sampling tests/models tests/invariance 2>&1 | tee "$W/pytest-cuda.log" | tail -8 ;;
   bench)
     timeout 120 python3 -m proofs.cli bench sampler --device cuda --repeats 21 \
       --json "$W/sampler-cuda.json" 2>&1 | tee "$W/sampler-cuda.md" | tail -22 ;;
   probe)
-    timeout 200 python3 benchmarks/train_throughput.py --device cuda --seeds 10 --repeats 10 \
-      --json "$W/train-throughput.json" 2>&1 | tee "$W/train-throughput.md" | tail -22 ;;
+    t=$(( $(left) - 30 )); [ "$t" -gt 20 ] || continue
+    timeout "$t" python3 benchmarks/train_throughput.py --device cuda --seeds 10 --repeats 10 \
+      --variant "${PROBE_VARIANTS:-R,T,S}" --modes "${PROBE_MODES:-vmap}" \
+      --json "$W/train-throughput.json" 2>&1 | tee "$W/train-throughput.md" | grep -v "^{" | tail -90 ;;
   exp:*)
     t=$(( $(left) - 40 )); [ "$t" -gt 20 ] || continue
     timeout "$t" python3 -m proofs.cli experiment "${st#exp:}" --scale paper --device cuda \

@@ -1,10 +1,12 @@
-"""Lazy build and load of the fused C++ CPU kernel of the linearized sampler.
+"""Lazy build and load of the fused kernels of the linearized sampler (CPU and CUDA).
 
 The backward pass of :func:`sampling.linearized_grid_sample` on CPU runs
 ``csrc/linearized_fit.cpp`` (one pass over the output pixels: footprint, the
 ``K`` auxiliary bilinear samples, masking, the five sums and the 2x2 solve), built
 with :func:`torch.utils.cpp_extension.load` the first time it is needed (about
-10-20 s; needs a C++ compiler with OpenMP and ``ninja``) and cached in torch's
+10-20 s; needs a C++ compiler with OpenMP and ``ninja``); on a GPU it runs the same
+computation from ``csrc/linearized_fit_cuda.cu`` (one thread per output pixel; needs
+``nvcc``; CI never builds it). Both are cached in torch's
 extensions directory (``$TORCH_EXTENSIONS_DIR``, default
 ``~/.cache/torch_extensions``) under a name that hashes the source and the flags,
 so an edited source or another torch gets its own build.
@@ -18,7 +20,8 @@ so an edited source or another torch gets its own build.
   in the build directory; a lock older than :data:`STALE_LOCK_SECONDS` (left by a
   killed build) is removed so no process waits on it forever.
 
-Prebuild, e.g. in a Docker image: ``python -c "import sampling._ext as e; e.load()"``.
+Prebuild, e.g. in a Docker image: ``python -c "import sampling._ext as e; e.load()"``
+(``e.load("cuda")`` for the GPU kernel).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["load", "reset", "disabled", "status", "ExtensionUnavailableWarning",
-           "SOURCE", "STALE_LOCK_SECONDS"]
+           "SOURCE", "KERNELS", "STALE_LOCK_SECONDS"]
 
 #: The kernel's source, shipped as package data.
 SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
@@ -58,8 +61,25 @@ class ExtensionUnavailableWarning(UserWarning):
 
 
 _lock = threading.Lock()
-_state: dict = {"tried": False, "ops": None, "error": None, "build_seconds": None,
-                "name": None, "fused_calls": 0}
+
+#: The kernels: ``"cpu"`` (``csrc/linearized_fit.cpp``, g++ + OpenMP) and ``"cuda"``
+#: (``csrc/linearized_fit_cuda.cu``, nvcc; only tried where CUDA is available). The CUDA
+#: kernel is compiled with ``--fmad=false`` for the same reason as ``-ffp-contract=off``.
+KERNELS = {
+    "cpu": dict(source=SOURCE, cflags=_CFLAGS, cuda_cflags=[], ldflags=_LDFLAGS,
+                ops=("fit", "simd")),
+    "cuda": dict(source=SOURCE.with_name("linearized_fit_cuda.cu"), cflags=["-O3"],
+                 cuda_cflags=["-O3", "--fmad=false"], ldflags=[], ops=("fit",)),
+}
+
+
+def _fresh() -> dict:
+    return {"tried": False, "ops": None, "error": None, "build_seconds": None, "name": None,
+            "fused_calls": 0}
+
+
+_states: dict = {kind: _fresh() for kind in KERNELS}
+_state = _states["cpu"]  # the CPU kernel's state (kept under its old name)
 
 
 def disabled() -> bool:
@@ -67,18 +87,21 @@ def disabled() -> bool:
     return os.environ.get("STNLAB_NO_EXT", "").strip() not in ("", "0")
 
 
-def _name() -> str:
+def _name(kind: str = "cpu") -> str:
+    k = KERNELS[kind]
     h = hashlib.sha256()
-    h.update(SOURCE.read_bytes())
-    h.update(repr((_CFLAGS, _LDFLAGS, torch.__version__, sys.version_info[:2])).encode())
-    return f"stnlab_linearized_fit_{h.hexdigest()[:12]}"
+    h.update(k["source"].read_bytes())
+    h.update(repr((k["cflags"], k["cuda_cflags"], k["ldflags"], torch.__version__,
+                   sys.version_info[:2])).encode())
+    suffix = "" if kind == "cpu" else f"_{kind}"
+    return f"stnlab_linearized_fit{suffix}_{h.hexdigest()[:12]}"
 
 
-def _build_directory(name: str) -> str:
+def _build_directory(name: str, kind: str = "cpu") -> str:
     from torch.utils import cpp_extension
 
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
-    d = os.path.join(root, f"py{sys.version_info.major}{sys.version_info.minor}_cpu", name)
+    d = os.path.join(root, f"py{sys.version_info.major}{sys.version_info.minor}_{kind}", name)
     os.makedirs(d, exist_ok=True)
     return d
 
@@ -98,62 +121,72 @@ def _clear_stale_lock(build_dir: str) -> None:
             pass
 
 
-def _build():
+def _build(kind: str = "cpu"):
     from torch.utils import cpp_extension
 
-    name = _name()
-    build_dir = _build_directory(name)
+    k = KERNELS[kind]
+    name = _name(kind)
+    build_dir = _build_directory(name, kind)
     _clear_stale_lock(build_dir)
     t0 = time.perf_counter()
-    cpp_extension.load(name=name, sources=[str(SOURCE)],
-                       extra_cflags=_CFLAGS + [f"-DSTNLAB_OPS_NAMESPACE={name}"],
-                       extra_ldflags=_LDFLAGS, build_directory=build_dir,
+    define = f"-DSTNLAB_OPS_NAMESPACE={name}"
+    cpp_extension.load(name=name, sources=[str(k["source"])],
+                       extra_cflags=k["cflags"] + [define],
+                       extra_cuda_cflags=k["cuda_cflags"] + [define] if kind == "cuda" else None,
+                       extra_ldflags=k["ldflags"], build_directory=build_dir,
                        is_python_module=False, verbose=False)
     ops = getattr(torch.ops, name)
-    ops.fit, ops.simd  # resolve now: a missing op is a load failure
-    _state["build_seconds"] = time.perf_counter() - t0
-    _state["name"] = name
+    for op in k["ops"]:  # resolve now: a missing op is a load failure
+        getattr(ops, op)
+    _states[kind]["build_seconds"] = time.perf_counter() - t0
+    _states[kind]["name"] = name
     return ops
 
 
-def load():
-    """The kernel's op namespace (``ops.fit``, ``ops.simd``), or ``None`` for the eager path.
+def load(kind: str = "cpu"):
+    """The ``kind`` kernel's op namespace (``ops.fit``; the CPU one also ``ops.simd``), or
+    ``None`` for the eager path.
 
     Builds at the first call (thread-safe); a failure warns once and is remembered.
     """
     if disabled():
         return None
-    if not _state["tried"]:
+    st = _states[kind]
+    if not st["tried"]:
         with _lock:
-            if not _state["tried"]:
+            if not st["tried"]:
                 try:
-                    _state["ops"] = _build()
+                    if kind == "cuda" and not torch.cuda.is_available():
+                        raise RuntimeError("CUDA is not available")
+                    st["ops"] = _build(kind)
                 except Exception as exc:  # no compiler, no ninja, a compile error, ...
                     text = str(exc).strip().splitlines()
                     reason = f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
-                    _state["error"] = reason
-                    warnings.warn("stnlab: the fused CPU kernel of linearized_grid_sample "
-                                  f"is unavailable ({reason}); using the eager PyTorch "
-                                  "path (several times slower). Set STNLAB_NO_EXT=1 to "
-                                  "skip the build.", ExtensionUnavailableWarning, stacklevel=2)
-                _state["tried"] = True
-    return _state["ops"]
+                    st["error"] = reason
+                    warnings.warn(f"stnlab: the fused {kind.upper()} kernel of "
+                                  f"linearized_grid_sample is unavailable ({reason}); using "
+                                  "the eager PyTorch path (several times slower). Set "
+                                  "STNLAB_NO_EXT=1 to skip the build.",
+                                  ExtensionUnavailableWarning, stacklevel=2)
+                st["tried"] = True
+    return st["ops"]
 
 
-def reset() -> None:
-    """Forget the load attempt (the next :func:`load` tries again); for tests."""
+def reset(kind: str | None = None) -> None:
+    """Forget the load attempt of ``kind`` (default: every kernel); for tests."""
     with _lock:
-        _state.update(tried=False, ops=None, error=None, build_seconds=None, name=None,
-                      fused_calls=0)
+        for k in ([kind] if kind else list(_states)):
+            _states[k].update(_fresh())
 
 
-def status() -> dict:
+def status(kind: str = "cpu") -> dict:
     """``{"tried", "available", "error", "build_seconds", "name", "fused_calls", "disabled"}``.
 
     ``fused_calls`` counts the backward passes that ran the kernel since the last
     :func:`reset`; ``build_seconds`` is the time :func:`load` took (compile, or a cache hit).
     """
-    return {"tried": _state["tried"], "available": _state["ops"] is not None,
-            "error": _state["error"], "build_seconds": _state["build_seconds"],
-            "name": _state["name"], "fused_calls": _state["fused_calls"],
+    st = _states[kind]
+    return {"tried": st["tried"], "available": st["ops"] is not None,
+            "error": st["error"], "build_seconds": st["build_seconds"],
+            "name": st["name"], "fused_calls": st["fused_calls"],
             "disabled": disabled()}

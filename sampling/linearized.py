@@ -76,7 +76,8 @@ Design choices (and how they differ from the paper's text):
   the kernel alone is 2.1-3.5x and the forward, noise field and autograd overhead
   about 0.8x; on 256 -> 32 it is 5-9x (eager: 17x), bound by cache misses of the
   auxiliaries spread over a 6 MB input (the kernel takes 0.5 ms warm, 1-2 ms in the
-  benchmark's loop). ``STNLAB_NO_EXT=1``, ``diagnostics=True``, CUDA tensors, or a
+  benchmark's loop). On CUDA the same computation runs as one CUDA kernel
+  (``csrc/linearized_fit_cuda.cu``). ``STNLAB_NO_EXT=1``, ``diagnostics=True``, or a
   failed build (one warning) use the eager path: tiles of ``_TILE_MIN`` to
   ``_TILE_MAX`` (image, auxiliary, pixel) triples, each sampled with one
   ``F.grid_sample`` call, about 30 elementwise passes over each tile; its
@@ -270,16 +271,19 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
 
     noise = _noise_field(seed, K, h, w, sigma, safe_ux, safe_uy, dtype, device)
     if (not diagnostics and dtype in (torch.float32, torch.float64)
-            and all(t.device.type == "cpu" and t.dtype == dtype
+            and device.type in _ext.KERNELS
+            and all(t.device == device and t.dtype == dtype
                     for t in (input, grid, grad_out, output))):
-        ops = _ext.load()  # None: STNLAB_NO_EXT=1, or no compiler (warned once)
+        ops = _ext.load(device.type)  # None: STNLAB_NO_EXT=1, or no compiler (warned once)
         if ops is not None:  # the fused kernel: same noise, footprint, mask, sums, solve
-            _ext._state["fused_calls"] += 1
+            _ext._states[device.type]["fused_calls"] += 1
+            args = (input.contiguous(), grid.contiguous(), grad_out.contiguous(),
+                    output.contiguous(), noise, bool(collapse_noise), float(eps / safe_ux**2),
+                    float(eps / safe_uy**2), float(bx), float(by), bool(align_corners))
             with torch.no_grad():
-                return ops.fit(input.contiguous(), grid.contiguous(), grad_out.contiguous(),
-                               output.contiguous(), noise, bool(collapse_noise),
-                               float(eps / safe_ux**2), float(eps / safe_uy**2), float(bx),
-                               float(by), bool(align_corners), bool(_ext.portable))
+                if device.type == "cpu":
+                    return ops.fit(*args, bool(_ext.portable))
+                return ops.fit(*args)
 
     grad_grid = torch.empty(n, h, w, 2, dtype=dtype, device=device)
     normal = torch.empty(n, h, w, 3, dtype=dtype, device=device) if diagnostics else None
