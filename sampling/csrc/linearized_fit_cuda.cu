@@ -79,7 +79,7 @@ __global__ void fit_kernel(const FitArgs<scalar_t> a) {
       oy = oy + a.noise[(3 * a.K + k) * hw + p];
     }
     const scalar_t px = ox + gx, py = oy + gy;
-    const bool in = (abs(px) <= a.bx) && (abs(py) <= a.by);
+    const bool in = (fabs(px) <= a.bx) && (fabs(py) <= a.by);
     const scalar_t mx = in ? ox : scalar_t(0), my = in ? oy : scalar_t(0);
     scalar_t x = (px + one) * a.sx - a.half;
     scalar_t y = (py + one) * a.sy - a.half;
@@ -167,9 +167,9 @@ at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor
       a.half = scalar_t(0.5);
     }
     if (collapse_noise) {
-      fit_kernel<scalar_t, true><<<blocks, threads, 0, stream>>>(a);
+      fit_kernel<scalar_t, true><<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(a);
     } else {
-      fit_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(a);
+      fit_kernel<scalar_t, false><<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(a);
     }
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
