@@ -10,6 +10,7 @@ from .checks import check_choice, check_same_device_dtype, check_shape
 __all__ = ["grid_sample", "METHODS", "check_sampler_inputs"]
 
 METHODS = ("bilinear", "linearized", "multiscale")
+_OLD_TORCH = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13)
 PADDING_MODES = ("zeros", "border", "reflection")
 
 
@@ -68,10 +69,11 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
     bad = ~torch.isfinite(grid).all(-1, keepdim=True)  # (N, h, w, 1)
     grid = torch.where(bad, torch.zeros_like(grid), grid)
     if method == "bilinear":
-        if input.is_cuda and not input.requires_grad:
-            # Work around a PyTorch bug (seen with torch 2.11 + CUDA 13 on an H100):
-            # under torch.func.vmap(grad(...)), the CUDA grid_sampler_2d_backward with no
-            # input gradient requested fails with "Expected a proper Tensor but got None".
+        if (input.is_cuda or _OLD_TORCH) and not input.requires_grad:
+            # Work around a PyTorch bug (seen with torch 2.11 on CPU and on CUDA 13 / H100;
+            # not on CPU with torch 2.13): under torch.func.vmap(grad(...)),
+            # grid_sampler_2d_backward with no input gradient requested fails with
+            # "Expected a proper Tensor but got None".
             # Tying the input to the (finite) grid by an exact zero makes autograd ask for
             # the input gradient; values are unchanged and the grid gets an exact zero
             # from it. Costs one input-sized add and the input gradient on CUDA only.
