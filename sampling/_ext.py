@@ -90,7 +90,8 @@ def disabled() -> bool:
 def _name(kind: str = "cpu") -> str:
     k = KERNELS[kind]
     h = hashlib.sha256()
-    h.update(k["source"].read_bytes())
+    for f in (k["source"], SOURCE.with_name("linearized_fit_common.h")):  # and what it includes
+        h.update(f.read_bytes())
     h.update(repr((k["cflags"], k["cuda_cflags"], k["ldflags"], torch.__version__,
                    sys.version_info[:2])).encode())
     suffix = "" if kind == "cpu" else f"_{kind}"

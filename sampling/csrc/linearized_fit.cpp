@@ -37,6 +37,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "linearized_fit_common.h"
+
 #include <cmath>
 #include <cstdint>
 
@@ -48,20 +50,7 @@ namespace {
 
 constexpr int64_t kBlock = 64;
 
-template <typename scalar_t>
-struct FitArgs {
-  const scalar_t* input;     // (N, C, H, W)
-  const scalar_t* grid;      // (N, h, w, 2)
-  const scalar_t* grad_out;  // (N, C, h, w)
-  const scalar_t* output;    // (N, C, h, w)
-  const scalar_t* noise;     // (4, K, h, w): z0, z1 (footprint units), cx, cy (normalized)
-  scalar_t* result;          // (N, h, w, 2)
-  int64_t C, H, W, h, w, K;
-  scalar_t eps_x, eps_y;     // Tikhonov terms in normalized units (eps / ux^2, eps / uy^2)
-  scalar_t bx, by;           // stencil bounds (normalized)
-  scalar_t sx, sy, half;     // unnormalization: pixel = (g + 1) * s - half
-  scalar_t x_lo, x_hi, y_lo, y_hi;  // pixel coordinates of the bounds (-bx, bx), (-by, by)
-};
+using stnlab_fit::FitArgs;
 
 // Process pixels [p0, p0 + len) of image n (len <= kBlock).
 //
@@ -323,61 +312,18 @@ at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor
                double eps_x, double eps_y, double bx, double by, bool align_corners,
                bool portable) {
   TORCH_CHECK(input.device().is_cpu(), "linearized_fit: CPU tensors only");
-  TORCH_CHECK(input.dim() == 4 && grid.dim() == 4 && grid.size(3) == 2 && noise.dim() == 4 &&
-                  noise.size(0) == 4,
-              "linearized_fit: bad shapes");
+  stnlab_fit::check_inputs("linearized_fit", input, grid, grad_out, output, noise);
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int64_t h = grid.size(1), w = grid.size(2), K = noise.size(1);
-  TORCH_CHECK(grid.size(0) == N && grad_out.sizes() == output.sizes() &&
-                  grad_out.size(0) == N && grad_out.size(1) == C && grad_out.size(2) == h &&
-                  grad_out.size(3) == w && noise.size(2) == h && noise.size(3) == w,
-              "linearized_fit: inconsistent shapes");
-  TORCH_CHECK(grid.scalar_type() == input.scalar_type() &&
-                  grad_out.scalar_type() == input.scalar_type() &&
-                  output.scalar_type() == input.scalar_type() &&
-                  noise.scalar_type() == input.scalar_type(),
-              "linearized_fit: all tensors must have one dtype");
-  TORCH_CHECK(input.is_contiguous() && grid.is_contiguous() && grad_out.is_contiguous() &&
-                  output.is_contiguous() && noise.is_contiguous(),
-              "linearized_fit: contiguous tensors only");
-  // Corner offsets are int32 (clamped coordinates stay in [-2, W + 1] x [-2, H + 1]) and
-  // the clamp bounds must be exact in float.
-  TORCH_CHECK((H + 4) * (W + 4) < (int64_t(1) << 31) && W + 2 < (int64_t(1) << 24) &&
-                  H + 2 < (int64_t(1) << 24),
-              "linearized_fit: input planes too large for 32-bit offsets");
   auto result = at::empty({N, h, w, 2}, grid.options());
   if (result.numel() == 0) return result;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "linearized_fit", [&] {
-    FitArgs<scalar_t> a;
-    a.input = input.const_data_ptr<scalar_t>();
-    a.grid = grid.const_data_ptr<scalar_t>();
-    a.grad_out = grad_out.const_data_ptr<scalar_t>();
-    a.output = output.const_data_ptr<scalar_t>();
-    a.noise = noise.const_data_ptr<scalar_t>();
-    a.result = result.mutable_data_ptr<scalar_t>();
-    a.C = C; a.H = H; a.W = W; a.h = h; a.w = w; a.K = K;
-    a.eps_x = static_cast<scalar_t>(eps_x);
-    a.eps_y = static_cast<scalar_t>(eps_y);
-    a.bx = static_cast<scalar_t>(bx);
-    a.by = static_cast<scalar_t>(by);
-    // F.grid_sample's unnormalization (ATen's ComputeLocationBase, in scalar_t).
-    if (align_corners) {
-      a.sx = static_cast<scalar_t>(W - 1) / 2;
-      a.sy = static_cast<scalar_t>(H - 1) / 2;
-      a.half = scalar_t(0);
-    } else {
-      a.sx = static_cast<scalar_t>(W) / 2;
-      a.sy = static_cast<scalar_t>(H) / 2;
-      a.half = scalar_t(0.5);
-    }
+    const FitArgs<scalar_t> a = stnlab_fit::make_args<scalar_t>(
+        input, grid, grad_out, output, noise, result, eps_x, eps_y, bx, by, align_corners);
     const int64_t grain = std::max<int64_t>(kBlock, 32768 / std::max<int64_t>(1, K * (C + 2)));
     // Do the auxiliaries that pass the mask lie in (-1, W) x (-1, H) (pixels)? The
     // unnormalization is monotone, so checking the bounds themselves suffices. With
     // _stencil_bound's bounds they lie in [0, W-1] x [0, H-1] up to rounding.
-    a.x_lo = (-a.bx + scalar_t(1)) * a.sx - a.half;
-    a.x_hi = (a.bx + scalar_t(1)) * a.sx - a.half;
-    a.y_lo = (-a.by + scalar_t(1)) * a.sy - a.half;
-    a.y_hi = (a.by + scalar_t(1)) * a.sy - a.half;
     const bool inside = a.x_lo > scalar_t(-1) && a.x_hi < static_cast<scalar_t>(W) &&
                         a.y_lo > scalar_t(-1) && a.y_hi < static_cast<scalar_t>(H) &&
                         a.x_lo <= a.x_hi && a.y_lo <= a.y_hi;

@@ -17,6 +17,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "linearized_fit_common.h"
+
 #include <cstdint>
 
 #ifndef STNLAB_OPS_NAMESPACE
@@ -25,17 +27,7 @@
 
 namespace {
 
-template <typename scalar_t>
-struct FitArgs {
-  const scalar_t* input;     // (N, C, H, W)
-  const scalar_t* grid;      // (N, h, w, 2)
-  const scalar_t* grad_out;  // (N, C, h, w)
-  const scalar_t* output;    // (N, C, h, w)
-  const scalar_t* noise;     // (4, K, h, w)
-  scalar_t* result;          // (N, h, w, 2)
-  int64_t N, C, H, W, h, w, K;
-  scalar_t eps_x, eps_y, bx, by, sx, sy, half;
-};
+using stnlab_fit::FitArgs;
 
 template <typename scalar_t>
 __device__ __forceinline__ scalar_t tap(const scalar_t* plane, int ix, int iy, int W, int H) {
@@ -119,53 +111,18 @@ at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor
                const at::Tensor& output, const at::Tensor& noise, bool collapse_noise,
                double eps_x, double eps_y, double bx, double by, bool align_corners) {
   TORCH_CHECK(input.is_cuda(), "linearized_fit_cuda: CUDA tensors only");
-  TORCH_CHECK(input.dim() == 4 && grid.dim() == 4 && grid.size(3) == 2 && noise.dim() == 4 &&
-                  noise.size(0) == 4,
-              "linearized_fit_cuda: bad shapes");
-  const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
-  const int64_t h = grid.size(1), w = grid.size(2), K = noise.size(1);
-  TORCH_CHECK(grid.size(0) == N && grad_out.sizes() == output.sizes() &&
-                  grad_out.size(0) == N && grad_out.size(1) == C && grad_out.size(2) == h &&
-                  grad_out.size(3) == w && noise.size(2) == h && noise.size(3) == w,
-              "linearized_fit_cuda: inconsistent shapes");
-  for (const at::Tensor* t : {&grid, &grad_out, &output, &noise}) {
-    TORCH_CHECK(t->scalar_type() == input.scalar_type() && t->device() == input.device(),
-                "linearized_fit_cuda: all tensors must share dtype and device");
-    TORCH_CHECK(t->is_contiguous(), "linearized_fit_cuda: contiguous tensors only");
-  }
-  TORCH_CHECK(input.is_contiguous(), "linearized_fit_cuda: contiguous tensors only");
-  TORCH_CHECK(W + 2 < (int64_t(1) << 24) && H + 2 < (int64_t(1) << 24),
-              "linearized_fit_cuda: input planes too large");
+  stnlab_fit::check_inputs("linearized_fit_cuda", input, grid, grad_out, output, noise);
   const c10::cuda::CUDAGuard guard(input.device());
-  auto result = at::empty({N, h, w, 2}, grid.options());
-  const int64_t total = N * h * w;
+  auto result = at::empty({input.size(0), grid.size(1), grid.size(2), 2}, grid.options());
+  const int64_t total = result.numel() / 2;
   if (total == 0) return result;
   const int threads = 256;
   const int64_t blocks = (total + threads - 1) / threads;
   TORCH_CHECK(blocks < (int64_t(1) << 31), "linearized_fit_cuda: too many pixels");
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "linearized_fit_cuda", [&] {
-    FitArgs<scalar_t> a;
-    a.input = input.const_data_ptr<scalar_t>();
-    a.grid = grid.const_data_ptr<scalar_t>();
-    a.grad_out = grad_out.const_data_ptr<scalar_t>();
-    a.output = output.const_data_ptr<scalar_t>();
-    a.noise = noise.const_data_ptr<scalar_t>();
-    a.result = result.mutable_data_ptr<scalar_t>();
-    a.N = N; a.C = C; a.H = H; a.W = W; a.h = h; a.w = w; a.K = K;
-    a.eps_x = static_cast<scalar_t>(eps_x);
-    a.eps_y = static_cast<scalar_t>(eps_y);
-    a.bx = static_cast<scalar_t>(bx);
-    a.by = static_cast<scalar_t>(by);
-    if (align_corners) {
-      a.sx = static_cast<scalar_t>(W - 1) / 2;
-      a.sy = static_cast<scalar_t>(H - 1) / 2;
-      a.half = scalar_t(0);
-    } else {
-      a.sx = static_cast<scalar_t>(W) / 2;
-      a.sy = static_cast<scalar_t>(H) / 2;
-      a.half = scalar_t(0.5);
-    }
+    const FitArgs<scalar_t> a = stnlab_fit::make_args<scalar_t>(
+        input, grid, grad_out, output, noise, result, eps_x, eps_y, bx, by, align_corners);
     if (collapse_noise) {
       fit_kernel<scalar_t, true><<<static_cast<unsigned int>(blocks), threads, 0, stream>>>(a);
     } else {
