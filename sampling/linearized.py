@@ -62,6 +62,11 @@ Design choices (and how they differ from the paper's text):
   ``N x`` more normal variates (``6.4M`` for ``N=256, 28x28, K=8``, slower than
   the whole backward pass). Calls with the same generator state reproduce
   bit-for-bit on the same device.
+* **torch.func.** ``grad``/``vjp`` work (``setup_context`` style Function; the fused
+  kernels are backend kernels, so the transforms unwrap their tensors first), and so
+  does ``vmap``: the vmapped dimension joins the batch ``N`` (one call, one shared
+  noise field, as within a batch). Drawing the call's seed is a random operation, so
+  ``vmap`` needs ``randomness="same"`` (or ``"different"``) as for any random op.
 * **Memory and cost.** On CPU (float32/float64) ``backward`` runs a fused C++
   kernel (:mod:`sampling._ext`, ``csrc/linearized_fit.cpp``, built with
   ``torch.utils.cpp_extension`` at first use, ~15 s, then cached): one pass over the
@@ -285,9 +290,9 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
                     return ops.fit(*args, bool(_ext.portable))
                 return ops.fit(*args)
 
-    grad_grid = torch.empty(n, h, w, 2, dtype=dtype, device=device)
-    normal = torch.empty(n, h, w, 3, dtype=dtype, device=device) if diagnostics else None
-    count = torch.empty(n, h, w, dtype=dtype, device=device) if diagnostics else None
+    # Tile results are collected and concatenated (no writes into a preallocated
+    # tensor: under torch.func.vmap the tiles are batched and such a buffer is not).
+    grads, normals, counts = [], [], []
     for i0 in range(0, n, n_b):
         i1 = min(n, i0 + n_b)
         nb = i1 - i0
@@ -343,28 +348,50 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
         det = torch.where(ok, det, torch.ones_like(det))
         jx = torch.where(ok, (d_ * b_x - s_xy * b_y) / det, torch.zeros_like(det))
         jy = torch.where(ok, (a_ * b_y - s_xy * b_x) / det, torch.zeros_like(det))
-        grad_grid[i0:i1] = torch.view_as_real(torch.complex(jx, jy))
+        grads.append(torch.stack([jx, jy], -1))
         if diagnostics:
-            normal[i0:i1] = torch.stack([s_xx * ux * ux, s_xy * ux * uy, s_yy * uy * uy], -1)
-            count[i0:i1] = sums[5]
+            normals.append(torch.stack([s_xx * ux * ux, s_xy * ux * uy, s_yy * uy * uy], -1))
+            counts.append(sums[5])
+    if not grads:  # N = 0
+        return (torch.empty(n, h, w, 2, dtype=dtype, device=device) if not diagnostics else
+                LinearizedFit(*(torch.empty(n, h, w, *s_, dtype=dtype, device=device)
+                                for s_ in ((2,), (3,), ()))))
+    grad_grid = torch.cat(grads)
     if not diagnostics:
         return grad_grid
-    return LinearizedFit(grad_grid, normal, count)
+    return LinearizedFit(grad_grid, torch.cat(normals), torch.cat(counts))
 
 
 class _LinearizedGridSample(torch.autograd.Function):
     """Forward: bilinear. Backward: bilinear input gradient, fitted grid gradient."""
 
     @staticmethod
-    def forward(ctx, input, grid, seed, num_samples, sigma, collapse_noise, eps,
-                align_corners, padding_mode):
-        out = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
-                            align_corners=align_corners)
-        ctx.save_for_backward(input, grid, out)
+    def forward(input, grid, seed, num_samples, sigma, collapse_noise, eps, align_corners,
+                padding_mode):
+        return F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
+                             align_corners=align_corners)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, grid, seed, num_samples, sigma, collapse_noise, eps, align_corners, pad = inputs
+        ctx.save_for_backward(input, grid, output)
         ctx.opts = dict(seed=seed, num_samples=num_samples, sigma=sigma,
                         collapse_noise=collapse_noise, eps=eps,
-                        align_corners=align_corners, padding_mode=padding_mode)
-        return out
+                        align_corners=align_corners, padding_mode=pad)
+
+    @staticmethod
+    def vmap(info, in_dims, input, grid, *options):
+        """Under ``torch.func.vmap`` the vmapped dimension joins the batch ``N``: one call,
+        one noise field shared by every image of every vmapped slice (as within a batch)."""
+        b = info.batch_size
+
+        def fold(x, d):
+            x = x.movedim(d, 0) if d is not None else x.expand(b, *x.shape)
+            return x.reshape(b * x.shape[1], *x.shape[2:])
+
+        out = _LinearizedGridSample.apply(fold(input, in_dims[0]), fold(grid, in_dims[1]),
+                                          *options)
+        return out.reshape(b, -1, *out.shape[1:]), 0
 
     @staticmethod
     @once_differentiable

@@ -357,7 +357,11 @@ std::string simd() {
 STNLAB_LIBRARY(STNLAB_OPS_NAMESPACE, m) {
   m.def("fit(Tensor input, Tensor grid, Tensor grad_out, Tensor output, Tensor noise, "
         "bool collapse_noise, float eps_x, float eps_y, float bx, float by, "
-        "bool align_corners, bool portable=False) -> Tensor",
-        &fit);
+        "bool align_corners, bool portable=False) -> Tensor");
   m.def("simd() -> str", &simd);
 }
+
+// A backend kernel (not a catch-all): torch.func transforms then unwrap their tensors
+// before it runs (grad: the op is only ever called under no_grad; vmap: the batched
+// fallback loops over the vmapped dimension).
+TORCH_LIBRARY_IMPL(STNLAB_OPS_NAMESPACE, CPU, m) { m.impl("fit", &fit); }
