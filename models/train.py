@@ -300,11 +300,15 @@ def _write_json(path: Path, obj) -> None:
 
 
 def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig) -> None:
-    """Atomic checkpoint: parameters, step, every seed's generator state, config."""
+    """Atomic checkpoint: parameters, step, every seed's generator state, torch's global
+    generator state(s) (the linearized sampler draws its noise seeds there), config."""
     state = {"format": CHECKPOINT_FORMAT, "step": int(step),
              "params": {k: v.detach().cpu() for k, v in params.items()},
              "generators": [g.get_state() for g in generators],
+             "global_rng": torch.get_rng_state(),
              "config": cfg.to_json()}
+    if str(cfg.device).startswith("cuda"):
+        state["global_cuda_rng"] = torch.cuda.get_rng_state(torch.device(cfg.device))
     _atomic_write_bytes(path, lambda p: torch.save(state, p))
 
 
@@ -430,6 +434,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         params = {k: v.to(cfg.device) for k, v in ck["params"].items()}
         for g, st in zip(gens, ck["generators"]):
             g.set_state(st)
+        if "global_rng" in ck:  # absent in checkpoints written before it was saved
+            torch.set_rng_state(ck["global_rng"])
+        if "global_cuda_rng" in ck and str(cfg.device).startswith("cuda"):
+            torch.cuda.set_rng_state(ck["global_cuda_rng"], torch.device(cfg.device))
         if log_path.exists():  # drop log lines past the checkpoint
             keep = [ln for ln in log_path.read_text().splitlines()
                     if ln.strip() and json.loads(ln)["step"] <= step]
