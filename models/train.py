@@ -385,9 +385,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     Args:
         cfg: the run's configuration.
         run_dir: directory of this run (created).
-        train_data: has ``train_batches(batch_size, generators)`` or
-            ``train_batch(batch_size, generator) -> PerturbedBatch`` (e.g.
-            :class:`models.data.perturb.PerturbedMNIST`), on ``cfg.device``.
+        train_data: has ``train_batches(batch_size, generators) -> (images, labels)``
+            (e.g. :class:`models.data.perturb.PerturbedMNIST`), on ``cfg.device``.
         test_data: has ``test_set(n_perturb, seed, batch_size)``; None skips evaluation.
         resume: continue from ``run_dir/checkpoint.pt``. Without it, a run directory that
             already holds a checkpoint is an error (nothing is overwritten silently).
@@ -478,12 +477,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         raise TrainingDiverged(msg)
 
     while step < cfg.total_steps:
-        if hasattr(train_data, "train_batches"):  # all seeds' batches in one rendering
-            x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
-        else:
-            batches = [train_data.train_batch(cfg.batch_size, g) for g in gens]
-            x = torch.stack([b.images for b in batches])
-            y = torch.stack([b.labels for b in batches])
+        x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
         grads, loss, logits = step_fn(params, x, y)
         lr = cfg.lr_at(step)
         with torch.no_grad():

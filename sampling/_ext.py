@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["load", "reset", "disabled", "status", "ExtensionUnavailableWarning",
+__all__ = ["load", "fit", "reset", "disabled", "status", "ExtensionUnavailableWarning",
            "SOURCE", "KERNELS", "STALE_LOCK_SECONDS"]
 
 #: The kernel's source, shipped as package data.
@@ -79,7 +79,6 @@ def _fresh() -> dict:
 
 
 _states: dict = {kind: _fresh() for kind in KERNELS}
-_state = _states["cpu"]  # the CPU kernel's state (kept under its old name)
 
 
 def disabled() -> bool:
@@ -171,6 +170,18 @@ def load(kind: str = "cpu"):
                                   ExtensionUnavailableWarning, stacklevel=2)
                 st["tried"] = True
     return st["ops"]
+
+
+def fit(kind: str, *args):
+    """Run the ``kind`` kernel's ``fit`` (no autograd) and count the call, or return ``None``
+    when the kernel is unavailable (the caller then takes the eager path)."""
+    ops = load(kind)
+    if ops is None:
+        return None
+    _states[kind]["fused_calls"] += 1
+    extra = (bool(portable),) if kind == "cpu" else ()
+    with torch.no_grad():
+        return ops.fit(*args, *extra)
 
 
 def reset(kind: str | None = None) -> None:

@@ -10,8 +10,9 @@ from .checks import check_choice, check_same_device_dtype, check_shape
 __all__ = ["grid_sample", "METHODS", "check_sampler_inputs"]
 
 METHODS = ("bilinear", "linearized", "multiscale")
-_OLD_TORCH = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13)
 PADDING_MODES = ("zeros", "border", "reflection")
+#: torch < 2.13 has the vmap bug worked around in :func:`grid_sample` on CPU too.
+_OLD_TORCH = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13)
 
 
 def check_sampler_inputs(input, grid, *, fn: str, padding_mode: str = "zeros") -> dict[str, int]:
@@ -76,7 +77,8 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
             # "Expected a proper Tensor but got None".
             # Tying the input to the (finite) grid by an exact zero makes autograd ask for
             # the input gradient; values are unchanged and the grid gets an exact zero
-            # from it. Costs one input-sized add and the input gradient on CUDA only.
+            # from it. Costs one input-sized add and the input gradient, only where the
+            # bug exists (CUDA, or torch < 2.13).
             input = input + 0 * grid[:, :1, :1, :1]  # (N, 1, 1, 1)
         out = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
                             align_corners=align_corners)

@@ -269,27 +269,24 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
         output = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
                                align_corners=align_corners)  # (N, C, h, w)
     K = num_samples
-    hw = h * w
-    tile = _tile_elems(n, h, w, K, device.type)
-    n_b = max(1, tile // (K * hw))  # images per tile
-    k_c = K if n_b > 1 else max(1, min(K, tile // hw))  # auxiliaries per tile
-
     noise = _noise_field(seed, K, h, w, sigma, safe_ux, safe_uy, dtype, device)
     if (not diagnostics and dtype in (torch.float32, torch.float64)
             and device.type in _ext.KERNELS
             and all(t.device == device and t.dtype == dtype
                     for t in (input, grid, grad_out, output))):
-        ops = _ext.load(device.type)  # None: STNLAB_NO_EXT=1, or no compiler (warned once)
-        if ops is not None:  # the fused kernel: same noise, footprint, mask, sums, solve
-            _ext._states[device.type]["fused_calls"] += 1
-            args = (input.contiguous(), grid.contiguous(), grad_out.contiguous(),
-                    output.contiguous(), noise, bool(collapse_noise), float(eps / safe_ux**2),
-                    float(eps / safe_uy**2), float(bx), float(by), bool(align_corners))
-            with torch.no_grad():
-                if device.type == "cpu":
-                    return ops.fit(*args, bool(_ext.portable))
-                return ops.fit(*args)
+        # The fused kernel: same noise, footprint, mask, sums, solve. None: STNLAB_NO_EXT=1
+        # or no compiler (warned once), and the eager path below runs instead.
+        fused = _ext.fit(device.type, input.contiguous(), grid.contiguous(),
+                         grad_out.contiguous(), output.contiguous(), noise,
+                         bool(collapse_noise), float(eps / safe_ux**2),
+                         float(eps / safe_uy**2), float(bx), float(by), bool(align_corners))
+        if fused is not None:
+            return fused
 
+    hw = h * w
+    tile = _tile_elems(n, h, w, K, device.type)
+    n_b = max(1, tile // (K * hw))  # images per tile
+    k_c = K if n_b > 1 else max(1, min(K, tile // hw))  # auxiliaries per tile
     # Tile results are collected and concatenated (no writes into a preallocated
     # tensor: under torch.func.vmap the tiles are batched and such a buffer is not).
     grads, normals, counts = [], [], []

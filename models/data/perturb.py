@@ -104,6 +104,7 @@ NORM_EPS = 1e-6
 _REACH = math.ceil((FRAGMENT / 2 + 0.5) * SCALE_RANGE[1])  # 14 px
 _WINDOW = 2 * _REACH + 2  # 30 px: [floor(c) - 14, floor(c) + 15] covers c +- 14
 _PAD = _REACH + 1  # the padded canvas holds every window
+_LOG_SCALE_RANGE = (math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1]))
 
 
 @dataclass
@@ -309,16 +310,14 @@ def _draw(variant: str, b: int, generator: torch.Generator, n_clutter: int,
         d["translation"] = (_randint(generator, 2 * reach + 1, (b, 2), device)
                             - reach).to(dtype)
     else:
-        lo, hi = math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])
-        d["scale"] = torch.exp(_uniform(generator, (b,), lo, hi, device)).to(dtype)
+        d["scale"] = torch.exp(_uniform(generator, (b,), *_LOG_SCALE_RANGE, device)).to(dtype)
     frags = []
     for _ in range(n_clutter):
         f = dict(zip(("idx", "corner"), _draw_fragment(clutter_source, generator, b)))
         if variant == "T":
             f["pos"] = _randint(generator, size - FRAGMENT + 1, (b, 2), device)  # top-left
         else:
-            lo, hi = math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])
-            f["s"] = torch.exp(_uniform(generator, (b,), lo, hi, device)).to(dtype)
+            f["s"] = torch.exp(_uniform(generator, (b,), *_LOG_SCALE_RANGE, device)).to(dtype)
             f["u"] = _uniform(generator, (b, 2), 0.0, 1.0, device).to(dtype)
         frags.append(f)
     d["clutter"] = frags
@@ -510,14 +509,8 @@ class PerturbedMNIST:
         Random numbers (digit indices, poses, clutter) are drawn on the
         generator's device; the same generator state gives the same batch.
         """
-        fn = "PerturbedMNIST.train_batch"
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"{fn}: expected batch_size to be an int >= 1, got {batch_size!r}")
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"{fn}: expected generator to be a torch.Generator, "
-                             f"got {type(generator).__name__}")
-        idx = _randint(generator, len(self), (batch_size,), self.device)
-        return self._render(idx, generator)
+        return self._fresh("PerturbedMNIST.train_batch", "generator", batch_size, [generator],
+                           with_bbox=True)
 
     def train_batches(self, batch_size: int, generators) -> tuple[torch.Tensor, torch.Tensor]:
         """One fresh batch per generator, rendered together: ``(images (S, B, 1, H, W),
@@ -530,12 +523,25 @@ class PerturbedMNIST:
         not grow with S (on a GPU the per-seed loop cost 3 ms per seed per step). No
         boxes are computed.
         """
-        fn = "PerturbedMNIST.train_batches"
+        if isinstance(generators, torch.Generator):
+            raise ValueError("PerturbedMNIST.train_batches: expected a sequence of "
+                             "torch.Generator (one per seed), got one torch.Generator")
+        generators = list(generators)
+        out = self._fresh("PerturbedMNIST.train_batches", "generators", batch_size, generators,
+                          with_bbox=False)
+        shape = (len(generators), batch_size)
+        return out.images.reshape(shape + out.images.shape[1:]), out.labels.reshape(shape)
+
+    def _fresh(self, fn: str, name: str, batch_size: int, generators: list, *, with_bbox: bool
+               ) -> PerturbedBatch:
+        """Draw ``batch_size`` digits and their perturbations from each generator in turn
+        (indices first, then :func:`_draw`'s order) and render them all in one pass."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"{fn}: expected batch_size to be an int >= 1, got {batch_size!r}")
-        generators = list(generators)
-        if not generators or not all(isinstance(g, torch.Generator) for g in generators):
-            raise ValueError(f"{fn}: expected a non-empty sequence of torch.Generator")
+        bad = [g for g in generators if not isinstance(g, torch.Generator)]
+        if not generators or bad:
+            raise ValueError(f"{fn}: expected {name} to be torch.Generator, got "
+                             f"{type(bad[0]).__name__ if bad else 'an empty sequence'}")
         n_clutter = 0 if self.variant == "R" else N_CLUTTER
         dtype = torch.float32 if self.images.dtype == torch.uint8 else self.images.dtype
         idx, draws = [], []
@@ -545,10 +551,8 @@ class PerturbedMNIST:
                                self.device, dtype))
         idx = torch.cat(idx)
         x = _as_float_digits(self.images[idx], "digits", fn)
-        out = _render(self.variant, x, self.labels[idx], _cat_draws(draws),
-                      self.clutter_images, with_bbox=False)
-        shape = (len(generators), batch_size)
-        return out.images.reshape(shape + out.images.shape[1:]), out.labels.reshape(shape)
+        return _render(self.variant, x, self.labels[idx], _cat_draws(draws),
+                       self.clutter_images, with_bbox=with_bbox)
 
     def test_set(self, *, n_perturb: int = 10, seed: int = 0, batch_size: int = 1000
                  ) -> Iterator[PerturbedBatch]:

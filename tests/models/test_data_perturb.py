@@ -471,6 +471,8 @@ def test_train_batches_rejects_bad_arguments():
         ds.train_batches(2, [])
     with pytest.raises(ValueError, match="torch.Generator"):
         ds.train_batches(2, [0])
+    with pytest.raises(ValueError, match="one torch.Generator"):  # not one per seed
+        ds.train_batches(2, torch.Generator())
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

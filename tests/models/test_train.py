@@ -127,17 +127,17 @@ def test_checkpoint_loads_weights_only_and_records_the_run(tmp_path, data_r):
 
 
 class _NaNData:
-    """Returns finite images until ``after`` batches, then NaN images."""
+    """Returns finite images for ``after`` steps, then NaN images."""
 
     def __init__(self, inner, after):
         self.inner, self.after, self.n = inner, after, 0
 
-    def train_batch(self, batch_size, generator):
-        b = self.inner.train_batch(batch_size, generator)
+    def train_batches(self, batch_size, generators):
+        x, y = self.inner.train_batches(batch_size, generators)
         self.n += 1
         if self.n > self.after:
-            b.images = torch.full_like(b.images, float("nan"))
-        return b
+            x = torch.full_like(x, float("nan"))
+        return x, y
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, data_r):
@@ -155,7 +155,7 @@ def test_nan_between_checks_reports_its_own_step(tmp_path, data_r):
     # message must still name the first bad step and seed, not the step of the check.
     cfg = _cfg(seeds=(0, 1), checkpoint_every=6, log_every=6, iters=8, iters_low=0)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 4: .*seed 0.*none written"):
-        train(cfg, tmp_path, _NaNData(data_r, 6), None, progress=False)
+        train(cfg, tmp_path, _NaNData(data_r, 3), None, progress=False)
     assert json.loads((tmp_path / "diverged.json").read_text())["step"] == 4
 
 
