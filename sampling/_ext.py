@@ -43,7 +43,7 @@ __all__ = ["load", "fit", "reset", "disabled", "status", "ExtensionUnavailableWa
 SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
 
 #: -ffp-contract=off: no fused multiply-adds, so the result does not depend on whether
-#: the CPU has FMA (the AVX2 and portable copies of the loops agree bit for bit).
+#: the CPU has FMA (the AVX-512, AVX2 and portable copies of the loops agree bit for bit).
 _CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 # libgomp: the same soname as the copy torch loads, so OpenMP threads are torch's.
 _LDFLAGS = ["-fopenmp"]
@@ -51,9 +51,10 @@ _LDFLAGS = ["-fopenmp"]
 #: A build lock older than this (seconds) is taken to be left by a killed build.
 STALE_LOCK_SECONDS = 900.0
 
-#: Run the portable copy of the kernel's loops even where the CPU has AVX2 (tests:
-#: both copies must agree bit for bit).
-portable = False
+#: Which copy of the CPU kernel's loops runs: 0 the best this CPU has (AVX-512 for float32,
+#: else AVX2, else portable), 1 at most AVX2, 2 the portable one (tests: all copies must
+#: agree bit for bit).
+isa = 0
 
 
 class ExtensionUnavailableWarning(UserWarning):
@@ -179,7 +180,7 @@ def fit(kind: str, *args):
     if ops is None:
         return None
     _states[kind]["fused_calls"] += 1
-    extra = (bool(portable),) if kind == "cpu" else ()
+    extra = (int(isa),) if kind == "cpu" else ()
     with torch.no_grad():
         return ops.fit(*args, *extra)
 

@@ -51,9 +51,8 @@ Design choices (and how they differ from the paper's text):
   input or to anything else (6.1): only the sampling locations receive the fitted
   gradient. The footprint ``D_p`` and the noise are constants.
 * **Noise.** One seed is drawn per call from ``generator`` (or torch's default
-  generator); ``backward`` regenerates the noise from it as one field of shape
-  ``(4, K, h, w)`` (footprint ``z``, collapse ``c``) **shared by the images of the
-  batch**.
+  generator); ``backward`` turns it into one field of shape ``(4, K, h, w)``
+  (footprint ``z``, collapse ``c``) **shared by the images of the batch**.
   Within an image every pixel and auxiliary index gets independent ``N(0, 1)``
   draws, exactly Eq. (3)/(8-9), so each image's gradient has exactly the
   distribution of the per-image method; only the errors of different images in a
@@ -62,6 +61,20 @@ Design choices (and how they differ from the paper's text):
   ``N x`` more normal variates (``6.4M`` for ``N=256, 28x28, K=8``, slower than
   the whole backward pass). Calls with the same generator state reproduce
   bit-for-bit on the same device.
+* **Noise pool.** Drawing even the shared field costs ~0.1 ms a call on CPU (as much
+  as a bilinear forward + backward on the small benchmark shapes), so the variates
+  come from a pool: ``2**20`` standard normals per (dtype, device), drawn once from a
+  fixed seed; a call uses the window of ``4 K h w`` consecutive entries starting at
+  ``seed mod (2**20 - 4 K h w + 1)``. Statistically: a window of an i.i.d. sequence
+  is i.i.d., so within a call the field is exactly as above (given the pool, its
+  values are an empirical sample of 2**20 normals: mean and variance within 0.003
+  of 0 and 1, tested). Across calls the start is uniform over >= 786k positions
+  (fields up to ``_POOL_MAX_WINDOW = 2**18`` variates; larger ones are drawn fresh),
+  so the same (auxiliary, pixel) slot reuses a variate only when two starts
+  coincide (probability ~1e-6 per pair of calls); a variate reused at another slot
+  meets another pixel's footprint and image content, so successive gradient
+  estimates stay (practically) independent. The pool costs 4 MB (float32) per
+  dtype and device.
 * **torch.func.** ``grad``/``vjp`` work (``setup_context`` style Function; the fused
   kernels are backend kernels, so the transforms unwrap their tensors first), and so
   does ``vmap``: the vmapped dimension joins the batch ``N`` (one call, one shared
@@ -72,22 +85,20 @@ Design choices (and how they differ from the paper's text):
   ``torch.utils.cpp_extension`` at first use, ~15 s, then cached): one pass over the
   output pixels computes the footprint, the ``K`` masked bilinear samples of all
   channels, the five sums of the 2x2 normal equations and the solve, from the same
-  noise field as the eager path (same numbers up to rounding: the order of the sums,
-  and fused multiply-adds in torch's own kernels). It allocates only the
-  ``(N, h, w, 2)`` result: peak memory of a forward + backward is 1.04-1.8x
-  bilinear's (eager: 1.9-6.7x). Measured with ``stnlab bench sampler --threads 1``
-  (one AMD EPYC core, AVX2 copy of the loops, K = 8): forward + backward is 3.9-4.5x
-  bilinear's on the 28 -> 28, 60 -> 30 and 50 -> 12 shapes (eager: 13-16x), where
-  the kernel alone is 2.1-3.5x and the forward, noise field and autograd overhead
-  about 0.8x; on 256 -> 32 it is 5-9x (eager: 17x), bound by cache misses of the
-  auxiliaries spread over a 6 MB input (the kernel takes 0.5 ms warm, 1-2 ms in the
-  benchmark's loop). On CUDA the same computation runs as one CUDA kernel
-  (``csrc/linearized_fit_cuda.cu``). ``STNLAB_NO_EXT=1``, ``diagnostics=True``, or a
-  failed build (one warning) use the eager path: tiles of ``_TILE_MIN`` to
-  ``_TILE_MAX`` (image, auxiliary, pixel) triples, each sampled with one
-  ``F.grid_sample`` call, about 30 elementwise passes over each tile; its
+  noise field as the eager path (in input pixels rather than normalized units, so
+  the two agree up to rounding; float32 runs AVX-512 or AVX2 intrinsics where the CPU
+  has them). It allocates only the ``(N, h, w, 2)`` result: peak memory of a forward
+  + backward is 1.04-1.8x bilinear's (eager: 1.9-6.7x). Time: see
+  ``benchmarks/README.md`` (``stnlab bench sampler``). On CUDA the same computation
+  runs as one CUDA kernel (``csrc/linearized_fit_cuda.cu``). ``STNLAB_NO_EXT=1``,
+  ``diagnostics=True``, or a failed build (one warning) use the eager path: tiles of
+  ``_TILE_MIN`` to ``_TILE_MAX`` (image, auxiliary, pixel) triples, each sampled with
+  one ``F.grid_sample`` call, about 30 elementwise passes over each tile; its
   temporaries are a few tile-sized tensors whatever ``N`` and ``K`` are (plus the
   ``(4, K, h, w)`` noise field).
+* **Autograd form.** Outside ``torch.func`` transforms the classic ``forward(ctx,
+  ...)`` Function runs: the ``setup_context`` form that the transforms need binds its
+  arguments with ``inspect`` at every call (measured ~30-50 us a call).
 """
 
 from __future__ import annotations
@@ -171,19 +182,46 @@ def _draw_seed(generator: torch.Generator | None) -> int:
                              device=generator.device).item())
 
 
+#: The noise pool (see the module docstring): ``_POOL_SIZE`` standard normal variates per
+#: (dtype, device), drawn once from the fixed seed ``_POOL_SEED``. A call whose noise field
+#: has more than ``_POOL_MAX_WINDOW`` variates draws it fresh instead (so a window start
+#: always has at least ``3 * 2**18`` possible positions).
+_POOL_SIZE = 2**20
+_POOL_MAX_WINDOW = 2**18
+_POOL_SEED = 0x5EED_003
+_pools: dict = {}
+
+
+def _noise_pool(dtype, device) -> torch.Tensor:
+    """The ``(_POOL_SIZE,)`` pool of ``N(0, 1)`` variates for ``dtype`` on ``device``."""
+    key = (dtype, str(device))
+    pool = _pools.get(key)
+    if pool is None:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(_POOL_SEED)
+        pool = _pools[key] = torch.randn(_POOL_SIZE, generator=gen, dtype=dtype, device=device)
+    return pool
+
+
 def _noise_field(seed, k, h, w, sigma, safe_ux, safe_uy, dtype, device) -> torch.Tensor:
     """The ``(4, K, h, w)`` auxiliary noise of one call, shared by all images and both paths.
 
     Components: ``z0, z1`` (footprint, in output pixels, times ``sigma``) and the
-    collapse noise ``cx, cy`` (one input pixel, in normalized units).
+    collapse noise ``cx, cy`` (one input pixel, in normalized units). The standard
+    normal variates are the window of ``4 K h w`` consecutive entries of the pool that
+    starts at ``seed mod (pool size - window + 1)``; a field larger than
+    ``_POOL_MAX_WINDOW`` is drawn fresh from ``seed``.
     """
+    size = 4 * k * h * w
+    scale = torch.tensor([sigma, sigma, 1.0 / safe_ux, 1.0 / safe_uy], dtype=dtype)
+    scale = scale.to(device).view(4, 1, 1, 1)
+    if size <= _POOL_MAX_WINDOW:
+        pool = _noise_pool(dtype, device)
+        start = seed % (pool.numel() - size + 1)
+        return pool[start:start + size].view(4, k, h, w) * scale
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
-    noise = torch.randn(4, k, h, w, generator=gen, dtype=dtype, device=device)
-    noise[:2] *= sigma
-    noise[2] *= 1.0 / safe_ux
-    noise[3] *= 1.0 / safe_uy
-    return noise
+    return torch.randn(4, k, h, w, generator=gen, dtype=dtype, device=device) * scale
 
 
 def _planar_footprint(gx: torch.Tensor, gy: torch.Tensor):
@@ -238,8 +276,10 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
     elementwise ops fast on CPU); the work is split into tiles of ``_TILE_MIN`` to
     ``_TILE_MAX`` (image, auxiliary, pixel) triples so temporaries do not grow with
     ``N`` or ``K``; each tile samples all its auxiliaries with one ``F.grid_sample``
-    call. Both give the same numbers up to rounding (the order of the sums over the
-    auxiliaries, and fused multiply-adds in torch's own kernels).
+    call. Both give the same numbers up to rounding (the CPU kernel fits in input
+    pixels, the eager path in normalized units; the order of the sums over the
+    auxiliaries; fused multiply-adds in torch's own kernels). On CUDA the fused
+    kernel of ``csrc/linearized_fit_cuda.cu`` plays the CPU kernel's part.
 
     Convention:
         Normalized ``(x, y)`` grid as ``F.grid_sample``; the fit is in input
@@ -359,8 +399,39 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
     return LinearizedFit(grad_grid, torch.cat(normals), torch.cat(counts))
 
 
+def _backward(ctx, grad_out):
+    """The shared backward: bilinear input gradient, fitted grid gradient."""
+    input, grid, out = ctx.saved_tensors
+    o = ctx.opts
+    grad_input = grad_grid = None
+    grad_out = grad_out.contiguous()
+    if ctx.needs_input_grad[0]:
+        grad_input, _ = torch.ops.aten.grid_sampler_2d_backward(
+            grad_out, input, grid, 0, _PADDING[o["padding_mode"]], o["align_corners"],
+            [True, False])
+    if ctx.needs_input_grad[1]:
+        if grid.dtype in (torch.float32, torch.float64):
+            grad_grid = fit_local_gradient(input, grid, grad_out, out, **o)
+        else:  # half precision: fit in float32 (complex32 and the 2x2 solve need it)
+            grad_grid = fit_local_gradient(input.float(), grid.float(), grad_out.float(),
+                                           out.float(), **o).to(grid.dtype)
+    return grad_input, grad_grid, None, None, None, None, None, None, None
+
+
+def _save(ctx, input, grid, output, seed, num_samples, sigma, collapse_noise, eps,
+          align_corners, padding_mode):
+    ctx.save_for_backward(input, grid, output)
+    ctx.opts = dict(seed=seed, num_samples=num_samples, sigma=sigma,
+                    collapse_noise=collapse_noise, eps=eps, align_corners=align_corners,
+                    padding_mode=padding_mode)
+
+
 class _LinearizedGridSample(torch.autograd.Function):
-    """Forward: bilinear. Backward: bilinear input gradient, fitted grid gradient."""
+    """Forward: bilinear. Backward: bilinear input gradient, fitted grid gradient.
+
+    The ``setup_context`` form that ``torch.func`` transforms need; outside them
+    :class:`_LinearizedGridSampleCtx` (the same computation) is used, because this form
+    binds its arguments with ``inspect`` at every call (~30 us)."""
 
     @staticmethod
     def forward(input, grid, seed, num_samples, sigma, collapse_noise, eps, align_corners,
@@ -370,11 +441,8 @@ class _LinearizedGridSample(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, grid, seed, num_samples, sigma, collapse_noise, eps, align_corners, pad = inputs
-        ctx.save_for_backward(input, grid, output)
-        ctx.opts = dict(seed=seed, num_samples=num_samples, sigma=sigma,
-                        collapse_noise=collapse_noise, eps=eps,
-                        align_corners=align_corners, padding_mode=pad)
+        input, grid, *options = inputs
+        _save(ctx, input, grid, output, *options)
 
     @staticmethod
     def vmap(info, in_dims, input, grid, *options):
@@ -393,21 +461,28 @@ class _LinearizedGridSample(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        input, grid, out = ctx.saved_tensors
-        o = ctx.opts
-        grad_input = grad_grid = None
-        grad_out = grad_out.contiguous()
-        if ctx.needs_input_grad[0]:
-            grad_input, _ = torch.ops.aten.grid_sampler_2d_backward(
-                grad_out, input, grid, 0, _PADDING[o["padding_mode"]], o["align_corners"],
-                [True, False])
-        if ctx.needs_input_grad[1]:
-            if grid.dtype in (torch.float32, torch.float64):
-                grad_grid = fit_local_gradient(input, grid, grad_out, out, **o)
-            else:  # half precision: fit in float32 (complex32 and the 2x2 solve need it)
-                grad_grid = fit_local_gradient(input.float(), grid.float(), grad_out.float(),
-                                               out.float(), **o).to(grid.dtype)
-        return grad_input, grad_grid, None, None, None, None, None, None, None
+        return _backward(ctx, grad_out)
+
+
+class _LinearizedGridSampleCtx(torch.autograd.Function):
+    """:class:`_LinearizedGridSample` in the classic ``forward(ctx, ...)`` form."""
+
+    @staticmethod
+    def forward(ctx, input, grid, *options):
+        output = _LinearizedGridSample.forward(input, grid, *options)
+        _save(ctx, input, grid, output, *options)
+        return output
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        return _backward(ctx, grad_out)
+
+
+def _transforms_active() -> bool:
+    """Whether a ``torch.func`` transform is active (private torch API; assume yes if absent)."""
+    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return True if probe is None else bool(probe())
 
 
 def _check_options(fn, num_samples, sigma, eps, collapse_noise, generator):
@@ -482,5 +557,6 @@ def linearized_grid_sample(input: torch.Tensor, grid: torch.Tensor, *, num_sampl
     _check_options(fn, num_samples, sigma, eps, collapse_noise, generator)
     seed = _draw_seed(generator)
     sigma = 1.0 if sigma is None else float(sigma)
-    return _LinearizedGridSample.apply(input, grid, seed, num_samples, sigma, collapse_noise,
-                                       float(eps), bool(align_corners), padding_mode)
+    fn_cls = _LinearizedGridSample if _transforms_active() else _LinearizedGridSampleCtx
+    return fn_cls.apply(input, grid, seed, num_samples, sigma, collapse_noise, float(eps),
+                        bool(align_corners), padding_mode)

@@ -41,6 +41,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 #ifndef STNLAB_OPS_NAMESPACE
 #define STNLAB_OPS_NAMESPACE stnlab_linearized
@@ -50,34 +55,22 @@ namespace {
 
 constexpr int64_t kBlock = 64;
 
+// How far (pixels) the mask's bounds may lie outside [0, W-1] x [0, H-1] for the kInside
+// path, which clamps the auxiliaries that pass the mask to the image: a sample moves by
+// at most this much (with _stencil_bound's bounds, by the bounds' rounding, ~1e-7 W).
+constexpr double kInsideSlack = 1e-3;
+
 using stnlab_fit::FitArgs;
 
-// Process pixels [p0, p0 + len) of image n (len <= kBlock).
-//
-// kInside: every auxiliary that passes the mask lies in (-1, W) x (-1, H) in pixels
-// (true for the bounds of _stencil_bound, where it lies in [0, W-1] x [0, H-1] up to
-// rounding; checked in fit()). Coordinates are clamped to that range (a no-op for the
-// auxiliaries that count) and only the corners' edge cases need care. Otherwise (a
-// caller passing looser bounds) the general path samples with F.grid_sample's zero
-// padding anywhere.
-template <typename scalar_t, bool kCollapse, bool kInside>
-static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar_t>& a,
-                                                            int64_t n, int64_t p0,
-                                                            int64_t len) {
+// The per-block prologue: grid, footprint D_p and y0 = sum_c output_c grad_out_c of
+// pixels [p0, p0 + len) of image n, into arrays of kBlock scalars.
+template <typename scalar_t>
+static inline __attribute__((always_inline)) void prologue(
+    const FitArgs<scalar_t>& a, int64_t n, int64_t p0, int64_t len, scalar_t* gx,
+    scalar_t* gy, scalar_t* dcx, scalar_t* dcy, scalar_t* drx, scalar_t* dry, scalar_t* y0) {
   const int64_t hw = a.h * a.w;
   const int64_t w = a.w, h = a.h;
-  const int W = static_cast<int>(a.W), H = static_cast<int>(a.H);
-  const scalar_t one = scalar_t(1);
-
-  scalar_t gx[kBlock], gy[kBlock], dcx[kBlock], dcy[kBlock], drx[kBlock], dry[kBlock];
-  scalar_t y0[kBlock];
-  scalar_t sxx[kBlock], sxy[kBlock], syy[kBlock], bxs[kBlock], bys[kBlock];
-  scalar_t mox[kBlock], moy[kBlock], yv[kBlock];
-  scalar_t w00[kBlock], w01[kBlock], w10[kBlock], w11[kBlock];
-  int32_t o00[kBlock], o01[kBlock], o10[kBlock], o11[kBlock];
-
-  // Prologue: grid, footprint, zero sums. The footprint is torch.gradient's arithmetic:
-  // (g[+1] - g[-1]) / 2 inside, (g[+1] - g[0]) / 1 at the ends, 0 along an axis of length
+  // The footprint is torch.gradient's arithmetic: (g[+1] - g[-1]) / 2 inside, (g[+1] - g[0]) / 1 at the ends, 0 along an axis of length
   // 1 (x / 2 and x * 0.5 round alike). Interior pixels first (contiguous, vectorized),
   // then the first/last columns and rows are overwritten with one-sided differences.
   const scalar_t* g = a.grid + n * hw * 2;
@@ -85,7 +78,6 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
   for (int64_t j = 0; j < len; ++j) {
     gx[j] = g[2 * (p0 + j)];
     gy[j] = g[2 * (p0 + j) + 1];
-    sxx[j] = sxy[j] = syy[j] = bxs[j] = bys[j] = scalar_t(0);
   }
   if (w == 1) {
     for (int64_t j = 0; j < len; ++j) dcx[j] = dcy[j] = scalar_t(0);
@@ -139,66 +131,150 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
       for (int64_t j = 0; j < len; ++j) y0[j] += out[j] * go[j];
     }
   }
+}
 
-  // Coordinates are clamped before the stencil is read. kInside: to the range of the
-  // auxiliaries that pass the mask (a no-op for them; the others only need some finite
-  // value, multiplied by a zero offset). General path: to just outside the image, where
-  // every corner is out of bounds whatever the exact value. NaN goes to lo.
-  const scalar_t lo_x = kInside ? a.x_lo : scalar_t(-2);
-  const scalar_t lo_y = kInside ? a.y_lo : scalar_t(-2);
-  const scalar_t hi_x = kInside ? a.x_hi : static_cast<scalar_t>(W + 1);
-  const scalar_t hi_y = kInside ? a.y_hi : static_cast<scalar_t>(H + 1);
+// Closed-form solve of (S + diag(eps_x, eps_y)) J = b, J = 0 where det <= 0, for pixels
+// [p0, p0 + len) of image n from their five sums (kInside: sums in px^2, so eps_x sx^2
+// and eps_y sy^2, and J scaled back to normalized units by sx, sy).
+template <typename scalar_t, bool kInside>
+static inline __attribute__((always_inline)) void solve(
+    const FitArgs<scalar_t>& a, int64_t n, int64_t p0, int64_t len, const scalar_t* sxx,
+    const scalar_t* sxy, const scalar_t* syy, const scalar_t* bxs, const scalar_t* bys) {
+  const int64_t hw = a.h * a.w;
+  const scalar_t one = scalar_t(1);
+  const scalar_t eps_x = kInside ? a.eps_x * a.sx * a.sx : a.eps_x;
+  const scalar_t eps_y = kInside ? a.eps_y * a.sy * a.sy : a.eps_y;
+  scalar_t* res = a.result + (n * hw + p0) * 2;
+  for (int64_t j = 0; j < len; ++j) {
+    const scalar_t aa = sxx[j] + eps_x;
+    const scalar_t dd = syy[j] + eps_y;
+    const scalar_t det0 = aa * dd - sxy[j] * sxy[j];
+    const bool ok = det0 > scalar_t(0);
+    const scalar_t det = ok ? det0 : one;
+    scalar_t jx = (dd * bxs[j] - sxy[j] * bys[j]) / det;
+    scalar_t jy = (aa * bys[j] - sxy[j] * bxs[j]) / det;
+    if (kInside) {
+      jx = jx * a.sx;
+      jy = jy * a.sy;
+    }
+    res[2 * j] = ok ? jx : scalar_t(0);
+    res[2 * j + 1] = ok ? jy : scalar_t(0);
+  }
+}
+
+
+
+// kInside: the grid, footprint and collapse noise in input pixels (F.grid_sample's
+// unnormalization x = (g + 1) * sx - half, and D_p, c scaled by sx, sy), so that an
+// auxiliary's pixel coordinate is one add away from its offset.
+template <typename scalar_t>
+static inline __attribute__((always_inline)) void to_pixels(const FitArgs<scalar_t>& a,
+                                                            int64_t len, scalar_t* gx,
+                                                            scalar_t* gy, scalar_t* dcx,
+                                                            scalar_t* dcy, scalar_t* drx,
+                                                            scalar_t* dry) {
+  const scalar_t one = scalar_t(1);
+  for (int64_t j = 0; j < len; ++j) {
+    gx[j] = (gx[j] + one) * a.sx - a.half;
+    gy[j] = (gy[j] + one) * a.sy - a.half;
+    dcx[j] = dcx[j] * a.sx;
+    drx[j] = drx[j] * a.sx;
+    dcy[j] = dcy[j] * a.sy;
+    dry[j] = dry[j] * a.sy;
+  }
+}
+
+// Process pixels [p0, p0 + len) of image n (len <= kBlock).
+//
+// kInside (fit() checks it): W, H >= 2 and the mask's bounds lie in [0, W-1] x [0, H-1]
+// pixels up to kInsideSlack (with _stencil_bound's bounds they are 0 and W-1 up to
+// rounding). The fit is then done in input pixels: offsets o = D_p z + c in pixels, the
+// mask x_lo <= x <= x_hi (the image of |g| <= bx under the unnormalization), coordinates
+// clamped to [0, W-1] (a no-op for the auxiliaries that count, up to kInsideSlack; the
+// others only need some finite value, multiplied by a zero offset), and the two corners
+// of each row at columns i = min(floor(x), W - 2) and i + 1, weights 1 - (x - i) and
+// x - i: exactly F.grid_sample's bilinear sample, whose corner at column W (weight 0
+// there, x = W - 1) is zero padding. The sums are in px^2, eps in px^2 (eps_x sx^2),
+// and the solution is scaled back to normalized units (J_norm = J_px * sx).
+// Otherwise (a caller passing looser bounds) the general path works in normalized units
+// and samples with F.grid_sample's zero padding anywhere.
+template <typename scalar_t, bool kCollapse, bool kInside>
+static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar_t>& a,
+                                                            int64_t n, int64_t p0,
+                                                            int64_t len) {
+  const int64_t hw = a.h * a.w;
+  const int W = static_cast<int>(a.W), H = static_cast<int>(a.H);
+  const scalar_t one = scalar_t(1);
+
+  scalar_t gx[kBlock], gy[kBlock], dcx[kBlock], dcy[kBlock], drx[kBlock], dry[kBlock];
+  scalar_t y0[kBlock];
+  scalar_t sxx[kBlock], sxy[kBlock], syy[kBlock], bxs[kBlock], bys[kBlock];
+  scalar_t mox[kBlock], moy[kBlock], yv[kBlock];
+  scalar_t w00[kBlock], w01[kBlock], w10[kBlock], w11[kBlock];
+  int32_t o00[kBlock], o01[kBlock], o10[kBlock], o11[kBlock];
+
+  prologue<scalar_t>(a, n, p0, len, gx, gy, dcx, dcy, drx, dry, y0);
+  if (kInside) to_pixels<scalar_t>(a, len, gx, gy, dcx, dcy, drx, dry);
+  for (int64_t j = 0; j < len; ++j) sxx[j] = sxy[j] = syy[j] = bxs[j] = bys[j] = scalar_t(0);
+
+  // Clamps: kInside, to the image [0, W-1] x [0, H-1]; general path, to just outside the
+  // image, where every corner is out of bounds whatever the exact value. NaN goes to lo.
+  const scalar_t lo_x = kInside ? scalar_t(0) : scalar_t(-2);
+  const scalar_t lo_y = kInside ? scalar_t(0) : scalar_t(-2);
+  const scalar_t hi_x = static_cast<scalar_t>(kInside ? W - 1 : W + 1);
+  const scalar_t hi_y = static_cast<scalar_t>(kInside ? H - 1 : H + 1);
+  const scalar_t cs_x = kInside ? a.sx : one, cs_y = kInside ? a.sy : one;
   for (int64_t k = 0; k < a.K; ++k) {
     const scalar_t* z0 = a.noise + k * hw + p0;
     const scalar_t* z1 = a.noise + (a.K + k) * hw + p0;
     const scalar_t* cx = a.noise + (2 * a.K + k) * hw + p0;
     const scalar_t* cy = a.noise + (3 * a.K + k) * hw + p0;
-    // Offsets, mask, bilinear corners and weights (F.grid_sample's unnormalization).
+    // Offsets, mask, bilinear corners and weights.
     for (int64_t j = 0; j < len; ++j) {
       scalar_t ox = dcx[j] * z0[j];
       ox = ox + drx[j] * z1[j];
       scalar_t oy = dcy[j] * z0[j];
       oy = oy + dry[j] * z1[j];
       if (kCollapse) {
-        ox = ox + cx[j];
-        oy = oy + cy[j];
+        ox = ox + (kInside ? cx[j] * cs_x : cx[j]);
+        oy = oy + (kInside ? cy[j] * cs_y : cy[j]);
       }
       const scalar_t px = ox + gx[j];
       const scalar_t py = oy + gy[j];
-      const scalar_t m =
-          ((std::abs(px) <= a.bx) & (std::abs(py) <= a.by)) ? scalar_t(1) : scalar_t(0);
-      mox[j] = ox * m;
-      moy[j] = oy * m;
-      scalar_t x = (px + one) * a.sx - a.half;
-      scalar_t y = (py + one) * a.sy - a.half;
-      x = (x > lo_x) ? x : lo_x;  // also maps NaN to lo
-      x = (x < hi_x) ? x : hi_x;
-      y = (y > lo_y) ? y : lo_y;
-      y = (y < hi_y) ? y : hi_y;
       if (kInside) {
-        // x in (-1, W), y in (-1, H): the corners are ix in [-1, W-1] and ix + 1; a
-        // corner outside gets weight 0 (F.grid_sample's zero padding) and reads the
-        // nearest pixel instead.
+        const bool m = (px >= a.x_lo) & (px <= a.x_hi) & (py >= a.y_lo) & (py <= a.y_hi);
+        mox[j] = m ? ox : scalar_t(0);  // masked offsets
+        moy[j] = m ? oy : scalar_t(0);
+        scalar_t x = (px > lo_x) ? px : lo_x;  // also maps NaN to lo
+        x = (x < hi_x) ? x : hi_x;
+        scalar_t y = (py > lo_y) ? py : lo_y;
+        y = (y < hi_y) ? y : hi_y;
+        const int32_t ix = std::min(static_cast<int32_t>(x), W - 2);
+        const int32_t iy = std::min(static_cast<int32_t>(y), H - 2);
+        const scalar_t dw = x - static_cast<scalar_t>(ix), de = one - dw;
+        const scalar_t dn = y - static_cast<scalar_t>(iy), ds = one - dn;
+        o00[j] = iy * W + ix;
+        o01[j] = iy * W + ix + 1;
+        o10[j] = (iy + 1) * W + ix;
+        o11[j] = (iy + 1) * W + ix + 1;
+        w00[j] = ds * de;
+        w01[j] = ds * dw;
+        w10[j] = dn * de;
+        w11[j] = dn * dw;
+      } else {
+        const scalar_t m =
+            ((std::abs(px) <= a.bx) & (std::abs(py) <= a.by)) ? scalar_t(1) : scalar_t(0);
+        mox[j] = ox * m;
+        moy[j] = oy * m;
+        scalar_t x = (px + one) * a.sx - a.half;
+        scalar_t y = (py + one) * a.sy - a.half;
+        x = (x > lo_x) ? x : lo_x;  // also maps NaN to lo
+        x = (x < hi_x) ? x : hi_x;
+        y = (y > lo_y) ? y : lo_y;
+        y = (y < hi_y) ? y : hi_y;
         const scalar_t fx = std::floor(x), fy = std::floor(y);
         const int32_t ix = static_cast<int32_t>(fx), iy = static_cast<int32_t>(fy);
         const scalar_t dw = x - fx, de = one - dw;  // ATen's w, e, n, s
-        const scalar_t dn = y - fy, ds = one - dn;
-        const scalar_t wx0 = ix >= 0 ? de : scalar_t(0), wx1 = ix < W - 1 ? dw : scalar_t(0);
-        const scalar_t wy0 = iy >= 0 ? ds : scalar_t(0), wy1 = iy < H - 1 ? dn : scalar_t(0);
-        const int32_t xc0 = std::max(ix, 0), xc1 = std::min(ix + 1, W - 1);
-        const int32_t yc0 = std::max(iy, 0) * W, yc1 = std::min(iy + 1, H - 1) * W;
-        o00[j] = yc0 + xc0;
-        o01[j] = yc0 + xc1;
-        o10[j] = yc1 + xc0;
-        o11[j] = yc1 + xc1;
-        w00[j] = wy0 * wx0;  // nw = s * e, ne = s * w, sw = n * e, se = n * w
-        w01[j] = wy0 * wx1;
-        w10[j] = wy1 * wx0;
-        w11[j] = wy1 * wx1;
-      } else {
-        const scalar_t fx = std::floor(x), fy = std::floor(y);
-        const int32_t ix = static_cast<int32_t>(fx), iy = static_cast<int32_t>(fy);
-        const scalar_t dw = x - fx, de = one - dw;
         const scalar_t dn = y - fy, ds = one - dn;
         const bool vx0 = (ix >= 0) & (ix < W), vx1 = (ix >= -1) & (ix < W - 1);
         const bool vy0 = (iy >= 0) & (iy < H), vy1 = (iy >= -1) & (iy < H - 1);
@@ -243,19 +319,26 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
     }
   }
 
-  // Closed-form solve of (S + diag(eps_x, eps_y)) J = b, J = 0 where det <= 0.
-  scalar_t* res = a.result + (n * hw + p0) * 2;
-  for (int64_t j = 0; j < len; ++j) {
-    const scalar_t aa = sxx[j] + a.eps_x;
-    const scalar_t dd = syy[j] + a.eps_y;
-    const scalar_t det0 = aa * dd - sxy[j] * sxy[j];
-    const bool ok = det0 > scalar_t(0);
-    const scalar_t det = ok ? det0 : one;
-    const scalar_t jx = (dd * bxs[j] - sxy[j] * bys[j]) / det;
-    const scalar_t jy = (aa * bys[j] - sxy[j] * bxs[j]) / det;
-    res[2 * j] = ok ? jx : scalar_t(0);
-    res[2 * j + 1] = ok ? jy : scalar_t(0);
-  }
+  solve<scalar_t, kInside>(a, n, p0, len, sxx, sxy, syy, bxs, bys);
+}
+
+// Reads one float of every cache line of image n's C planes (a sequential pass, which
+// the hardware prefetchers stream at full bandwidth) when they fit in kWarmBytes: the
+// auxiliaries then read them from the cache instead of missing at random, which
+// dominates on large inputs that are not in the cache (measured: 8 x 3 x 256 x 256 ->
+// 32 x 32 with a cold cache took ~3.5x as long as with a warm one without this pass).
+constexpr int64_t kWarmBytes = int64_t(1) << 20;
+
+template <typename scalar_t>
+static inline __attribute__((always_inline)) void warm_image(const FitArgs<scalar_t>& a,
+                                                             int64_t n) {
+  const int64_t count = a.C * a.H * a.W;
+  if (count * int64_t(sizeof(scalar_t)) > kWarmBytes) return;
+  const scalar_t* p = a.input + n * count;
+  constexpr int64_t step = 64 / sizeof(scalar_t);
+  scalar_t acc = scalar_t(0);
+  for (int64_t i = 0; i < count; i += step) acc += p[i];
+  asm volatile("" : : "r"(&acc) : "memory");  // keep the reads
 }
 
 // Pixels [begin, end) of the flattened (N, h*w) range.
@@ -268,6 +351,7 @@ static inline __attribute__((always_inline)) void fit_range(const FitArgs<scalar
     const int64_t n = i / hw;
     const int64_t p = i - n * hw;
     const int64_t len = std::min({kBlock, hw - p, end - i});
+    if (p == 0 || i == begin) warm_image(a, n);
     fit_block<scalar_t, kCollapse, kInside>(a, n, p, len);
     i += len;
   }
@@ -279,6 +363,256 @@ template <typename scalar_t, bool kCollapse, bool kInside>
 __attribute__((target("avx2,fma"))) void fit_range_avx2(const FitArgs<scalar_t>& a,
                                                         int64_t begin, int64_t end) {
   fit_range<scalar_t, kCollapse, kInside>(a, begin, end);
+}
+
+// float32 and bounds inside the image (the common case): the same arithmetic as
+// fit_block, written with AVX2 intrinsics, eight pixels per vector, and the K auxiliaries
+// of those eight pixels in the inner loop, so the five sums stay in registers and the
+// input region read by one group of pixels is reused by all K auxiliaries (fit_block
+// sweeps the whole block once per auxiliary, which misses the L1/L2 caches on large
+// inputs). Every operation is fit_block's, in the same order (the sums over k are
+// sequential per pixel; no FMA), so the results are bit-identical to the portable copy.
+// Pixels that do not fill a vector at the end of a block go through fit_block.
+
+// The float pairs (plane[i], plane[i + 1]) of eight indices, split into firsts and seconds.
+static inline __attribute__((target("avx2,fma"), always_inline)) void pairs8(
+    const float* plane, __m256i idx, __m256& first, __m256& second) {
+  alignas(32) int32_t i[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(i), idx);
+  auto pair = [&](int32_t q) {
+    return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(plane + q)));
+  };
+  auto quad = [&](int32_t q0, int32_t q1) {
+    return _mm_loadh_pi(pair(q0), reinterpret_cast<const __m64*>(plane + q1));
+  };
+  const __m256 lo = _mm256_set_m128(quad(i[2], i[3]), quad(i[0], i[1]));
+  const __m256 hi = _mm256_set_m128(quad(i[6], i[7]), quad(i[4], i[5]));
+  // lo = (f0 s0 f1 s1 | f2 s2 f3 s3), hi = (f4 s4 f5 s5 | f6 s6 f7 s7)
+  const __m256 f = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // f0 f1 f4 f5 | f2 f3 f6 f7
+  const __m256 sd = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+  first = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(f), _MM_SHUFFLE(3, 1, 2, 0)));
+  second = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(sd), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+template <bool kCollapse>
+__attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>& a,
+                                                            int64_t n, int64_t p0,
+                                                            int64_t len) {
+  const int64_t hw = a.h * a.w;
+  const int64_t jv = len & ~int64_t(7);  // pixels done eight at a time
+  if (jv > 0) {
+    alignas(32) float gx[kBlock], gy[kBlock], dcx[kBlock], dcy[kBlock], drx[kBlock],
+        dry[kBlock], y0[kBlock];
+    alignas(32) float sxx[kBlock], sxy[kBlock], syy[kBlock], bxs[kBlock], bys[kBlock];
+    prologue<float>(a, n, p0, jv, gx, gy, dcx, dcy, drx, dry, y0);
+    to_pixels<float>(a, jv, gx, gy, dcx, dcy, drx, dry);
+    const __m256 one = _mm256_set1_ps(1.f);
+    const __m256 x_lo = _mm256_set1_ps(a.x_lo), x_hi = _mm256_set1_ps(a.x_hi);
+    const __m256 y_lo = _mm256_set1_ps(a.y_lo), y_hi = _mm256_set1_ps(a.y_hi);
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 x_max = _mm256_set1_ps(static_cast<float>(a.W - 1));
+    const __m256 y_max = _mm256_set1_ps(static_cast<float>(a.H - 1));
+    const __m256 csx = _mm256_set1_ps(a.sx), csy = _mm256_set1_ps(a.sy);
+    const __m256i vW = _mm256_set1_epi32(static_cast<int>(a.W));
+    const __m256i Wm2 = _mm256_set1_epi32(static_cast<int>(a.W) - 2);
+    const __m256i Hm2 = _mm256_set1_epi32(static_cast<int>(a.H) - 2);
+    const float* planes = a.input + n * a.C * a.H * a.W;
+    const float* go0 = a.grad_out + n * a.C * hw + p0;
+    const int64_t plane_size = a.H * a.W;
+    for (int64_t j = 0; j < jv; j += 8) {
+      const __m256 vgx = _mm256_load_ps(gx + j), vgy = _mm256_load_ps(gy + j);
+      const __m256 vdcx = _mm256_load_ps(dcx + j), vdcy = _mm256_load_ps(dcy + j);
+      const __m256 vdrx = _mm256_load_ps(drx + j), vdry = _mm256_load_ps(dry + j);
+      const __m256 vy0 = _mm256_load_ps(y0 + j);
+      __m256 s_xx = _mm256_setzero_ps(), s_xy = s_xx, s_yy = s_xx, b_x = s_xx, b_y = s_xx;
+      const float* nz = a.noise + p0 + j;
+      for (int64_t k = 0; k < a.K; ++k) {
+        const __m256 z0 = _mm256_loadu_ps(nz + k * hw);
+        const __m256 z1 = _mm256_loadu_ps(nz + (a.K + k) * hw);
+        __m256 ox = _mm256_add_ps(_mm256_mul_ps(vdcx, z0), _mm256_mul_ps(vdrx, z1));
+        __m256 oy = _mm256_add_ps(_mm256_mul_ps(vdcy, z0), _mm256_mul_ps(vdry, z1));
+        if (kCollapse) {
+          ox = _mm256_add_ps(ox, _mm256_mul_ps(_mm256_loadu_ps(nz + (2 * a.K + k) * hw), csx));
+          oy = _mm256_add_ps(oy, _mm256_mul_ps(_mm256_loadu_ps(nz + (3 * a.K + k) * hw), csy));
+        }
+        const __m256 px = _mm256_add_ps(ox, vgx), py = _mm256_add_ps(oy, vgy);
+        const __m256 in = _mm256_and_ps(
+            _mm256_and_ps(_mm256_cmp_ps(px, x_lo, _CMP_GE_OQ), _mm256_cmp_ps(px, x_hi, _CMP_LE_OQ)),
+            _mm256_and_ps(_mm256_cmp_ps(py, y_lo, _CMP_GE_OQ), _mm256_cmp_ps(py, y_hi, _CMP_LE_OQ)));
+        const __m256 mx = _mm256_and_ps(in, ox), my = _mm256_and_ps(in, oy);
+        const __m256 x = _mm256_min_ps(_mm256_max_ps(px, zero), x_max);  // NaN -> 0
+        const __m256 y = _mm256_min_ps(_mm256_max_ps(py, zero), y_max);
+        const __m256i ix = _mm256_min_epi32(_mm256_cvttps_epi32(x), Wm2);
+        const __m256i iy = _mm256_min_epi32(_mm256_cvttps_epi32(y), Hm2);
+        const __m256 dw = _mm256_sub_ps(x, _mm256_cvtepi32_ps(ix)), de = _mm256_sub_ps(one, dw);
+        const __m256 dn = _mm256_sub_ps(y, _mm256_cvtepi32_ps(iy)), ds = _mm256_sub_ps(one, dn);
+        const __m256i r0 = _mm256_add_epi32(_mm256_mullo_epi32(iy, vW), ix);
+        const __m256i r1 = _mm256_add_epi32(r0, vW);
+        const __m256 w00 = _mm256_mul_ps(ds, de), w01 = _mm256_mul_ps(ds, dw);
+        const __m256 w10 = _mm256_mul_ps(dn, de), w11 = _mm256_mul_ps(dn, dw);
+        __m256 yv = _mm256_setzero_ps();
+        for (int64_t ch = 0; ch < a.C; ++ch) {
+          const float* plane = planes + ch * plane_size;
+          __m256 p00, p01, p10, p11;
+          pairs8(plane, r0, p00, p01);
+          pairs8(plane, r1, p10, p11);
+          __m256 v = _mm256_mul_ps(p00, w00);
+          v = _mm256_add_ps(v, _mm256_mul_ps(p01, w01));
+          v = _mm256_add_ps(v, _mm256_mul_ps(p10, w10));
+          v = _mm256_add_ps(v, _mm256_mul_ps(p11, w11));
+          const __m256 t = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + ch * hw + j));
+          yv = ch == 0 ? t : _mm256_add_ps(yv, t);
+        }
+        const __m256 r = _mm256_sub_ps(yv, vy0);
+        s_xx = _mm256_add_ps(s_xx, _mm256_mul_ps(mx, mx));
+        s_xy = _mm256_add_ps(s_xy, _mm256_mul_ps(mx, my));
+        s_yy = _mm256_add_ps(s_yy, _mm256_mul_ps(my, my));
+        b_x = _mm256_add_ps(b_x, _mm256_mul_ps(mx, r));
+        b_y = _mm256_add_ps(b_y, _mm256_mul_ps(my, r));
+      }
+      _mm256_store_ps(sxx + j, s_xx);
+      _mm256_store_ps(sxy + j, s_xy);
+      _mm256_store_ps(syy + j, s_yy);
+      _mm256_store_ps(bxs + j, b_x);
+      _mm256_store_ps(bys + j, b_y);
+    }
+    solve<float, true>(a, n, p0, jv, sxx, sxy, syy, bxs, bys);
+  }
+  if (jv < len) fit_block<float, kCollapse, true>(a, n, p0 + jv, len - jv);
+}
+
+template <bool kCollapse>
+__attribute__((target("avx2,fma"))) void fit_range_avx2_f32(const FitArgs<float>& a,
+                                                            int64_t begin, int64_t end) {
+  const int64_t hw = a.h * a.w;
+  int64_t i = begin;
+  while (i < end) {
+    const int64_t n = i / hw;
+    const int64_t p = i - n * hw;
+    const int64_t len = std::min({kBlock, hw - p, end - i});
+    if (p == 0 || i == begin) warm_image(a, n);
+    fit_block_avx2_f32<kCollapse>(a, n, p, len);
+    i += len;
+  }
+}
+
+
+// The same as fit_block_avx2_f32 with AVX-512 (sixteen pixels per vector, masks for the
+// comparisons, gathers of the corner pairs); the rest of a block goes to the AVX2 copy.
+template <bool kCollapse>
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
+    const FitArgs<float>& a, int64_t n, int64_t p0, int64_t len) {
+  const int64_t hw = a.h * a.w;
+  const int64_t jv = len & ~int64_t(15);  // pixels done sixteen at a time
+  if (jv > 0) {
+    alignas(64) float gx[kBlock], gy[kBlock], dcx[kBlock], dcy[kBlock], drx[kBlock],
+        dry[kBlock], y0[kBlock];
+    alignas(64) float sxx[kBlock], sxy[kBlock], syy[kBlock], bxs[kBlock], bys[kBlock];
+    prologue<float>(a, n, p0, jv, gx, gy, dcx, dcy, drx, dry, y0);
+    to_pixels<float>(a, jv, gx, gy, dcx, dcy, drx, dry);
+    const __m512 one = _mm512_set1_ps(1.f), zero = _mm512_setzero_ps();
+    const __m512 x_lo = _mm512_set1_ps(a.x_lo), x_hi = _mm512_set1_ps(a.x_hi);
+    const __m512 y_lo = _mm512_set1_ps(a.y_lo), y_hi = _mm512_set1_ps(a.y_hi);
+    const __m512 x_max = _mm512_set1_ps(static_cast<float>(a.W - 1));
+    const __m512 y_max = _mm512_set1_ps(static_cast<float>(a.H - 1));
+    const __m512 csx = _mm512_set1_ps(a.sx), csy = _mm512_set1_ps(a.sy);
+    const __m512i vW = _mm512_set1_epi32(static_cast<int>(a.W));
+    const __m512i Wm2 = _mm512_set1_epi32(static_cast<int>(a.W) - 2);
+    const __m512i Hm2 = _mm512_set1_epi32(static_cast<int>(a.H) - 2);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const float* planes = a.input + n * a.C * a.H * a.W;
+    const float* go0 = a.grad_out + n * a.C * hw + p0;
+    const int64_t plane_size = a.H * a.W;
+    for (int64_t j = 0; j < jv; j += 16) {
+      const __m512 vgx = _mm512_load_ps(gx + j), vgy = _mm512_load_ps(gy + j);
+      const __m512 vdcx = _mm512_load_ps(dcx + j), vdcy = _mm512_load_ps(dcy + j);
+      const __m512 vdrx = _mm512_load_ps(drx + j), vdry = _mm512_load_ps(dry + j);
+      const __m512 vy0 = _mm512_load_ps(y0 + j);
+      __m512 s_xx = zero, s_xy = zero, s_yy = zero, b_x = zero, b_y = zero;
+      const float* nz = a.noise + p0 + j;
+      for (int64_t k = 0; k < a.K; ++k) {
+        const __m512 z0 = _mm512_loadu_ps(nz + k * hw);
+        const __m512 z1 = _mm512_loadu_ps(nz + (a.K + k) * hw);
+        __m512 ox = _mm512_add_ps(_mm512_mul_ps(vdcx, z0), _mm512_mul_ps(vdrx, z1));
+        __m512 oy = _mm512_add_ps(_mm512_mul_ps(vdcy, z0), _mm512_mul_ps(vdry, z1));
+        if (kCollapse) {
+          ox = _mm512_add_ps(ox, _mm512_mul_ps(_mm512_loadu_ps(nz + (2 * a.K + k) * hw), csx));
+          oy = _mm512_add_ps(oy, _mm512_mul_ps(_mm512_loadu_ps(nz + (3 * a.K + k) * hw), csy));
+        }
+        const __m512 px = _mm512_add_ps(ox, vgx), py = _mm512_add_ps(oy, vgy);
+        const __mmask16 in = _mm512_cmp_ps_mask(px, x_lo, _CMP_GE_OQ) &
+                             _mm512_cmp_ps_mask(px, x_hi, _CMP_LE_OQ) &
+                             _mm512_cmp_ps_mask(py, y_lo, _CMP_GE_OQ) &
+                             _mm512_cmp_ps_mask(py, y_hi, _CMP_LE_OQ);
+        const __m512 mx = _mm512_maskz_mov_ps(in, ox), my = _mm512_maskz_mov_ps(in, oy);
+        const __m512 x = _mm512_min_ps(_mm512_max_ps(px, zero), x_max);  // NaN -> 0
+        const __m512 y = _mm512_min_ps(_mm512_max_ps(py, zero), y_max);
+        const __m512i ix = _mm512_min_epi32(_mm512_cvttps_epi32(x), Wm2);
+        const __m512i iy = _mm512_min_epi32(_mm512_cvttps_epi32(y), Hm2);
+        const __m512 dw = _mm512_sub_ps(x, _mm512_cvtepi32_ps(ix)), de = _mm512_sub_ps(one, dw);
+        const __m512 dn = _mm512_sub_ps(y, _mm512_cvtepi32_ps(iy)), ds = _mm512_sub_ps(one, dn);
+        const __m512i r0 = _mm512_add_epi32(_mm512_mullo_epi32(iy, vW), ix);
+        const __m512i r1 = _mm512_add_epi32(r0, vW);
+        const __m512 w00 = _mm512_mul_ps(ds, de), w01 = _mm512_mul_ps(ds, dw);
+        const __m512 w10 = _mm512_mul_ps(dn, de), w11 = _mm512_mul_ps(dn, dw);
+        const __m256i r0l = _mm512_castsi512_si256(r0), r0h = _mm512_extracti64x4_epi64(r0, 1);
+        const __m256i r1l = _mm512_castsi512_si256(r1), r1h = _mm512_extracti64x4_epi64(r1, 1);
+        __m512 yv = zero;
+        for (int64_t ch = 0; ch < a.C; ++ch) {
+          const double* plane = reinterpret_cast<const double*>(planes + ch * plane_size);
+          const __m512 a0 = _mm512_castpd_ps(_mm512_i32gather_pd(r0l, plane, 4));
+          const __m512 a1 = _mm512_castpd_ps(_mm512_i32gather_pd(r0h, plane, 4));
+          const __m512 c0 = _mm512_castpd_ps(_mm512_i32gather_pd(r1l, plane, 4));
+          const __m512 c1 = _mm512_castpd_ps(_mm512_i32gather_pd(r1h, plane, 4));
+          __m512 v = _mm512_mul_ps(_mm512_permutex2var_ps(a0, even, a1), w00);
+          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_permutex2var_ps(a0, odd, a1), w01));
+          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_permutex2var_ps(c0, even, c1), w10));
+          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_permutex2var_ps(c0, odd, c1), w11));
+          const __m512 t = _mm512_mul_ps(v, _mm512_loadu_ps(go0 + ch * hw + j));
+          yv = ch == 0 ? t : _mm512_add_ps(yv, t);
+        }
+        const __m512 r = _mm512_sub_ps(yv, vy0);
+        s_xx = _mm512_add_ps(s_xx, _mm512_mul_ps(mx, mx));
+        s_xy = _mm512_add_ps(s_xy, _mm512_mul_ps(mx, my));
+        s_yy = _mm512_add_ps(s_yy, _mm512_mul_ps(my, my));
+        b_x = _mm512_add_ps(b_x, _mm512_mul_ps(mx, r));
+        b_y = _mm512_add_ps(b_y, _mm512_mul_ps(my, r));
+      }
+      _mm512_store_ps(sxx + j, s_xx);
+      _mm512_store_ps(sxy + j, s_xy);
+      _mm512_store_ps(syy + j, s_yy);
+      _mm512_store_ps(bxs + j, b_x);
+      _mm512_store_ps(bys + j, b_y);
+    }
+    solve<float, true>(a, n, p0, jv, sxx, sxy, syy, bxs, bys);
+  }
+  if (jv < len) fit_block_avx2_f32<kCollapse>(a, n, p0 + jv, len - jv);
+}
+
+template <bool kCollapse>
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_range_avx512_f32(
+    const FitArgs<float>& a, int64_t begin, int64_t end) {
+  const int64_t hw = a.h * a.w;
+  int64_t i = begin;
+  while (i < end) {
+    const int64_t n = i / hw;
+    const int64_t p = i - n * hw;
+    const int64_t len = std::min({kBlock, hw - p, end - i});
+    if (p == 0 || i == begin) warm_image(a, n);
+    fit_block_avx512_f32<kCollapse>(a, n, p, len);
+    i += len;
+  }
+}
+
+static bool cpu_has_avx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return has;
 }
 
 static bool cpu_has_avx2() {
@@ -297,9 +631,17 @@ void fit_range_portable(const FitArgs<scalar_t>& a, int64_t begin, int64_t end) 
 
 template <typename scalar_t, bool kCollapse, bool kInside>
 void fit_range_dispatch(const FitArgs<scalar_t>& a, int64_t begin, int64_t end,
-                        bool portable) {
+                        int64_t isa) {
 #ifdef STNLAB_HAVE_AVX2_COPY
-  if (!portable && cpu_has_avx2()) {
+  if (isa < 2 && cpu_has_avx2()) {
+    if constexpr (std::is_same_v<scalar_t, float> && kInside) {
+      if (isa < 1 && cpu_has_avx512()) {
+        fit_range_avx512_f32<kCollapse>(a, begin, end);
+        return;
+      }
+      fit_range_avx2_f32<kCollapse>(a, begin, end);
+      return;
+    }
     fit_range_avx2<scalar_t, kCollapse, kInside>(a, begin, end);
     return;
   }
@@ -310,7 +652,7 @@ void fit_range_dispatch(const FitArgs<scalar_t>& a, int64_t begin, int64_t end,
 at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor& grad_out,
                const at::Tensor& output, const at::Tensor& noise, bool collapse_noise,
                double eps_x, double eps_y, double bx, double by, bool align_corners,
-               bool portable) {
+               int64_t isa) {
   TORCH_CHECK(input.device().is_cpu(), "linearized_fit: CPU tensors only");
   stnlab_fit::check_inputs("linearized_fit", input, grid, grad_out, output, noise);
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
@@ -321,21 +663,23 @@ at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor
     const FitArgs<scalar_t> a = stnlab_fit::make_args<scalar_t>(
         input, grid, grad_out, output, noise, result, eps_x, eps_y, bx, by, align_corners);
     const int64_t grain = std::max<int64_t>(kBlock, 32768 / std::max<int64_t>(1, K * (C + 2)));
-    // Do the auxiliaries that pass the mask lie in (-1, W) x (-1, H) (pixels)? The
-    // unnormalization is monotone, so checking the bounds themselves suffices. With
-    // _stencil_bound's bounds they lie in [0, W-1] x [0, H-1] up to rounding.
-    const bool inside = a.x_lo > scalar_t(-1) && a.x_hi < static_cast<scalar_t>(W) &&
-                        a.y_lo > scalar_t(-1) && a.y_hi < static_cast<scalar_t>(H) &&
+    // kInside (see fit_block): W, H >= 2 and the bounds within kInsideSlack pixels of
+    // [0, W-1] x [0, H-1]. The unnormalization is monotone, so checking the bounds
+    // themselves suffices. With _stencil_bound's bounds they are 0 and W-1 up to rounding.
+    const scalar_t slack = static_cast<scalar_t>(kInsideSlack);
+    const bool inside = W >= 2 && H >= 2 && a.x_lo >= -slack && a.y_lo >= -slack &&
+                        a.x_hi <= static_cast<scalar_t>(W - 1) + slack &&
+                        a.y_hi <= static_cast<scalar_t>(H - 1) + slack &&
                         a.x_lo <= a.x_hi && a.y_lo <= a.y_hi;
     at::parallel_for(0, N * h * w, grain, [&](int64_t begin, int64_t end) {
       if (collapse_noise && inside) {
-        fit_range_dispatch<scalar_t, true, true>(a, begin, end, portable);
+        fit_range_dispatch<scalar_t, true, true>(a, begin, end, isa);
       } else if (inside) {
-        fit_range_dispatch<scalar_t, false, true>(a, begin, end, portable);
+        fit_range_dispatch<scalar_t, false, true>(a, begin, end, isa);
       } else if (collapse_noise) {
-        fit_range_dispatch<scalar_t, true, false>(a, begin, end, portable);
+        fit_range_dispatch<scalar_t, true, false>(a, begin, end, isa);
       } else {
-        fit_range_dispatch<scalar_t, false, false>(a, begin, end, portable);
+        fit_range_dispatch<scalar_t, false, false>(a, begin, end, isa);
       }
     });
   });
@@ -345,6 +689,7 @@ at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor
 // Which copy of the loops runs on this CPU (for tests and the benchmark notes).
 std::string simd() {
 #ifdef STNLAB_HAVE_AVX2_COPY
+  if (cpu_has_avx512()) return "avx512";
   if (cpu_has_avx2()) return "avx2";
 #endif
   return "portable";
@@ -357,7 +702,7 @@ std::string simd() {
 STNLAB_LIBRARY(STNLAB_OPS_NAMESPACE, m) {
   m.def("fit(Tensor input, Tensor grid, Tensor grad_out, Tensor output, Tensor noise, "
         "bool collapse_noise, float eps_x, float eps_y, float bx, float by, "
-        "bool align_corners, bool portable=False) -> Tensor");
+        "bool align_corners, int isa=0) -> Tensor");
   m.def("simd() -> str", &simd);
 }
 

@@ -382,3 +382,48 @@ def test_torch_func_grad_and_vmap_match_autograd(fused, device, monkeypatch):
     ref = torch.stack([grad(loss)(theta[i], img[i]) for i in range(3)])
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
     assert not torch.equal(got[0], got[1])  # the slices really differ
+
+
+# ------------------------------------------------------------------------------ noise pool
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_noise_pool_is_a_standard_normal_sample(dtype):
+    import sampling.linearized as lin
+
+    pool = lin._noise_pool(dtype, torch.device("cpu")).double()
+    n = pool.numel()
+    assert n == lin._POOL_SIZE
+    se = 1 / math.sqrt(n)  # standard errors: mean 1/sqrt(n), variance sqrt(2/n)
+    assert abs(float(pool.mean())) < 5 * se
+    assert abs(float(pool.var()) - 1) < 5 * math.sqrt(2) * se
+    # tails as a normal's: P(|z| > 2) = 0.0455
+    assert abs(float((pool.abs() > 2).double().mean()) - 0.0455) < 5 * math.sqrt(0.0455 / n)
+
+
+def test_noise_field_is_a_scaled_window_of_the_pool():
+    import sampling.linearized as lin
+
+    k, h, w, sigma, ux, uy = 8, 5, 7, 2.0, 4.0, 3.0
+    size = 4 * k * h * w
+    pool = lin._noise_pool(torch.float64, torch.device("cpu"))
+    for seed in (0, 12345, 2**62 - 1):
+        field = lin._noise_field(seed, k, h, w, sigma, ux, uy, torch.float64, "cpu")
+        start = seed % (pool.numel() - size + 1)
+        raw = pool[start:start + size].view(4, k, h, w)
+        scale = torch.tensor([sigma, sigma, 1 / ux, 1 / uy], dtype=torch.float64)
+        torch.testing.assert_close(field, raw * scale.view(4, 1, 1, 1), rtol=0, atol=0)
+    a = lin._noise_field(1, k, h, w, sigma, ux, uy, torch.float64, "cpu")
+    b = lin._noise_field(2, k, h, w, sigma, ux, uy, torch.float64, "cpu")
+    assert not torch.equal(a, b) and torch.equal(
+        a, lin._noise_field(1, k, h, w, sigma, ux, uy, torch.float64, "cpu"))
+
+
+def test_large_noise_fields_are_drawn_fresh(monkeypatch):
+    import sampling.linearized as lin
+
+    monkeypatch.setattr(lin, "_POOL_MAX_WINDOW", 100)
+    k, h, w = 2, 4, 4  # 128 variates > 100
+    field = lin._noise_field(7, k, h, w, 1.0, 1.0, 1.0, torch.float64, "cpu")
+    fresh = torch.randn(4, k, h, w, generator=torch.Generator().manual_seed(7),
+                        dtype=torch.float64)
+    torch.testing.assert_close(field, fresh, rtol=0, atol=0)

@@ -285,19 +285,57 @@ def test_looser_bounds_use_zero_padding_like_eager(ops, monkeypatch):
 
 # ----------------------------------------------------- copies, threads, dispatch, memory
 
-def test_portable_and_simd_copies_agree_bit_for_bit(ops, monkeypatch):
+@pytest.mark.parametrize("shape", [(3, 2, 13, 11, 6, 7), (2, 1, 28, 28, 28, 28),
+                                   (2, 3, 50, 40, 12, 13), (1, 1, 2, 2, 5, 3)])
+def test_the_copies_of_the_loops_agree_bit_for_bit(ops, monkeypatch, shape):
+    """AVX-512 (float32), AVX2 and portable copies, on grids partly out of bounds; the
+    output sizes leave remainders of every vector width (16, 8 and single pixels)."""
+    n, c, h_in, w_in, h, w = shape
     g = torch.Generator().manual_seed(0)
     for dtype in DTYPES:
-        x = torch.rand(3, 2, 13, 11, generator=g, dtype=dtype)
-        grid = (torch.rand(3, 6, 7, 2, generator=g, dtype=dtype) * 2.4 - 1.2)
-        go = torch.randn(3, 2, 6, 7, generator=g, dtype=dtype)
+        x = torch.rand(n, c, h_in, w_in, generator=g, dtype=dtype)
+        grid = (torch.rand(n, h, w, 2, generator=g, dtype=dtype) * 2.4 - 1.2)
+        go = torch.randn(n, c, h, w, generator=g, dtype=dtype)
         kw = dict(seed=2, num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
                   align_corners=False, padding_mode="zeros")
-        simd = fit_local_gradient(x, grid, go, **kw)
-        monkeypatch.setattr(ext, "portable", True)
-        portable = fit_local_gradient(x, grid, go, **kw)
-        monkeypatch.setattr(ext, "portable", False)
-        assert torch.equal(simd, portable), ops.simd()
+        results = {}
+        for isa in (0, 1, 2):
+            monkeypatch.setattr(ext, "isa", isa)
+            results[isa] = fit_local_gradient(x, grid, go, **kw)
+        monkeypatch.setattr(ext, "isa", 0)
+        assert torch.equal(results[0], results[2]) and torch.equal(results[1], results[2]), \
+            ops.simd()
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_samples_on_the_last_column_and_row_read_no_neighbour(ops, monkeypatch, isa,
+                                                             align_corners):
+    """Auxiliaries exactly on the right/bottom edge (x = W - 1, y = H - 1 px) must read
+    only that pixel: the next row's first pixel and the pixels past the plane are +inf
+    here, and reading any of them with a zero weight would give NaN."""
+    monkeypatch.setattr(ext, "isa", isa)
+    n, c, h_in, w_in = 1, 1, 6, 5
+    x = torch.rand(n, c, h_in, w_in, generator=torch.Generator().manual_seed(0))
+    x[..., :, 0] = float("inf")  # column 0: the "next pixel" of the last column
+    bx = lin._stencil_bound(w_in, align_corners)
+    by = lin._stencil_bound(h_in, align_corners)
+    h, w = 4, 16  # sixteen output pixels: one full AVX-512 vector
+    grid = torch.empty(n, h, w, 2)
+    grid[..., 0] = bx  # every sample on the last column (zero x footprint)
+    grid[..., 1] = torch.linspace(-0.5, 0.5, h)[:, None]
+    go = torch.ones(n, c, h, w)
+    kw = dict(seed=4, num_samples=8, sigma=1.0, collapse_noise=False, eps=DEFAULT_EPS,
+              align_corners=align_corners, padding_mode="zeros")
+    fused = fit_local_gradient(x, grid, go, **kw)
+    assert torch.isfinite(fused).all()
+    grid2 = grid.flip(-1).clone()  # every sample on the last row, reading past the plane
+    grid2[..., 1] = by
+    grid2[..., 0] = torch.linspace(-0.3, 0.3, w)[None, :]
+    x2 = torch.rand(1, 1, h_in + 1, w_in, generator=torch.Generator().manual_seed(1))
+    x2[..., -1, :] = float("inf")  # the row after the plane: x2[..., :-1, :] is the input
+    fused2 = fit_local_gradient(x2[..., :-1, :], grid2, go, **kw)
+    assert torch.isfinite(fused2).all()
 
 
 def test_threads_do_not_change_the_result(ops):
@@ -450,7 +488,8 @@ def test_cuda_autograd_runs_the_kernel(cuda_ops):
 
 
 def test_fused_backward_allocates_only_its_result(ops):
-    """Peak memory: the (N, h, w, 2) result and the noise field, nothing K-sized."""
+    """Peak memory: the (N, h, w, 2) result and the noise field, nothing K-sized (after a
+    first call, which also draws the noise pool of sampling.linearized once per dtype)."""
     from sampling.bench import peak_memory
 
     g = torch.Generator().manual_seed(0)
@@ -461,6 +500,7 @@ def test_fused_backward_allocates_only_its_result(ops):
     out = F.grid_sample(x, grid, align_corners=False)
     kw = dict(seed=0, num_samples=k, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
               align_corners=False, padding_mode="zeros")
+    fit_local_gradient(x, grid, go, out, **kw)  # the pool, once
     fused = peak_memory(lambda: fit_local_gradient(x, grid, go, out, **kw),
                         torch.device("cpu"))
     with _eager_path():
@@ -477,7 +517,7 @@ def test_kernel_checks_its_inputs(ops):
     go = torch.ones(1, 1, 2, 2)
     noise = torch.zeros(4, 3, 2, 2)
     with pytest.raises(RuntimeError, match="one dtype"):
-        ops.fit(x, grid.double(), go, go, noise, True, 1e-3, 1e-3, 0.75, 0.75, False, False)
+        ops.fit(x, grid.double(), go, go, noise, True, 1e-3, 1e-3, 0.75, 0.75, False, 0)
     with pytest.raises(RuntimeError, match="contiguous"):
         ops.fit(x, grid.transpose(1, 2), go, go, noise, True, 1e-3, 1e-3, 0.75, 0.75,
                 False, False)
