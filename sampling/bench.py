@@ -214,8 +214,19 @@ def bench_sampler(*, device="cpu", repeats: int = 20, shapes=BENCH_SHAPES,
         "dtype": str(dtype).replace("torch.", ""), "seed": seed,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "cpu_count": os.cpu_count(),
+        "linearized_kernel": _kernel_name(device),
     }
     return {"meta": meta, "rows": rows}
+
+
+def _kernel_name(device) -> str:
+    """Which backward the linearized rows ran: the fused kernel (and its SIMD copy) or eager."""
+    from . import _ext
+
+    ops = _ext.load(device.type) if device.type in _ext.KERNELS else None
+    if ops is None:
+        return "eager"
+    return f"fused-{device.type}" + (f" ({ops.simd()})" if device.type == "cpu" else "")
 
 
 def format_table(report: dict) -> str:
@@ -223,7 +234,8 @@ def format_table(report: dict) -> str:
     m = report["meta"]
     lines = [f"sampler benchmark: torch {m['torch']}, {m['device']} ({m['device_name']}), "
              f"{m['threads']} thread(s), K={m['num_samples']}, {m['dtype']}, "
-             f"median of {m['repeats']}",
+             f"median of {m['repeats']}, linearized backward: "
+             f"{m.get('linearized_kernel', '?')}",
              "",
              "| N, C, H -> h | method | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio "
              "| fwd+bwd CPU-time ratio | peak MiB | peak ratio |",
