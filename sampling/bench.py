@@ -226,7 +226,11 @@ def _kernel_name(device) -> str:
     ops = _ext.load(device.type) if device.type in _ext.KERNELS else None
     if ops is None:
         return "eager"
-    return f"fused-{device.type}" + (f" ({ops.simd()})" if device.type == "cpu" else "")
+    if device.type != "cpu":
+        return f"fused-{device.type}"
+    copy = {0: ops.simd(), 1: "avx2" if ops.simd() != "portable" else "portable",
+            2: "portable"}[_ext.isa]
+    return f"fused-cpu ({copy})"
 
 
 def format_table(report: dict) -> str:
@@ -276,6 +280,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--shape", type=_parse_shape, action="append", default=None,
                    metavar="N,C,H,h", help="benchmark this shape instead (repeatable)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cpu-kernel", default="best", choices=tuple(_CPU_KERNELS),
+                   help="which copy of the fused CPU kernel's loops runs (default: the best "
+                   "this CPU has; avx2 / portable to measure what other CPUs would get)")
+
+
+#: ``--cpu-kernel`` choices -> :data:`sampling._ext.isa`.
+_CPU_KERNELS = {"best": 0, "avx2": 1, "portable": 2}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -290,11 +301,18 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UsageError(f"--threads: expected an int >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    report = bench_sampler(device=args.device, repeats=args.repeats,
-                           shapes=tuple(args.shape) if args.shape else BENCH_SHAPES,
-                           num_samples=args.num_samples, dtype=getattr(torch, args.dtype),
-                           seed=args.seed,
-                           progress=lambda s: print(s, file=sys.stderr, flush=True))
+    from . import _ext
+
+    isa = _ext.isa
+    _ext.isa = _CPU_KERNELS[getattr(args, "cpu_kernel", "best")]
+    try:
+        report = bench_sampler(device=args.device, repeats=args.repeats,
+                               shapes=tuple(args.shape) if args.shape else BENCH_SHAPES,
+                               num_samples=args.num_samples, dtype=getattr(torch, args.dtype),
+                               seed=args.seed,
+                               progress=lambda s: print(s, file=sys.stderr, flush=True))
+    finally:
+        _ext.isa = isa
     print(format_table(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

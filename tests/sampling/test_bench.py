@@ -81,3 +81,16 @@ def test_peak_memory_counts_live_tensors():
 def test_format_table_has_one_row_per_method_and_shape():
     report = bench_sampler(shapes=((1, 1, 4, 4),), repeats=1, num_samples=2)
     assert format_table(report).count("| 1, 1, 4 -> 4 |") == 4
+
+
+def test_bench_cli_can_pick_the_cpu_kernel_copy(tmp_path, capsys):
+    import sampling._ext as ext
+
+    if ext.load() is None:
+        pytest.skip("fused kernel unavailable here (the eager path is benchmarked)")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "sampler", "--shape", "1,1,6,6", "--repeats", "1",
+                 "--cpu-kernel", "portable", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["meta"]["linearized_kernel"] == "fused-cpu (portable)"
+    assert ext.isa == 0  # restored
+    assert "linearized backward: fused-cpu (portable)" in capsys.readouterr().out
