@@ -53,6 +53,7 @@ from .checks import check_choice, check_finite, check_positive, check_shape
 from .geometry import compose, params_to_matrix
 
 __all__ = [
+    "paired_auc_difference",
     "Perturbation",
     "GradientField",
     "AlignmentResult",
@@ -379,6 +380,52 @@ def recall_auc(errors: torch.Tensor, max_threshold: float, *, n: int = 101) -> f
     check_positive(max_threshold, name="max_threshold", fn="recall_auc")
     th = torch.linspace(0, max_threshold, n, dtype=torch.float64)
     return float(recall_curve(errors, th).mean())
+
+
+def paired_auc_difference(errors_a: torch.Tensor, errors_b: torch.Tensor, *,
+                          max_threshold: float, n_boot: int = 2000, level: float = 0.95,
+                          seed: int = 0) -> dict:
+    """Recall-AUC difference ``a - b`` of two samplers run on the same trials, with a
+    paired bootstrap confidence interval.
+
+    The trials are resampled with replacement (the same indices for both samplers, so
+    the pairing by image and perturbation is kept) ``n_boot`` times; the interval is the
+    central ``level`` quantile range of the resampled differences (percentile method).
+
+    Args:
+        errors_a, errors_b: ``(N,)`` final errors of the same ``N`` trials (``inf``/NaN
+            count as failures).
+        max_threshold: AUC over thresholds in ``[0, max_threshold]`` (:func:`recall_auc`).
+        n_boot: bootstrap resamples (>= 1).
+        level: confidence level in (0, 1).
+        seed: seed of the resampling (the result is deterministic).
+
+    Returns:
+        ``{"diff": float, "lo": float, "hi": float, "level": level, "n": N,
+        "n_boot": n_boot}``.
+    """
+    fn = "paired_auc_difference"
+    check_shape(errors_a, "N", name="errors_a", fn=fn)
+    check_shape(errors_b, "N", name="errors_b", fn=fn, dims={"N": errors_a.shape[0]})
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"{fn}: expected n_boot to be an int >= 1, got {n_boot!r}")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"{fn}: expected level in (0, 1), got {level!r}")
+    th = torch.linspace(0, max_threshold, 101, dtype=torch.float64)
+    a = torch.nan_to_num(errors_a.double().cpu(), nan=float("inf"))
+    b = torch.nan_to_num(errors_b.double().cpu(), nan=float("inf"))
+    n = a.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (n_boot, n), generator=gen)  # (B, N) resampled trials
+
+    def auc(e):  # (B, N) -> (B,): mean recall over the thresholds
+        return (e[:, None, :] <= th[None, :, None]).double().mean(2).mean(1)
+
+    diffs = auc(a[idx]) - auc(b[idx])  # (B,)
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    lo, hi = torch.quantile(diffs, q).tolist()
+    return {"diff": recall_auc(a, max_threshold) - recall_auc(b, max_threshold),
+            "lo": lo, "hi": hi, "level": float(level), "n": n, "n_boot": n_boot}
 
 
 @dataclass

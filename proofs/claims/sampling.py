@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from proofs.experiments.samplers import torch_threads
+from sampling.experiments import paired_auc_difference
 from proofs.registry import CheckContext, Evidence, check, claim
 
 claim("SMP-2", "The bilinear sampler's gradient w.r.t. the sample location depends on the "
@@ -251,11 +252,24 @@ def smp7_evaluate(results: dict, *, downsamples: Sequence[int], dataset: str = "
     if not margins:
         raise ValueError("smp7_evaluate: expected at least one downsampling factor > 1")
     worst = min(margins, key=margins.get)
+    summary = f"{dataset} recall AUC (lin / bil / ms): " + ", ".join(
+        f"{d}x {v['linearized']:.2f} / {v['bilinear']:.2f} / {v['multiscale']:.2f}"
+        for d, v in ((k, numbers[f'recall_auc_{k}x']) for k in margins))
+    if all("errors" in res[m][str(d)] for m in ("linearized", "multiscale") for d in margins):
+        # Not part of the rule: how well the trials resolve linearized vs multi-scale.
+        cis = {}
+        for d in margins:
+            c = paired_auc_difference(
+                torch.tensor([float(x) for x in res["linearized"][str(d)]["errors"]]),
+                torch.tensor([float(x) for x in res["multiscale"][str(d)]["errors"]]),
+                max_threshold=0.5)
+            cis[d] = [c["diff"], c["lo"], c["hi"]]
+            numbers[f"auc_lin_minus_ms_95ci_{d}x"] = cis[d]
+        summary += "; lin - ms, 95% paired bootstrap interval: " + ", ".join(
+            f"{d}x {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for d, v in cis.items())
     return Evidence.compare(
         "min_auc_margin_linearized_minus_best_baseline", margins[worst], ">", 0.0,
-        numbers=numbers, summary=f"{dataset} recall AUC (lin / bil / ms): " + ", ".join(
-            f"{d}x {v['linearized']:.2f} / {v['bilinear']:.2f} / {v['multiscale']:.2f}"
-            for d, v in ((k, numbers[f'recall_auc_{k}x']) for k in margins)))
+        numbers=numbers, summary=summary)
 
 
 def smp7_run(ctx: CheckContext, *, quick: bool) -> dict:

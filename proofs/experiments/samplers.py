@@ -504,6 +504,32 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+def _errors(cell) -> torch.Tensor:
+    return torch.tensor([float(x) for x in cell["errors"]], dtype=torch.float64)
+
+
+def _paired_table(r: dict, res: dict) -> list[str]:
+    """Linearized minus each baseline: recall-AUC difference on the same trials, 95%
+    paired bootstrap interval (computed here from the per-trial errors in the JSON)."""
+    base = [m for m in r["methods"] if m != "linearized"]
+    if "linearized" not in r["methods"] or not base:
+        return []
+    lines = ["Linearized minus baseline, recall AUC on the same trials (95% paired bootstrap "
+             "interval, 2000 resamples; an interval containing 0 means the trials cannot "
+             "tell the two apart):", "",
+             "| d | " + " | ".join(f"linearized - {m}" for m in base) + " |",
+             "|---|" + "---|" * len(base)]
+    for d in r["downsamples"]:
+        cells = []
+        for m in base:
+            c = ex.paired_auc_difference(_errors(res["linearized"][str(d)]),
+                                         _errors(res[m][str(d)]),
+                                         max_threshold=max(r["thresholds"]))
+            cells.append(f"{c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]")
+        lines.append(f"| {d}x | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def write_readme(out: Path) -> Path:
     """Regenerate ``<out>/README.md``: one table per result JSON found in ``out``."""
     out = Path(out)
@@ -549,6 +575,7 @@ def write_readme(out: Path) -> Path:
                             _fmt(c["recall_at"][f"{t:g}"]) for t in REPORT_THRESHOLDS)
                             + f" | {c['auc']:.2f} |")
                 lines.append("")
+                lines += _paired_table(r, res)
         else:
             lines += [f"{r['title']}, {r['trials']} trials per setting:", "",
                       "| setting | " + " | ".join(f"R@{t:g}" for t in REPORT_THRESHOLDS)

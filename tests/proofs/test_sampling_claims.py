@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sympy as sp
+import torch
 
 from proofs.claims import sampling as cs
 from proofs.registry import CheckContext, load_all
@@ -116,6 +117,22 @@ def test_smp7_fails_when_a_baseline_wins(winner):
             8: {"linearized": 0.3, "bilinear": 0.2, "multiscale": 0.2}}
     aucs[8][winner] = 0.4
     assert cs.smp7_evaluate(_align(aucs), downsamples=(4, 8)).status == "failed"
+
+
+def test_smp7_reports_the_paired_interval_without_changing_the_rule():
+    """Per-trial errors add lin - ms with a paired bootstrap interval to the evidence; the
+    verdict still follows the AUC rule."""
+    g = torch.Generator().manual_seed(0)
+    e_lin = torch.rand(40, generator=g, dtype=torch.float64) * 0.3
+    e_ms = e_lin + 0.02  # multi-scale a little worse on every trial
+    res = _align({4: {"linearized": 0.7, "bilinear": 0.3, "multiscale": 0.5}})
+    res["natural"]["linearized"]["4"]["errors"] = e_lin.tolist()
+    res["natural"]["multiscale"]["4"]["errors"] = [*e_ms.tolist()[:-1], "inf"]
+    ev = cs.smp7_evaluate(res, downsamples=(4,))
+    assert ev.status == "verified"
+    diff, lo, hi = ev.numbers["auc_lin_minus_ms_95ci_4x"]
+    assert 0 < lo <= diff <= hi
+    assert "paired bootstrap" in ev.summary
 
 
 def test_smp7_needs_a_downsampled_setting():

@@ -238,3 +238,42 @@ def test_output_size():
     assert ex.output_size((96, 96), 2 / 3, 8) == (8, 8)
     assert ex.output_size((28, 28), 1.0, 0.25) == (112, 112)
     assert ex.output_size((8, 8), 2 / 3, 8) == (2, 2)  # at least 2 px
+
+
+# ----------------------------------------------------------------- paired AUC difference
+
+def test_paired_auc_difference_of_identical_samplers_is_exactly_zero():
+    e = torch.rand(30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    c = ex.paired_auc_difference(e, e.clone(), max_threshold=0.5, n_boot=200)
+    assert c["diff"] == 0.0 and c["lo"] == 0.0 and c["hi"] == 0.0 and c["n"] == 30
+
+
+def test_paired_auc_difference_separates_a_clearly_better_sampler():
+    g = torch.Generator().manual_seed(1)
+    good = torch.rand(40, generator=g, dtype=torch.float64) * 0.05  # all recalled early
+    bad = torch.full((40,), float("inf"), dtype=torch.float64)  # all failed
+    bad[:5] = 0.01
+    c = ex.paired_auc_difference(good, bad, max_threshold=0.5, n_boot=500)
+    assert c["lo"] > 0 and c["lo"] <= c["diff"] <= c["hi"]
+    swapped = ex.paired_auc_difference(bad, good, max_threshold=0.5, n_boot=500)
+    assert swapped["diff"] == -c["diff"] and swapped["hi"] < 0
+    assert c["diff"] == ex.recall_auc(good, 0.5) - ex.recall_auc(bad, 0.5)
+
+
+def test_paired_auc_difference_keeps_the_pairing():
+    """Trial difficulty shared by both samplers cancels in a paired bootstrap: b is a
+    fixed 0.01 worse on every trial, so every resampled difference has the same sign."""
+    g = torch.Generator().manual_seed(2)
+    a = torch.rand(60, generator=g, dtype=torch.float64) * 0.4
+    b = a + 0.01
+    c = ex.paired_auc_difference(a, b, max_threshold=0.5, n_boot=500)
+    assert c["lo"] > 0  # an unpaired bootstrap of these would straddle 0
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(n_boot=0), "n_boot"), (dict(level=1.0), "level")])
+def test_paired_auc_difference_rejects_bad_options(kw, msg):
+    e = torch.rand(5, dtype=torch.float64)
+    with pytest.raises(ValueError, match=msg):
+        ex.paired_auc_difference(e, e, max_threshold=0.5, **kw)
+    with pytest.raises(ValueError, match="errors_b"):
+        ex.paired_auc_difference(e, e[:4], max_threshold=0.5)
