@@ -341,10 +341,11 @@ static inline __attribute__((always_inline)) void warm_image(const FitArgs<scala
   asm volatile("" : : "r"(&acc) : "memory");  // keep the reads
 }
 
-// Pixels [begin, end) of the flattened (N, h*w) range.
-template <typename scalar_t, bool kCollapse, bool kInside>
-static inline __attribute__((always_inline)) void fit_range(const FitArgs<scalar_t>& a,
-                                                            int64_t begin, int64_t end) {
+// Pixels [begin, end) of the flattened (N, h*w) range, block by block: Block(a, n, p, len)
+// for up to kBlock consecutive pixels of one image, each image's planes warmed first.
+template <typename scalar_t, void (*Block)(const FitArgs<scalar_t>&, int64_t, int64_t, int64_t)>
+static inline __attribute__((always_inline)) void for_each_block(const FitArgs<scalar_t>& a,
+                                                                 int64_t begin, int64_t end) {
   const int64_t hw = a.h * a.w;
   int64_t i = begin;
   while (i < end) {
@@ -352,9 +353,15 @@ static inline __attribute__((always_inline)) void fit_range(const FitArgs<scalar
     const int64_t p = i - n * hw;
     const int64_t len = std::min({kBlock, hw - p, end - i});
     if (p == 0 || i == begin) warm_image(a, n);
-    fit_block<scalar_t, kCollapse, kInside>(a, n, p, len);
+    Block(a, n, p, len);
     i += len;
   }
+}
+
+template <typename scalar_t, bool kCollapse, bool kInside>
+static inline __attribute__((always_inline)) void fit_range(const FitArgs<scalar_t>& a,
+                                                            int64_t begin, int64_t end) {
+  for_each_block<scalar_t, fit_block<scalar_t, kCollapse, kInside>>(a, begin, end);
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -484,16 +491,7 @@ __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>
 template <bool kCollapse>
 __attribute__((target("avx2,fma"))) void fit_range_avx2_f32(const FitArgs<float>& a,
                                                             int64_t begin, int64_t end) {
-  const int64_t hw = a.h * a.w;
-  int64_t i = begin;
-  while (i < end) {
-    const int64_t n = i / hw;
-    const int64_t p = i - n * hw;
-    const int64_t len = std::min({kBlock, hw - p, end - i});
-    if (p == 0 || i == begin) warm_image(a, n);
-    fit_block_avx2_f32<kCollapse>(a, n, p, len);
-    i += len;
-  }
+  for_each_block<float, fit_block_avx2_f32<kCollapse>>(a, begin, end);
 }
 
 
@@ -594,16 +592,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
 template <bool kCollapse>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_range_avx512_f32(
     const FitArgs<float>& a, int64_t begin, int64_t end) {
-  const int64_t hw = a.h * a.w;
-  int64_t i = begin;
-  while (i < end) {
-    const int64_t n = i / hw;
-    const int64_t p = i - n * hw;
-    const int64_t len = std::min({kBlock, hw - p, end - i});
-    if (p == 0 || i == begin) warm_image(a, n);
-    fit_block_avx512_f32<kCollapse>(a, n, p, len);
-    i += len;
-  }
+  for_each_block<float, fit_block_avx512_f32<kCollapse>>(a, begin, end);
 }
 
 static bool cpu_has_avx512() {
