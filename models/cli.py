@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"one of {', '.join(NETS)}, a comma list, or all")
     parser.add_argument("--scale", default="small", help=f"one of {', '.join(SCALES)}")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="train seeds 0..N-1 together (default 1 at smoke/small, 10 at paper)")
+                        help="train seeds 0..N-1 together (default 1 at smoke/small, 3 at medium, 10 at paper)")
     parser.add_argument("--out", default=None, help="suite output directory")
     parser.add_argument("--resume", action="store_true",
                         help="continue unfinished runs from their checkpoints")
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     variants = _pick(args.variant, VARIANT_SHAPES, "variant")
     nets = _pick(args.net, NETS, "net")
-    n_seeds = args.seeds if args.seeds is not None else (10 if args.scale == "paper" else 1)
+    n_seeds = args.seeds if args.seeds is not None else {"paper": 10, "medium": 3}.get(args.scale, 1)
     if n_seeds < 1:
         raise UsageError(f"expected --seeds >= 1, got {n_seeds}")
     overrides = dict(seeds=tuple(range(n_seeds)), device=args.device, iters=args.iters,
