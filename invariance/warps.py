@@ -18,11 +18,9 @@ Convention:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-
-import sampling
 from sampling import geometry
 from sampling.checks import check_shape
+from sampling.warp import warp_affine
 
 __all__ = ["warp", "transform", "central_mask", "region_info", "pixel_centres"]
 
@@ -59,10 +57,7 @@ def warp(
         ``(N, C, H, W)`` resampled tensor.
     """
     m = _check_pair(x, input_from_output, "warp")
-    grid = F.affine_grid(m, list(x.shape), align_corners=False)  # (N, H, W, 2)
-    return sampling.grid_sample(
-        x, grid, method="bilinear", align_corners=False, padding_mode=padding_mode
-    )
+    return warp_affine(x, m, method="bilinear", align_corners=False, padding_mode=padding_mode)
 
 
 def transform(x: torch.Tensor, t: torch.Tensor, *, padding_mode: str = "zeros") -> torch.Tensor:

@@ -20,8 +20,8 @@ Convention:
     * ``theta`` is ``input_from_output`` (see :mod:`sampling.geometry`): ``(N, 2, 3)`` in
       normalized coordinates of the tensor being warped, ``(x, y)`` order. The output is
       ``out(p) = in(theta @ (p, 1))``.
-    * ``align_corners=True`` everywhere in this module (the semantics of PyTorch 1.3 used by
-      000, footnote 5): normalized ``+-1`` are the centres of the corner pixels, so one
+    * The 000 networks (:class:`STNNet`) pass ``align_corners=True`` to their
+      :class:`SpatialTransformer` (the semantics of PyTorch 1.3 used by 000, footnote 5): normalized ``+-1`` are the centres of the corner pixels, so one
       normalized unit is ``(W - 1) / 2`` pixels (29.5 on a 60 px canvas), as the pose metrics
       of 000 App. A.2 assume.
     * Out-of-image samples take the nearest edge value (``padding_mode="border"``, 000
@@ -38,6 +38,7 @@ from torch import nn
 
 import sampling
 from sampling.checks import check_choice, check_shape
+from sampling.warp import warp_affine
 
 __all__ = [
     "ConvSpec",
@@ -47,7 +48,6 @@ __all__ = [
     "STNNet",
     "PLACEMENT_KINDS",
     "IDENTITY_BIAS",
-    "affine_grid",
 ]
 
 PLACEMENT_KINDS = ("C", "DL", "SL")
@@ -134,36 +134,12 @@ def _numel(shape) -> int:
     return n
 
 
-def affine_grid(theta: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-    """``F.affine_grid(theta, (N, C, h, w), align_corners=True)`` written with a matmul.
-
-    Same values as PyTorch's (tested), but with a batching rule under ``torch.func.vmap``
-    (``aten::affine_grid_generator`` has none and falls back to a slow loop).
-
-    Convention:
-        ``theta (N, 2, 3)`` maps normalized output ``(x, y, 1)`` to normalized input
-        ``(x, y)``; ``align_corners=True`` (``+-1`` are the corner pixels' centres).
-
-    Returns:
-        ``(N, h, w, 2)`` sampling locations ``(x, y)``.
-    """
-    h, w = out_hw
-    ys = torch.linspace(-1, 1, h, dtype=theta.dtype, device=theta.device) if h > 1 else \
-        torch.zeros(1, dtype=theta.dtype, device=theta.device)
-    xs = torch.linspace(-1, 1, w, dtype=theta.dtype, device=theta.device) if w > 1 else \
-        torch.zeros(1, dtype=theta.dtype, device=theta.device)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    base = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(1, h * w, 3)  # (1, h*w, 3)
-    grid = base @ theta.transpose(1, 2)  # (N, h*w, 2)
-    return grid.reshape(theta.shape[0], h, w, 2)
-
-
 class SpatialTransformer(nn.Module):
     """Localization network -> 6 affine parameters -> grid -> pluggable sampler.
 
     Convention:
-        ``theta`` is ``input_from_output`` in normalized coordinates with
-        ``align_corners=True``; ``out(p) = in(theta @ (p, 1))``, i.e. the image is
+        ``theta`` is ``input_from_output`` in normalized coordinates (``align_corners`` as
+        constructed); ``out(p) = in(theta @ (p, 1))``, i.e. the image is
         transformed by ``theta^{-1}``: ``(T f)(x) = f(T^{-1} x)`` with ``T = theta^{-1}``.
 
     Args:
@@ -175,11 +151,13 @@ class SpatialTransformer(nn.Module):
             ``"multiscale"``).
         padding_mode: ``"border"`` (nearest edge value, 000 App. A.1) or ``"zeros"``.
         sampler_options: passed to the sampler (e.g. ``num_samples`` for ``"linearized"``).
+        align_corners: normalized-coordinate convention of the grid and the sampler
+            (the package default ``False``; the 000 networks pass ``True``).
     """
 
     def __init__(self, localization: nn.Module, features: int, *, out_scale: float = 1.0,
                  method: str = "bilinear", padding_mode: str = "border",
-                 sampler_options: dict | None = None):
+                 sampler_options: dict | None = None, align_corners: bool = False):
         super().__init__()
         fn = "SpatialTransformer"
         check_choice(method, sampling.METHODS, name="method", fn=fn)
@@ -195,6 +173,7 @@ class SpatialTransformer(nn.Module):
         self.method = method
         self.padding_mode = padding_mode
         self.sampler_options = dict(sampler_options or {})
+        self.align_corners = bool(align_corners)
 
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         """Output ``(h, w)`` for a warped tensor of size ``(h, w)``."""
@@ -209,11 +188,11 @@ class SpatialTransformer(nn.Module):
         """Sample ``x`` ``(N, C, H, W)`` at ``theta`` ``(N, 2, 3)`` -> ``(N, C, h, w)``."""
         n, c, h, w = x.shape
         oh, ow = out_hw if out_hw is not None else self.out_size(h, w)
-        grid = affine_grid(theta, (oh, ow))  # (N, h, w, 2)
         # sampling.grid_sample returns NaN at non-finite locations (no crash), so a
         # diverging run ends with the NaN-loss message.
-        return sampling.grid_sample(x, grid, method=self.method, align_corners=True,
-                                    padding_mode=self.padding_mode, **self.sampler_options)
+        return warp_affine(x, theta, (oh, ow), method=self.method,
+                           align_corners=self.align_corners, padding_mode=self.padding_mode,
+                           **self.sampler_options)
 
     def forward(self, x: torch.Tensor, loc_input: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -306,7 +285,8 @@ class STNNet(nn.Module):
                 loc_layers.append(nn.Flatten())
             self.st = SpatialTransformer(loc_layers, _numel(loc_out), out_scale=st_out_scale,
                                          method=method, padding_mode=padding_mode,
-                                         sampler_options=sampler_options)
+                                         sampler_options=sampler_options,
+                                         align_corners=True)  # 000, footnote 5
 
     def _st_output_shape(self, shape, out_scale):
         c, h, w = shape

@@ -650,9 +650,8 @@ def _gallery(cfg, base, p, batch, n, frame, in_hw) -> dict:
     _, theta = functional_call(base, p, (x,), {"return_theta": True})
     theta_in = M.theta_in_input_frame(theta, frame["half_width_px"], in_hw)
     oh, ow = base.st.out_size(x.shape[2], x.shape[3])
-    from .stn import affine_grid
-    warped = torch.nn.functional.grid_sample(x, affine_grid(theta_in, (oh, ow)),
-                                             padding_mode="border", align_corners=True)
+    warped = sampling.warp_affine(x, theta_in, (oh, ow), padding_mode="border",
+                                  align_corners=True)
     out["transformed"] = warped[:, 0].cpu().numpy().astype(np.float16)
     out["theta"] = theta.cpu().numpy()
     return out

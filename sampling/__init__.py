@@ -5,7 +5,8 @@ The bottom of the package graph: depends on torch and numpy only.
 Public names (DESIGN.md): :func:`grid_sample` (a drop-in for
 ``torch.nn.functional.grid_sample`` with ``method="bilinear" | "linearized" |
 "multiscale"``), :func:`linearized_grid_sample`, :func:`multiscale_grid_sample`, and
-the affine core :mod:`sampling.geometry`.
+the affine core :mod:`sampling.geometry`, and the one warp every caller uses,
+:func:`affine_grid` / :func:`warp_affine` (:mod:`sampling.warp`).
 """
 
 from . import geometry
@@ -13,9 +14,12 @@ from .api import METHODS, grid_sample
 from .checks import ShapeError, UsageError
 from .linearized import linearized_grid_sample
 from .multiscale import multiscale_grid_sample
+from .warp import affine_grid, warp_affine
 
 __all__ = [
     "geometry",
+    "affine_grid",
+    "warp_affine",
     "grid_sample",
     "linearized_grid_sample",
     "multiscale_grid_sample",

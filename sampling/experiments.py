@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from . import api
 from .checks import check_choice, check_finite, check_positive, check_shape
 from .geometry import compose, params_to_matrix
+from .warp import warp_affine
 
 __all__ = [
     "paired_auc_difference",
@@ -132,11 +133,8 @@ def render(images: torch.Tensor, input_from_output: torch.Tensor, size: tuple[in
     Returns:
         ``(N, C, h, w)`` samples.
     """
-    n, c = images.shape[:2]
-    grid = F.affine_grid(input_from_output, [n, c, *size],
-                         align_corners=align_corners)  # (N, h, w, 2)
-    return api.grid_sample(images, grid, method=method, align_corners=align_corners,
-                           **(method_options or {}))
+    return warp_affine(images, input_from_output, tuple(size), method=method,
+                       align_corners=align_corners, **(method_options or {}))
 
 
 # ------------------------------------------------------------------- gradient field

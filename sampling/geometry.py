@@ -52,6 +52,7 @@ __all__ = [
     "normalized_to_pixel",
     "pixel_to_normalized",
     "pixel_from_normalized_matrix",
+    "pixel_matrix_to_normalized",
     "normalized_matrix_to_pixel",
     "similarity_fit",
     "determinant",
@@ -343,6 +344,22 @@ def normalized_matrix_to_pixel(input_from_output: torch.Tensor, in_size, out_siz
     p_in = pixel_from_normalized_matrix(in_size, **kw)
     p_out = pixel_from_normalized_matrix(out_size, **kw)
     h = p_in @ to_homogeneous(input_from_output) @ torch.linalg.inv(p_out)
+    return h[:, :2, :]
+
+
+def pixel_matrix_to_normalized(input_from_output_px: torch.Tensor, in_size, out_size, *,
+                               align_corners: bool = False) -> torch.Tensor:
+    """Inverse of :func:`normalized_matrix_to_pixel`: a pixel ``input_from_output``
+    ``(N, 2, 3)`` (output pixel ``(u, v)`` -> the input pixel it samples) as the normalized
+    matrix that :func:`sampling.warp.affine_grid` takes: ``P_in^{-1} @ M @ P_out``.
+    """
+    fn = "pixel_matrix_to_normalized"
+    _check_affine(input_from_output_px, "input_from_output_px", fn)
+    kw = dict(align_corners=align_corners, dtype=input_from_output_px.dtype,
+              device=input_from_output_px.device)
+    p_in = pixel_from_normalized_matrix(in_size, **kw)
+    p_out = pixel_from_normalized_matrix(out_size, **kw)
+    h = torch.linalg.inv(p_in) @ to_homogeneous(input_from_output_px) @ p_out
     return h[:, :2, :]
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from proofs.registry import Evidence, check, claim
+from sampling.warp import affine_grid
 
 claim("SMP-1", "The linearized multi-sampler's forward value equals bilinear sampling "
       "(F.grid_sample).", source="003 Sec. 4, eq. 2", kind="numerical")
@@ -44,7 +45,7 @@ def _affine_grid(n, h, w, angle, scale, shift, dtype):
     th = torch.tensor([[scale * math.cos(angle), -scale * math.sin(angle), shift[0]],
                        [scale * math.sin(angle), scale * math.cos(angle), shift[1]]],
                       dtype=dtype)
-    return F.affine_grid(th.expand(n, 2, 3), (n, 1, h, w), align_corners=False)
+    return affine_grid(th.expand(n, 2, 3), (h, w), align_corners=False)
 
 
 def _analytic(coef, grad_out, h_in, w_in, align_corners):

@@ -357,18 +357,6 @@ def test_bbox_checks_can_fail():
     assert (support_gaps(clean.images[:, 0], grown) > clean.scale[:, None] + 1).all()
 
 
-@given(seed=SEEDS, size=st.integers(2, 40))
-def test_affine_grid_matches_torch(seed, size):
-    from models.data.perturb import _affine_grid
-
-    theta = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(seed),
-                        dtype=torch.float64)
-    ref = F.affine_grid(theta, [3, 1, size, size], align_corners=False)
-    torch.testing.assert_close(_affine_grid(theta, size), ref)
-    wrong = F.affine_grid(theta, [3, 1, size, size], align_corners=True)
-    assert not torch.allclose(_affine_grid(theta, size), wrong)
-
-
 def test_bbox_follows_the_documented_formula():
     # One ink pixel at (x=10, y=5): its unit square [9.5, 10.5] x [4.5, 5.5] mapped by
     # canvas_from_digit, e.g. for T with translation (3, -2): shift by 16 + (3, -2).

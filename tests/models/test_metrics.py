@@ -14,7 +14,7 @@ from models.data.perturb import perturb
 from models.metrics import (DEG, classification_error, final_pose, mean_determinant,
                             orthogonal_regression_slope, pose_std_per_label,
                             theta_in_input_frame)
-from models.stn import affine_grid
+from sampling.warp import affine_grid
 from sampling.geometry import params_to_matrix, rotation_matrix
 
 
@@ -68,7 +68,7 @@ def test_sign_conventions_on_rendered_digits():
 
     def rotate_back(images, a):
         theta = torch.cat([rotation_matrix(a), torch.zeros(4, 2, 1)], -1)
-        return F.grid_sample(images, affine_grid(theta, (28, 28)), align_corners=True)
+        return F.grid_sample(images, affine_grid(theta, (28, 28), align_corners=True), align_corners=True)
 
     # (R): rotate back with theta = R(angle) (input_from_output); R(-angle) rotates further.
     b = perturb("R", digit.expand(4, -1, -1), torch.arange(4), generator=g, normalize=False)
@@ -82,7 +82,7 @@ def test_sign_conventions_on_rendered_digits():
     bt = perturb("T", digit.expand(4, -1, -1), torch.arange(4), generator=g, n_clutter=0,
                  normalize=False)
     theta_t = torch.cat([torch.eye(2).expand(4, 2, 2), (bt.translation / 29.5)[:, :, None]], -1)
-    centred = F.grid_sample(bt.images, affine_grid(theta_t, (60, 60)), align_corners=True)
+    centred = F.grid_sample(bt.images, affine_grid(theta_t, (60, 60), align_corners=True), align_corners=True)
     ys, xs = torch.meshgrid(torch.arange(60.0), torch.arange(60.0), indexing="ij")
     mass = centred[:, 0].sum((1, 2))
     com = torch.stack([(centred[:, 0] * xs).sum((1, 2)), (centred[:, 0] * ys).sum((1, 2))],

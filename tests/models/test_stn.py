@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.mnist_nets import NETS, VARIANT_SHAPES, build
-from models.stn import ConvSpec, DenseSpec, Placement, SpatialTransformer, STNNet, affine_grid
+from models.stn import ConvSpec, DenseSpec, Placement, SpatialTransformer, STNNet
 from sampling.geometry import params_to_matrix
 from tests.tolerances import tol
 
@@ -21,32 +21,26 @@ def _tiny(placement, **kw):
                   localization=(DenseSpec(8),), **kw)
 
 
-@given(seed=st.integers(0, 2**31 - 1), h=st.integers(2, 9), w=st.integers(2, 9))
-def test_affine_grid_equals_torch_align_corners_true(seed, h, w):
-    g = torch.Generator().manual_seed(seed)
-    theta = torch.randn(3, 2, 3, generator=g, dtype=torch.float64)
-    ours = affine_grid(theta, (h, w))
-    ref = F.affine_grid(theta, [3, 1, h, w], align_corners=True)
-    torch.testing.assert_close(ours, ref, **tol(torch.float64))
-
-
-def test_affine_grid_differs_from_align_corners_false():
-    """The comparison above can fail: the other corner convention gives another grid."""
-    theta = torch.eye(2, 3, dtype=torch.float64)[None]
-    ref = F.affine_grid(theta, [1, 1, 5, 5], align_corners=False)
-    assert not torch.allclose(affine_grid(theta, (5, 5)), ref)
-
-
-def test_identity_warp_reproduces_input_exactly(dtype, device):
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_identity_warp_reproduces_input_exactly(dtype, device, align_corners):
     x = torch.randn(2, 3, 11, 13, dtype=dtype, device=device)
-    st_ = SpatialTransformer(torch.nn.Flatten(), 3 * 11 * 13).to(device=device, dtype=dtype)
+    st_ = SpatialTransformer(torch.nn.Flatten(), 3 * 11 * 13, align_corners=align_corners
+                             ).to(device=device, dtype=dtype)
     theta = torch.eye(2, 3, dtype=dtype, device=device).expand(2, 2, 3)
     torch.testing.assert_close(st_.warp(x, theta), x, **tol(dtype))
     shifted = theta.clone()
-    shifted[:, 0, 2] = 2 / 12  # one pixel right (align_corners=True: 2 / (W - 1) per pixel)
+    # one pixel right: 2 / (W - 1) normalized units with align_corners=True, 2 / W without
+    shifted[:, 0, 2] = 2 / 12 if align_corners else 2 / 13
     out = st_.warp(x, shifted)
     torch.testing.assert_close(out[..., :-1], x[..., 1:], **tol(dtype))
     torch.testing.assert_close(out[..., -1], x[..., -1], **tol(dtype))  # border padding
+
+
+def test_000_networks_use_align_corners_true():
+    """000 footnote 5: the MNIST networks' STs sample with align_corners=True."""
+    net = build("R", "STN-C0")
+    assert net.st.align_corners is True
+    assert SpatialTransformer(torch.nn.Identity(), 5).align_corners is False  # package default
 
 
 def test_identity_initialisation_is_app_a1():
