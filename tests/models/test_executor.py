@@ -1,0 +1,108 @@
+"""Suite executors: local and Ray give the same results; failures are reported, not fatal."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from models.executor import ExecutorUnavailable, RunTask, TaskFailure, run_tasks
+
+ROOT = str(Path(__file__).resolve().parents[2])
+TASK = "tests.models._executor_tasks"
+
+
+def _tasks(tmp, steps=5, delay=0.0):
+    return [RunTask(f"seed{s}", str(tmp / f"seed{s}"), f"{TASK}:count",
+                    dict(run_dir=str(tmp / f"seed{s}"), steps=steps, seed=s, delay=delay))
+            for s in range(3)]
+
+
+def test_local_runs_every_task_and_reports_failures(tmp_path):
+    tasks = _tasks(tmp_path) + [RunTask("bad", str(tmp_path / "bad"), f"{TASK}:fail",
+                                        dict(run_dir=str(tmp_path / "bad")))]
+    buf = io.StringIO()
+    out = run_tasks(tasks, stream=buf)
+    assert [k for k in out] == ["seed0", "seed1", "seed2", "bad"]
+    assert isinstance(out["bad"], TaskFailure) and "deliberate failure" in out["bad"].error
+    assert "deliberate failure" in Path(out["bad"].log_path).read_text()
+    assert all(isinstance(out[f"seed{s}"], dict) for s in range(3))
+    assert "failed 1" in buf.getvalue().splitlines()[-1]
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    with pytest.raises(ValueError, match="executor"):
+        run_tasks([], executor="slurm")
+    with pytest.raises(ValueError, match="cpus_per_run"):
+        run_tasks([], cpus_per_run=0)
+    with pytest.raises(ValueError, match="package.module:function"):
+        run_tasks([RunTask("x", str(tmp_path), "nocolon", {})])
+    t = _tasks(tmp_path)
+    with pytest.raises(ValueError, match="distinct task names"):
+        run_tasks([t[0], t[0]])
+
+
+def test_missing_ray_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ModuleNotFoundError
+    with pytest.raises(ExecutorUnavailable, match=r"pip install 'stnlab\[ray\]'"):
+        run_tasks(_tasks(tmp_path), executor="ray")
+
+
+@pytest.fixture
+def ray_instance():
+    """One local Ray instance (CPUs only). Both Ray checks share one test function so that
+    ``pytest -n 2`` never starts two Ray instances at once."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    os.environ["PYTHONPATH"] = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_executor(ray_instance, tmp_path):
+    _ray_equals_local_and_reports_failures(tmp_path / "a")
+    _ray_task_killed_mid_run_resumes(ray_instance, tmp_path / "b")
+
+
+def _ray_equals_local_and_reports_failures(tmp_path):
+    local = run_tasks(_tasks(tmp_path / "local"), progress=False)
+    tasks = _tasks(tmp_path / "ray") + [RunTask("bad", str(tmp_path / "ray" / "bad"),
+                                                f"{TASK}:fail",
+                                                dict(run_dir=str(tmp_path / "ray" / "bad")))]
+    out = run_tasks(tasks, executor="ray", progress=False)
+    for s in range(3):
+        assert out[f"seed{s}"]["acc"] == local[f"seed{s}"]["acc"]
+        assert out[f"seed{s}"]["pid"] != os.getpid()  # really ran in a Ray worker
+    assert isinstance(out["bad"], TaskFailure)
+    assert "deliberate failure" in out["bad"].error
+    assert "about to fail" in Path(out["bad"].log_path).read_text()
+
+
+def _ray_task_killed_mid_run_resumes(ray, tmp_path):
+    """Kill the worker of a running task; resubmitting continues from its state file."""
+    from models.executor import _ray_worker
+
+    t = _tasks(tmp_path, steps=400, delay=0.01)[0]
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_worker)
+    ref = remote.remote(t.fn, t.kwargs, 1, str(Path(t.run_dir) / "task.log"))
+    state = Path(t.run_dir) / "state.json"
+    deadline = time.time() + 60
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    ray.cancel(ref, force=True)
+    with pytest.raises(Exception):
+        ray.get(ref)
+    import json
+    killed_at = json.loads(state.read_text())["step"]
+    assert 0 < killed_at < 400  # it really died mid-run
+    out = run_tasks([t], executor="ray", progress=False)
+    ref_local = run_tasks(_tasks(tmp_path / "fresh", steps=400)[:1], progress=False)
+    assert out[t.name]["acc"] == ref_local[t.name]["acc"]
+    assert out[t.name]["ran"] == 400 - killed_at  # continued, did not start over
