@@ -11,6 +11,9 @@ extensions directory (``$TORCH_EXTENSIONS_DIR``, default
 ``~/.cache/torch_extensions``) under a name that hashes the source and the flags,
 so an edited source or another torch gets its own build.
 
+* A build that really compiles (no library of that name in the build directory
+  yet) first prints one line to stderr, :data:`COMPILING_MESSAGE`, so the
+  first-use pause has a reason; a cached build prints nothing.
 * ``STNLAB_NO_EXT=1`` (any value but empty or ``0``) skips the build and makes every
   call use the eager PyTorch path (the reference implementation).
 * If the build or the load fails (no compiler, no ninja, ...), one
@@ -37,7 +40,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["load", "fit", "reset", "disabled", "status", "ExtensionUnavailableWarning",
-           "SOURCE", "KERNELS", "STALE_LOCK_SECONDS"]
+           "SOURCE", "KERNELS", "STALE_LOCK_SECONDS", "COMPILING_MESSAGE"]
 
 #: The kernel's source, shipped as package data.
 SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
@@ -47,6 +50,12 @@ SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
 _CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 # libgomp: the same soname as the copy torch loads, so OpenMP threads are torch's.
 _LDFLAGS = ["-fopenmp"]
+
+#: Printed to stderr (one line) when a kernel is about to be compiled, not when it is cached.
+COMPILING_MESSAGE = {
+    "cpu": "stnlab: compiling the linearized sampler's kernel (once, ~15 s)\u2026",
+    "cuda": "stnlab: compiling the linearized sampler's CUDA kernel (once, a minute or two)\u2026",
+}
 
 #: A build lock older than this (seconds) is taken to be left by a killed build.
 STALE_LOCK_SECONDS = 900.0
@@ -122,6 +131,15 @@ def _clear_stale_lock(build_dir: str) -> None:
             pass
 
 
+def _is_built(build_dir: str, name: str) -> bool:
+    """Whether the library ``name`` is already in ``build_dir`` (then ``load`` compiles
+    nothing: ``name`` hashes the source and the flags, so the library is up to date)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    return any(os.path.isfile(os.path.join(build_dir, name + suffix))
+               for suffix in {".so", ".pyd", ".dylib", *EXTENSION_SUFFIXES})
+
+
 def _build(kind: str = "cpu"):
     from torch.utils import cpp_extension
 
@@ -129,6 +147,8 @@ def _build(kind: str = "cpu"):
     name = _name(kind)
     build_dir = _build_directory(name, kind)
     _clear_stale_lock(build_dir)
+    if not _is_built(build_dir, name):
+        print(COMPILING_MESSAGE[kind], file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     define = f"-DSTNLAB_OPS_NAMESPACE={name}"
     cpp_extension.load(name=name, sources=[str(k["source"])],

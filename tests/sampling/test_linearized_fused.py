@@ -546,3 +546,56 @@ def test_a_stale_build_lock_is_removed(tmp_path):
     with pytest.warns(ext.ExtensionUnavailableWarning, match="stale build lock"):
         ext._clear_stale_lock(str(tmp_path))
     assert not lock.exists()
+
+
+def test_compiling_is_announced_only_when_it_really_compiles(tmp_path, monkeypatch, capsys):
+    """One stderr line before a real compile; nothing when the library is cached. The build
+    itself is a stub here (a real compile takes ~15 s); the cached case is also checked
+    against the real build below."""
+    from torch.utils import cpp_extension
+
+    builds = []
+
+    def fake_load(**kw):
+        builds.append(kw["build_directory"])
+        raise RuntimeError("stub build")
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.delenv("STNLAB_NO_EXT", raising=False)
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    saved = dict(ext._states["cpu"])
+    try:
+        ext.reset("cpu")
+        capsys.readouterr()
+        with pytest.warns(ext.ExtensionUnavailableWarning, match="stub build"):
+            assert ext.load("cpu") is None
+        assert capsys.readouterr().err.splitlines() == [ext.COMPILING_MESSAGE["cpu"]]
+        assert ext.COMPILING_MESSAGE["cpu"].startswith(
+            "stnlab: compiling the linearized sampler's kernel (once, ~15 s)")
+        ext.reset("cpu")  # now a library of that name is there: cached, so silent
+        (tmp_path / builds[0] / (ext._name("cpu") + ".so")).write_bytes(b"")
+        with pytest.warns(ext.ExtensionUnavailableWarning, match="stub build"):
+            ext.load("cpu")
+        assert len(builds) == 2 and capsys.readouterr().err == ""
+    finally:
+        ext._states["cpu"].update(saved)
+
+
+def test_a_cached_kernel_loads_silently_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    from torch.utils import cpp_extension
+
+    if ext.disabled():
+        pytest.skip("STNLAB_NO_EXT is set")
+    if shutil.which(os.environ.get("CXX", "c++")) is None or not cpp_extension.is_ninja_available():
+        pytest.skip("no C++ compiler or no ninja")
+    assert ext.load() is not None  # built (or cached) by now
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    r = subprocess.run([sys.executable, "-c", "import sampling._ext as e; assert e.load()"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "compiling" not in r.stderr, r.stderr
