@@ -140,6 +140,43 @@ def _is_built(build_dir: str, name: str) -> bool:
                for suffix in {".so", ".pyd", ".dylib", *EXTENSION_SUFFIXES})
 
 
+def _register_vmap(name: str) -> None:
+    """A ``torch.func.vmap`` rule for ``name::fit``: the vmapped dimension joins the batch.
+
+    Without it, ``vmap(grad(...))`` of the linearized sampler runs ``fit`` once per
+    slice through functorch's fallback, with PyTorch's "performance drop ... batching
+    rule" warning. Folding is exact: ``fit`` treats every image of the batch alike
+    and independently (one noise field shared by all), so the slices of ``B * N``
+    images are the ``B`` separate calls. A vmapped ``noise`` (never made by
+    :mod:`sampling.linearized`) is looped over instead.
+    """
+    if name in _vmap_registered:  # a second build of the same library (after reset())
+        return
+    ops = getattr(torch.ops, name)
+
+    def fit_vmap(info, in_dims, input, grid, grad_out, output, noise, *scalars):
+        b = info.batch_size
+        tensors = (input, grid, grad_out, output)
+        if in_dims[4] is not None:  # one noise field per slice: a loop, not a fold
+            sliced = [[t.select(d, i) if d is not None else t
+                       for t, d in zip((*tensors, noise), in_dims[:5])] for i in range(b)]
+            return torch.stack([ops.fit(*[t.contiguous() for t in a], *scalars)
+                                for a in sliced]), 0
+
+        def fold(x, d):  # (.., B at d, ..) -> (B * N, ...)
+            x = x.movedim(d, 0) if d is not None else x.expand(b, *x.shape)
+            return x.reshape(b * x.shape[1], *x.shape[2:]).contiguous()
+
+        out = ops.fit(*[fold(t, d) for t, d in zip(tensors, in_dims[:4])], noise, *scalars)
+        return out.reshape(b, -1, *out.shape[1:]), 0
+
+    torch.library.register_vmap(f"{name}::fit", fit_vmap)
+    _vmap_registered.add(name)
+
+
+_vmap_registered: set[str] = set()
+
+
 def _build(kind: str = "cpu"):
     from torch.utils import cpp_extension
 
@@ -159,6 +196,7 @@ def _build(kind: str = "cpu"):
     ops = getattr(torch.ops, name)
     for op in k["ops"]:  # resolve now: a missing op is a load failure
         getattr(ops, op)
+    _register_vmap(name)
     _states[kind]["build_seconds"] = time.perf_counter() - t0
     _states[kind]["name"] = name
     return ops
