@@ -191,7 +191,9 @@ def _build(kind: str = "cpu"):
     cpp_extension.load(name=name, sources=[str(k["source"])],
                        extra_cflags=k["cflags"] + [define],
                        extra_cuda_cflags=k["cuda_cflags"] + [define] if kind == "cuda" else None,
-                       extra_ldflags=k["ldflags"], build_directory=build_dir,
+                       # a copy: torch appends its own libraries to this list in place,
+                       # which changed _name() (and rebuilt) at a second load after reset()
+                       extra_ldflags=list(k["ldflags"]), build_directory=build_dir,
                        is_python_module=False, verbose=False)
     ops = getattr(torch.ops, name)
     for op in k["ops"]:  # resolve now: a missing op is a load failure
