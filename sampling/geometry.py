@@ -80,7 +80,7 @@ class AffineParams:
 
 
 def _as_tensor(x, like: torch.Tensor | None) -> torch.Tensor:
-    """A float / sequence / tensor argument as a floating-point tensor (dtype/device of ``like``)."""
+    """A float / sequence / tensor argument as a floating-point tensor (like ``like``)."""
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=like.dtype if like is not None else torch.get_default_dtype(),
                             device=like.device if like is not None else None)

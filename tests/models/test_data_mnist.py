@@ -366,7 +366,8 @@ def test_unwritable_cache_dir_fails_before_the_download(tmp_path, monkeypatch, s
     base = unwritable_dir(tmp_path)
     d = base / sub if sub else base
     with pytest.raises(DataError, match=rf"^fetch_mnist: cannot write to the cache directory "
-                                        rf"{re.escape(str(d))}.*STNLAB_DATA_DIR or --cache-dir .*nothing "
+                                        rf"{re.escape(str(d))}.*STNLAB_DATA_DIR or --cache-dir "
+                                        r".*nothing "
                                         r"downloaded\)$"):
         fetch_mnist(d)
     assert calls == []  # checked before the download
