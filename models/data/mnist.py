@@ -93,7 +93,8 @@ REPAIR_HINT = "repair it with `stnlab data fetch mnist --force`"
 
 
 class DataError(ValueError):
-    """A data source is wrong: hash mismatch, malformed archive, failed download."""
+    """A data source or the cache is wrong: hash mismatch, malformed archive, failed
+    download, a damaged cache, or a cache directory that cannot be written."""
 
 
 Progress = Callable[[str], None] | None
