@@ -11,7 +11,8 @@ still has ``--help`` and exits 2 saying it is not built.
 
 User mistakes (:class:`ValueError`, including :class:`sampling.UsageError`,
 ``FileNotFoundError``) are printed as one line ``stnlab <cmd>: error: ...`` with
-exit status 2; set ``STNLAB_DEBUG=1`` for the traceback.
+exit status 2; set ``STNLAB_DEBUG=1`` for the traceback. Ctrl-C stops any command
+with one line and exit status 130 (see :func:`main`).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _not_built(name: str):
     return run
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -103,6 +104,67 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"stnlab {args.command}: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _raise_interrupt_at_next_line(frame) -> None:
+    """Raise :class:`KeyboardInterrupt` at the next line that ``frame`` or one of its
+    callers executes (a line-trace on exactly those frames, removed when it fires)."""
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    previous = sys.gettrace()
+
+    def on_line(fr, event, arg):
+        if event != "line":
+            return on_line
+        sys.settrace(previous)
+        for f in frames:
+            f.f_trace = None
+        raise KeyboardInterrupt
+
+    for f in frames:
+        f.f_trace = on_line
+    sys.settrace(previous or (lambda fr, event, arg: None))  # line events need a global tracer
+
+
+def _interrupt_reraiser(previous):
+    """An ``sys.unraisablehook`` that does not let Ctrl-C be swallowed.
+
+    Python runs the SIGINT handler (which raises :class:`KeyboardInterrupt`) in
+    whatever Python code the main thread executes next -- sometimes a weakref or
+    finalizer callback (e.g. ``WeakKeyDictionary``'s ``remove``, run when the
+    garbage collector frees a key), where an exception cannot propagate: Python
+    prints ``Exception ignored in: ... KeyboardInterrupt`` and the run goes on. This
+    hook drops that message and raises the interrupt again at the next line of the
+    code that was running (not in the hook itself, where it would be swallowed too).
+    """
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _raise_interrupt_at_next_line(sys._getframe(1))
+            return
+        previous(unraisable)
+
+    return hook
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``stnlab argv``; returns the exit status.
+
+    Ctrl-C anywhere (also while the sub-commands are imported, and when it lands in
+    a callback that cannot raise: :func:`_interrupt_reraiser`) ends the command with
+    one line on stderr and status 130.
+    """
+    previous = sys.unraisablehook
+    sys.unraisablehook = _interrupt_reraiser(previous)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("stnlab: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.unraisablehook = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

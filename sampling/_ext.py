@@ -11,6 +11,9 @@ extensions directory (``$TORCH_EXTENSIONS_DIR``, default
 ``~/.cache/torch_extensions``) under a name that hashes the source and the flags,
 so an edited source or another torch gets its own build.
 
+* A build that really compiles (no library of that name in the build directory
+  yet) first prints one line to stderr, :data:`COMPILING_MESSAGE`, so the
+  first-use pause has a reason; a cached build prints nothing.
 * ``STNLAB_NO_EXT=1`` (any value but empty or ``0``) skips the build and makes every
   call use the eager PyTorch path (the reference implementation).
 * If the build or the load fails (no compiler, no ninja, ...), one
@@ -37,7 +40,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["load", "fit", "reset", "disabled", "status", "ExtensionUnavailableWarning",
-           "SOURCE", "KERNELS", "STALE_LOCK_SECONDS"]
+           "SOURCE", "KERNELS", "STALE_LOCK_SECONDS", "COMPILING_MESSAGE"]
 
 #: The kernel's source, shipped as package data.
 SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
@@ -47,6 +50,12 @@ SOURCE = Path(__file__).with_name("csrc") / "linearized_fit.cpp"
 _CFLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 # libgomp: the same soname as the copy torch loads, so OpenMP threads are torch's.
 _LDFLAGS = ["-fopenmp"]
+
+#: Printed to stderr (one line) when a kernel is about to be compiled, not when it is cached.
+COMPILING_MESSAGE = {
+    "cpu": "stnlab: compiling the linearized sampler's kernel (once, ~15 s)\u2026",
+    "cuda": "stnlab: compiling the linearized sampler's CUDA kernel (once, a minute or two)\u2026",
+}
 
 #: A build lock older than this (seconds) is taken to be left by a killed build.
 STALE_LOCK_SECONDS = 900.0
@@ -122,6 +131,52 @@ def _clear_stale_lock(build_dir: str) -> None:
             pass
 
 
+def _is_built(build_dir: str, name: str) -> bool:
+    """Whether the library ``name`` is already in ``build_dir`` (then ``load`` compiles
+    nothing: ``name`` hashes the source and the flags, so the library is up to date)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    return any(os.path.isfile(os.path.join(build_dir, name + suffix))
+               for suffix in {".so", ".pyd", ".dylib", *EXTENSION_SUFFIXES})
+
+
+def _register_vmap(name: str) -> None:
+    """A ``torch.func.vmap`` rule for ``name::fit``: the vmapped dimension joins the batch.
+
+    Without it, ``vmap(grad(...))`` of the linearized sampler runs ``fit`` once per
+    slice through functorch's fallback, with PyTorch's "performance drop ... batching
+    rule" warning. Folding is exact: ``fit`` treats every image of the batch alike
+    and independently (one noise field shared by all), so the slices of ``B * N``
+    images are the ``B`` separate calls. A vmapped ``noise`` (never made by
+    :mod:`sampling.linearized`) is looped over instead.
+    """
+    if name in _vmap_registered:  # a second build of the same library (after reset())
+        return
+    ops = getattr(torch.ops, name)
+
+    def fit_vmap(info, in_dims, input, grid, grad_out, output, noise, *scalars):
+        b = info.batch_size
+        tensors = (input, grid, grad_out, output)
+        if in_dims[4] is not None:  # one noise field per slice: a loop, not a fold
+            sliced = [[t.select(d, i) if d is not None else t
+                       for t, d in zip((*tensors, noise), in_dims[:5])] for i in range(b)]
+            return torch.stack([ops.fit(*[t.contiguous() for t in a], *scalars)
+                                for a in sliced]), 0
+
+        def fold(x, d):  # (.., B at d, ..) -> (B * N, ...)
+            x = x.movedim(d, 0) if d is not None else x.expand(b, *x.shape)
+            return x.reshape(b * x.shape[1], *x.shape[2:]).contiguous()
+
+        out = ops.fit(*[fold(t, d) for t, d in zip(tensors, in_dims[:4])], noise, *scalars)
+        return out.reshape(b, -1, *out.shape[1:]), 0
+
+    torch.library.register_vmap(f"{name}::fit", fit_vmap)
+    _vmap_registered.add(name)
+
+
+_vmap_registered: set[str] = set()
+
+
 def _build(kind: str = "cpu"):
     from torch.utils import cpp_extension
 
@@ -129,16 +184,21 @@ def _build(kind: str = "cpu"):
     name = _name(kind)
     build_dir = _build_directory(name, kind)
     _clear_stale_lock(build_dir)
+    if not _is_built(build_dir, name):
+        print(COMPILING_MESSAGE[kind], file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     define = f"-DSTNLAB_OPS_NAMESPACE={name}"
     cpp_extension.load(name=name, sources=[str(k["source"])],
                        extra_cflags=k["cflags"] + [define],
                        extra_cuda_cflags=k["cuda_cflags"] + [define] if kind == "cuda" else None,
-                       extra_ldflags=k["ldflags"], build_directory=build_dir,
+                       # a copy: torch appends its own libraries to this list in place,
+                       # which changed _name() (and rebuilt) at a second load after reset()
+                       extra_ldflags=list(k["ldflags"]), build_directory=build_dir,
                        is_python_module=False, verbose=False)
     ops = getattr(torch.ops, name)
     for op in k["ops"]:  # resolve now: a missing op is a load failure
         getattr(ops, op)
+    _register_vmap(name)
     _states[kind]["build_seconds"] = time.perf_counter() - t0
     _states[kind]["name"] = name
     return ops

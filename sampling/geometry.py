@@ -80,14 +80,25 @@ class AffineParams:
         return params_to_matrix(self.angle, self.log_scale, self.shear, self.translation)
 
 
-def _as_batch(x, n: int | None, like: torch.Tensor | None, name: str, fn: str, tail=()):
-    """Turn a float / tensor argument into a ``(N, *tail)`` tensor."""
+def _as_tensor(x, like: torch.Tensor | None) -> torch.Tensor:
+    """A float / sequence / tensor argument as a floating-point tensor (like ``like``)."""
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=like.dtype if like is not None else torch.get_default_dtype(),
                             device=like.device if like is not None else None)
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype() if like is None else like.dtype)
-    if x.dim() == 0 and n is not None:
+    return x
+
+
+def _as_batch(x, n: int | None, like: torch.Tensor | None, name: str, fn: str, tail=()):
+    """Turn a float / tensor argument into a ``(N, *tail)`` tensor.
+
+    Broadcasting (only where ``n`` is known): a scalar (Python number or 0-d tensor)
+    is repeated to ``(N, *tail)``; a tensor of shape ``tail`` (e.g. one ``(tx, ty)``
+    pair) is repeated to ``(N, *tail)``. Anything else must be ``(N, *tail)``.
+    """
+    x = _as_tensor(x, like)
+    if n is not None and (x.dim() == 0 or (tail and tuple(x.shape) == tuple(tail))):
         x = x.expand(n, *tail) if tail else x.expand(n)
     expected = ("N",) + tuple(str(t) for t in tail)
     check_shape(x, " ".join(expected), name=name, fn=fn, dims={"N": n} if n is not None else None)
@@ -95,8 +106,13 @@ def _as_batch(x, n: int | None, like: torch.Tensor | None, name: str, fn: str, t
     return x
 
 
-def rotation_matrix(angle: torch.Tensor) -> torch.Tensor:
-    """``(N,) -> (N, 2, 2)`` rotation matrices ``[[cos, -sin], [sin, cos]]``."""
+def rotation_matrix(angle) -> torch.Tensor:
+    """``(N,) -> (N, 2, 2)`` rotation matrices ``[[cos, -sin], [sin, cos]]``.
+
+    Any shape works elementwise (``(...) -> (..., 2, 2)``); a Python number or a 0-d
+    tensor gives one ``(2, 2)`` matrix.
+    """
+    angle = _as_tensor(angle, None)
     c, s = torch.cos(angle), torch.sin(angle)
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
@@ -104,11 +120,19 @@ def rotation_matrix(angle: torch.Tensor) -> torch.Tensor:
 def params_to_matrix(angle, log_scale, shear=0.0, translation=0.0) -> torch.Tensor:
     """Build ``(N, 2, 3)`` affine matrices from parameters.
 
+    Broadcasting: ``angle`` fixes ``N`` -- a ``(N,)`` tensor gives ``N`` matrices, a
+    Python number or 0-d tensor gives one (``N = 1``). Every other argument may be a
+    Python number / 0-d tensor (the same value for all ``N``) or one value per
+    matrix; ``translation`` may also be one ``(tx, ty)`` pair for all ``N``, and
+    with a scalar ``angle`` ``log_scale`` may be one ``(log sx, log sy)`` pair.
+    A 1-d ``log_scale`` tensor of length ``N`` is isotropic (one scale per matrix).
+
     Args:
-        angle: ``(N,)`` radians.
-        log_scale: ``(N,)`` isotropic or ``(N, 2)`` anisotropic natural-log scale.
+        angle: ``(N,)`` radians, or a scalar (``N = 1``).
+        log_scale: ``(N,)`` isotropic or ``(N, 2)`` anisotropic natural-log scale, or a
+            scalar; ``(2,)`` = ``(log sx, log sy)`` when ``angle`` is a scalar.
         shear: ``(N,)`` or a scalar.
-        translation: ``(N, 2)`` or a scalar.
+        translation: ``(N, 2)``, one ``(tx, ty)`` pair ``(2,)``, or a scalar (``tx = ty``).
 
     Returns:
         ``(N, 2, 3)`` matrices ``[R(angle) H(shear) S(exp(log_scale)) | translation]``.
@@ -121,11 +145,20 @@ def params_to_matrix(angle, log_scale, shear=0.0, translation=0.0) -> torch.Tens
         >>> m.squeeze(0)
         tensor([[1., 0., 0.],
                 [0., 1., 0.]])
+        >>> params_to_matrix(0.3, 0.0, 0.0, (1.0, 2.0)).shape
+        torch.Size([1, 2, 3])
     """
     fn = "params_to_matrix"
+    angle = _as_tensor(angle, None)
+    single = angle.dim() == 0
+    if single:
+        angle = angle.reshape(1)
     angle = _as_batch(angle, None, None, "angle", fn)
     n = angle.shape[0]
-    if isinstance(log_scale, torch.Tensor) and log_scale.dim() == 1:
+    log_scale = _as_tensor(log_scale, angle)  # a sequence follows the tensor rules
+    if single and log_scale.dim() == 1 and log_scale.shape[0] == 2:
+        log_scale = log_scale.reshape(1, 2)  # one (log sx, log sy) pair
+    if log_scale.dim() == 1:
         log_scale = _as_batch(log_scale, n, angle, "log_scale", fn)
         log_scale = torch.stack([log_scale, log_scale], -1)
     else:

@@ -344,18 +344,19 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
             k1 = min(K, k0 + k_c)
             kk = k1 - k0
             z0, z1, cx, cy = noise[:, k0:k1]  # (kk, h, w) each
-            ox = dcx * z0  # (nb, kk, h, w) offsets, normalized units
-            ox.addcmul_(drx, z1)
-            oy = dcy * z0
-            oy.addcmul_(dry, z1)
+            # (nb, kk, h, w) offsets, normalized units. Out-of-place addcmul (the same
+            # kernel, the same bits): the in-place one has no vmap batching rule.
+            ox = torch.addcmul(dcx * z0, drx, z1)
+            oy = torch.addcmul(dcy * z0, dry, z1)
             if collapse_noise:
                 ox.add_(cx)
                 oy.add_(cy)
             px, py = ox + gx, oy + gy  # (nb, kk, h, w) auxiliary locations
             pos = torch.view_as_real(torch.complex(px, py))  # (nb, kk, h, w, 2)
-            # Whole bilinear stencil inside the image: |x| <= bx and |y| <= by (as 0/1).
-            m = px.abs_().le_(bx).mul_(py.abs_().le_(by))  # (nb, kk, h, w), reuses px
-            del py
+            # Whole bilinear stencil inside the image: |x| <= bx and |y| <= by, a bool mask
+            # (out-of-place comparisons: in-place le_ has no vmap batching rule).
+            m = torch.le(px.abs_(), bx).logical_and_(torch.le(py.abs_(), by))  # (nb, kk, h, w)
+            del px, py
             vals = F.grid_sample(input[i0:i1], pos.view(nb, kk * h, w, 2), mode="bilinear",
                                  padding_mode="zeros", align_corners=align_corners)
             del pos
@@ -366,10 +367,10 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
                 y = (vals * go).sum(1)
             del vals
             y.sub_(y0)
-            ox.mul_(m)  # masked offsets (m is 0/1), in place
+            ox.mul_(m)  # masked offsets (m is False/True = 0/1), in place
             oy.mul_(m)
             if diagnostics:
-                part_sums = [m.sum(1)]
+                part_sums = [m.sum(1, dtype=dtype)]
             del m
             part_sums = [torch.mul(ox, ox).sum(1), torch.mul(ox, oy).sum(1),
                          torch.mul(oy, oy).sum(1), ox.mul_(y).sum(1), oy.mul_(y).sum(1)] + (

@@ -68,3 +68,12 @@ def real_mnist_dir(tmp_path_factory):
     d = base / "mnist-real"
     fetch_mnist(d)
     return d
+
+
+#: PyTorch's warning when ``F.affine_grid`` runs under ``torch.func.vmap``:
+#: ``aten::affine_grid_generator`` has no batching rule, so functorch loops over the
+#: slices (correct, only slower). Tests that vmap a user's ``F.affine_grid`` on purpose
+#: silence exactly this message around the vmapped call (library code that needs an
+#: affine grid under vmap builds it with a matmul instead, e.g. ``models.stn.affine_grid``).
+AFFINE_GRID_FALLBACK = (r"There is a performance drop because we have not yet implemented the "
+                        r"batching rule for aten::affine_grid_generator\.")

