@@ -18,13 +18,18 @@ Modes:
 * ``compile``, ``compile_bf16_channels_last``: steps 2-3 under ``torch.compile`` (the data
   stays eager); compilation happens during the warm-up and is not timed;
 * ``cuda_graph``: steps 2-3 captured once in a CUDA graph and replayed on the new batch
-  (CUDA only).
+  (CUDA only);
+* ``seq_fp32``, ``seq_bf16_channels_last``: several seeds trained one after another
+  (``TrainConfig.vmap=False``) instead of vmapped; with one seed they are the baseline's
+  path and reported as unavailable.
 
 A mode that cannot run here (no CUDA, a compile error) is reported as unavailable with a
 one-line reason; the others still run. After ``--warmup`` steps per mode, ``--steps``
 timed steps run with the modes interleaved (mode 1, mode 2, ..., mode 1, ...) so machine
 noise falls on all of them alike; each mode's figure is the median step time. No timing is
-asserted anywhere.
+asserted anywhere. Each mode also reports its median *process CPU time* per step and the
+speedup by that measure, which other processes on a shared machine distort less than wall
+time (with one torch thread; with several, CPU time also counts threads spinning).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from sampling.checks import UsageError
 __all__ = ["add_arguments", "run", "bench_train", "MODES", "cpu_info"]
 
 MODES = ("fp32", "channels_last", "bf16", "bf16_channels_last", "compile",
-         "compile_bf16_channels_last", "cuda_graph")
+         "compile_bf16_channels_last", "cuda_graph", "seq_fp32", "seq_bf16_channels_last")
 #: CPU flags that decide which bf16 / matrix kernels oneDNN can use.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
              "amx_bf16", "amx_int8", "amx_fp16")
@@ -87,8 +92,14 @@ class _Mode:
         self.name, self.cfg, self.lr = name, cfg, lr
         self.unavailable = None
         self.times: list[float] = []
-        prec = {"compile": "fp32", "cuda_graph": "fp32",
-                "compile_bf16_channels_last": "bf16_channels_last"}.get(name, name)
+        self.cpu_times: list[float] = []
+        prec = {"compile": "fp32", "cuda_graph": "fp32", "seq_fp32": "fp32",
+                "compile_bf16_channels_last": "bf16_channels_last",
+                "seq_bf16_channels_last": "bf16_channels_last"}.get(name, name)
+        if name.startswith("seq_"):
+            if not use_vmap:
+                self.unavailable = "the step is already seed by seed (one seed or no vmap)"
+            use_vmap = False
         self.precision = Precision.parse(prec)
         self.params = self.precision.format_params({k: v.clone() for k, v in params.items()})
         self.inner = self.precision.wrap_step(make_step(base, use_vmap), cfg.device)
@@ -139,10 +150,11 @@ class _Mode:
 
     def timed_step(self):
         _sync(self.cfg.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = self.step()
         _sync(self.cfg.device)
         self.times.append(time.perf_counter() - t0)
+        self.cpu_times.append(time.process_time() - c0)
         return loss
 
 
@@ -228,12 +240,16 @@ def bench_train(*, variant: str, net: str, device: str = "cpu", batch_size: int 
         med = statistics.median(r.times)
         rows.append({"mode": r.name, "img_per_s": round(images / med, 1), "speedup": None,
                      "ms_per_step": round(1e3 * med, 2),
-                     "ms_min": round(1e3 * min(r.times), 2)})
+                     "ms_min": round(1e3 * min(r.times), 2),
+                     "cpu_ms_per_step": round(1e3 * statistics.median(r.cpu_times), 2)})
     ref = next((row for row in rows if row["mode"] == "fp32" and row["img_per_s"]), None)
     if ref is not None:
         for row in rows:
             if row["img_per_s"]:
                 row["speedup"] = round(row["img_per_s"] / ref["img_per_s"], 3)
+                # process CPU time: less distorted by other processes on a shared machine
+                row["speedup_cpu_time"] = round(ref["cpu_ms_per_step"] / row["cpu_ms_per_step"],
+                                                3) if row["cpu_ms_per_step"] > 0 else None
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, cwd=Path(__file__).resolve().parent,
@@ -258,14 +274,16 @@ def format_table(rep: dict) -> str:
              f"{c['batch_size']}, {rep['device']} ({rep['device_name']}; flags "
              f"{' '.join(cpu['flags']) or '-'}), torch {rep['torch']}, {rep['threads']} "
              f"threads, median of {c['steps']} steps", "",
-             "| mode | img/s | speedup | ms/step |", "|---|---:|---:|---:|"]
+             "| mode | img/s | speedup | ms/step | speedup (CPU time) |",
+             "|---|---:|---:|---:|---:|"]
     for r in rep["modes"]:
         if r["img_per_s"] is None:
             lines.append(f"| {r['mode']} | unavailable: {r['unavailable']} | | |")
         else:
             sp = "-" if r["speedup"] is None else f"{r['speedup']:.2f}x"
+            spc = r.get("speedup_cpu_time")
             lines.append(f"| {r['mode']} | {r['img_per_s']:.0f} | {sp} | "
-                         f"{r['ms_per_step']:.1f} |")
+                         f"{r['ms_per_step']:.1f} | {'-' if spc is None else f'{spc:.2f}x'} |")
     return "\n".join(lines)
 
 
