@@ -19,7 +19,7 @@ Modes:
   stays eager); compilation happens during the warm-up and is not timed;
 * ``cuda_graph``: steps 2-3 captured once in a CUDA graph and replayed on the new batch
   (CUDA only);
-* ``seq_fp32``, ``seq_bf16_channels_last``: several seeds trained one after another
+* ``seq_fp32``, ``seq_bf16``, ``seq_bf16_channels_last``: several seeds trained one after another
   (``TrainConfig.vmap=False``) instead of vmapped; with one seed they are the baseline's
   path and reported as unavailable.
 
@@ -52,7 +52,7 @@ from sampling.checks import UsageError
 __all__ = ["add_arguments", "run", "bench_train", "MODES", "cpu_info"]
 
 MODES = ("fp32", "channels_last", "bf16", "bf16_channels_last", "compile",
-         "compile_bf16_channels_last", "cuda_graph", "seq_fp32", "seq_bf16_channels_last")
+         "compile_bf16_channels_last", "cuda_graph", "seq_fp32", "seq_bf16", "seq_bf16_channels_last")
 #: CPU flags that decide which bf16 / matrix kernels oneDNN can use.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
              "amx_bf16", "amx_int8", "amx_fp16")
@@ -93,7 +93,7 @@ class _Mode:
         self.unavailable = None
         self.times: list[float] = []
         self.cpu_times: list[float] = []
-        prec = {"compile": "fp32", "cuda_graph": "fp32", "seq_fp32": "fp32",
+        prec = {"compile": "fp32", "cuda_graph": "fp32", "seq_fp32": "fp32", "seq_bf16": "bf16",
                 "compile_bf16_channels_last": "bf16_channels_last",
                 "seq_bf16_channels_last": "bf16_channels_last"}.get(name, name)
         if name.startswith("seq_"):
