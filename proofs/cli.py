@@ -83,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_subcommand(parser, name: str, mod, help_: str) -> None:
-    """Add ``name`` (``mod.add_arguments`` / ``mod.run``) to ``parser``'s sub-commands."""
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    """Add ``name`` (``mod.add_arguments`` / ``mod.run``) to ``parser``'s sub-commands
+    (none if the command's module defines no sub-commands: nothing is added)."""
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+                  None)
+    if action is None:
+        return
     p = action.add_parser(name, help=help_, description=help_)
     mod.add_arguments(p)
     p.set_defaults(_run=mod.run)  # a sub-parser's default overrides the parent's
