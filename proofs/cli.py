@@ -33,6 +33,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
                    "run a sampler experiment (gradient field, alignment, ablations)"),
 }
 
+# Sub-commands added to a command whose own module defines its sub-commands:
+# ``stnlab bench train`` is a driver on top of models/, so it lives in proofs/ while
+# ``stnlab bench sampler`` stays in sampling.bench.
+SUBCOMMANDS: dict[str, dict[str, tuple[str, str]]] = {
+    "bench": {"train": ("proofs.bench_train", "time a training step in each precision / "
+                        "compile mode (images/s, speedup over fp32)")},
+}
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that prints one line (not the usage block) on a bad argument."""
@@ -70,7 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
+            for sub_name, (sub_module, sub_help) in SUBCOMMANDS.get(name, {}).items():
+                _add_subcommand(p, sub_name, importlib.import_module(sub_module), sub_help)
     return parser
+
+
+def _add_subcommand(parser, name: str, mod, help_: str) -> None:
+    """Add ``name`` (``mod.add_arguments`` / ``mod.run``) to ``parser``'s sub-commands
+    (none if the command's module defines no sub-commands: nothing is added)."""
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+                  None)
+    if action is None:
+        return
+    p = action.add_parser(name, help=help_, description=help_)
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.run)  # a sub-parser's default overrides the parent's
 
 
 def _not_built(name: str):

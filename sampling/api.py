@@ -53,12 +53,18 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
     fn = "grid_sample"
     check_choice(method, METHODS, name="method", fn=fn)
     if (isinstance(input, torch.Tensor) and isinstance(grid, torch.Tensor)
-            and input.dtype != grid.dtype and input.is_floating_point()
-            and grid.is_floating_point() and torch.is_autocast_enabled(input.device.type)):
-        # Under autocast a localization net's grid may come out in bf16/fp16 while the
-        # image is fp32; F.grid_sample is on autocast's promote list, so do the same.
-        dt = torch.promote_types(input.dtype, grid.dtype)
-        input, grid = input.to(dt), grid.to(dt)
+            and input.is_floating_point() and grid.is_floating_point()
+            and torch.is_autocast_enabled(input.device.type)):
+        # Under autocast a localization net's grid (and a feature map) may come out in
+        # bf16/fp16: every sampler runs in (at least) float32 with autocast off, so the
+        # interpolation weights and their gradients are not rounded to 8 bits (CPU
+        # autocast already lists grid_sampler as fp32, CUDA's only promotes; the
+        # linearized and multiscale samplers are not on any autocast list).
+        dt = torch.promote_types(torch.promote_types(input.dtype, grid.dtype), torch.float32)
+        with torch.autocast(device_type=input.device.type, enabled=False):
+            return grid_sample(input.to(dt), grid.to(dt), method=method,
+                               align_corners=align_corners, padding_mode=padding_mode,
+                               **method_options)
     check_sampler_inputs(input, grid, fn=fn, padding_mode=padding_mode)
     if method == "bilinear" and method_options:
         raise ValueError(f"{fn}: method 'bilinear' takes no options, got "

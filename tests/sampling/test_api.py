@@ -162,3 +162,21 @@ def test_autocast_promotes_mixed_dtypes_like_f_grid_sample():
         ref = F.grid_sample(x, grid.float(), align_corners=False)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "linearized", "multiscale"])
+def test_samplers_run_in_float32_under_autocast(method):
+    # A bf16 feature map and grid (an STN-C1 under autocast) are sampled in float32: the
+    # result equals the float32 sampler on the same (bf16-representable) values, exactly.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 9, 9, generator=gen).bfloat16()
+    grid = (torch.rand(2, 4, 5, 2, generator=gen) * 2 - 1).bfloat16()
+    opts = {"num_samples": 4, "generator": torch.Generator().manual_seed(1)} \
+        if method == "linearized" else {}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = grid_sample(x, grid, method=method, **opts)
+    if method == "linearized":
+        opts["generator"] = torch.Generator().manual_seed(1)
+    ref = grid_sample(x.float(), grid.float(), method=method, **opts)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
