@@ -109,3 +109,16 @@ def test_affine_grid_rejects_bad_size(bad, match):
 def test_warp_affine_rejects_mismatched_batch():
     with pytest.raises(ValueError, match="input_from_output"):
         warp_affine(torch.zeros(3, 1, 4, 4), torch.eye(2, 3).expand(2, 2, 3))
+
+
+def test_grid_is_float32_under_autocast():
+    """A bf16 matrix from an autocast localizer still gives float32 grid locations."""
+    x = torch.rand(2, 1, 112, 112)
+    theta = torch.eye(2, 3).expand(2, 2, 3).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = warp_affine(x, theta, align_corners=True, padding_mode="border")
+    torch.testing.assert_close(out.float(), x, **tol(torch.float32))  # identity stays exact
+    # the check can fail: a bf16 grid misses the pixel centres
+    g16 = affine_grid(theta[:, :, :].to(torch.bfloat16), (112, 112), align_corners=True)
+    assert (g16.float() - affine_grid(theta.float(), (112, 112), align_corners=True)
+            ).abs().max() > 1e-3
