@@ -33,8 +33,8 @@ produces an output of ``50 / d`` pixels for the classifier, ``d`` in ``{1, 2, 4,
   (:data:`ICSTN_ITERATIONS`): the number of recurrent warps of Lin & Lucey's traffic-sign
   code (``warpN`` default 4), whose implementation 003 says it uses (App. A.2); 003 does not
   state it. Each iteration costs one localizer pass (most of the network's compute).
-  Lin & Lucey's code composes on the other side (``dM_k M_k``); for the small updates of
-  training the two agree to first order.
+  Lin & Lucey's traffic-sign code multiplies on the other side (``dM_k M_k``, the update
+  acting in the original image's frame); we compose in the frame the localizer sees.
 * **No STN**: the classifier on the input resized to ``50 // d`` by area averaging
   (``F.interpolate(mode="area")``, an anti-aliased average over the pixels each output
   pixel covers; no warp).
