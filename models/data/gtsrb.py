@@ -33,6 +33,7 @@ falls into validation). See :func:`split_by_track`.
 
 Convention:
     Images are float32 ``(N, 3, 50, 50)`` RGB in ``[0, 1]``; labels int64 ``ClassId``.
+    :func:`standardize` makes the networks' input (per image mean 0, std 1).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import torch
 from .layout import DatasetLayoutError, require
 
 __all__ = ["LAYOUT", "NAME", "SPLITS", "IMAGE_SIZE", "OFFICIAL_SIZES", "Record", "records",
-           "split_by_track", "load_gtsrb", "info", "DatasetLayoutError"]
+           "split_by_track", "load_gtsrb", "info", "standardize", "DatasetLayoutError"]
 
 NAME = "gtsrb"
 LAYOUT = ("GTSRB/Final_Training/Images/<class:05d>/*.ppm each with GT-<class:05d>.csv, and "
@@ -302,6 +303,31 @@ def load_gtsrb(root, split: str, *, size: int = IMAGE_SIZE, limit: int | None = 
     images = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, size, size)
     labels = torch.tensor([r.label for r in recs], dtype=torch.int64)
     return images.contiguous(), labels
+
+
+def standardize(images: torch.Tensor) -> torch.Tensor:
+    """Per-image standardization: ``(x - mean) / std`` over each image's ``C x H x W`` values.
+
+    For the Table 1 networks' input (GTSRB, its stand-in and the MNIST control alike): the
+    mean becomes 0, which is also what the STs' zero padding samples outside the image. A
+    constant image (std 0) becomes zeros.
+
+    Args:
+        images: ``(N, C, H, W)`` floating point.
+
+    Returns:
+        ``(N, C, H, W)`` with mean 0 and (population) std 1 per image.
+    """
+    fn = "standardize"
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or \
+            not images.is_floating_point():
+        got = (f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor)
+               else type(images).__name__)
+        raise ValueError(f"{fn}: expected images float (N, C, H, W), got {got}")
+    mean = images.mean((1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
+    std = images.std((1, 2, 3), keepdim=True, unbiased=False)  # (N, 1, 1, 1)
+    return torch.where(std > 0, (images - mean) / std.clamp_min(torch.finfo(images.dtype).tiny),
+                       torch.zeros_like(images))
 
 
 def info(root) -> dict:

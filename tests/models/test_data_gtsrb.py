@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.data.gtsrb import (LAYOUT, OFFICIAL_SIZES, DatasetLayoutError, info, load_gtsrb,
-                               records, split_by_track)
+                               records, split_by_track, standardize)
 from tests.models.gtsrb_files import BORDER, HEADER, roi_colour, write_gtsrb
 
 # One uint8 level: Pillow's fixed-point resampling of a constant patch may round by one
@@ -186,3 +186,17 @@ def test_bad_arguments(gtsrb):
         load_gtsrb(gtsrb, "test", size=0)
     with pytest.raises(ValueError, match="load_gtsrb: expected limit"):
         load_gtsrb(gtsrb, "test", limit=-1)
+
+
+def test_standardize():
+    g = torch.Generator().manual_seed(0)
+    x = 3 + 2 * torch.rand(4, 3, 5, 5, generator=g, dtype=torch.float64)
+    x[1] = 0.7  # a constant image
+    z = standardize(x)
+    for i in (0, 2, 3):
+        assert abs(float(z[i].mean())) < 1e-12  # a priori: float64 rounding
+        assert abs(float(z[i].std(unbiased=False)) - 1) < 1e-12
+    assert torch.equal(z[1], torch.zeros_like(z[1]))
+    torch.testing.assert_close(z[0], (x[0] - x[0].mean()) / x[0].std(unbiased=False))
+    with pytest.raises(ValueError, match="standardize: expected images float"):
+        standardize(torch.zeros(3, 5, 5))

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models.data import gtsrb_standin as standin_mod
-from models.data.gtsrb_standin import (ANGLE_RANGE_DEG, CONTROL_NAME, NUM_CLASSES, SCALE_RANGE,
-                                       STANDIN_NAME, gtsrb_standin, mnist_canvas)
+from models.data.gtsrb_standin import (ANGLE_RANGE_DEG, CONTROL_NAME, MAX_SHIFT, NUM_CLASSES,
+                                       SCALE_RANGE, STANDIN_NAME, gtsrb_standin, mnist_canvas)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,7 @@ def test_objects_are_small(pair):
     inside = (xx >= b[:, 0]) & (xx <= b[:, 2]) & (yy >= b[:, 1]) & (yy <= b[:, 3])
     assert not bool((ink & ~inside).any())
     assert bool((c.boxes >= -0.5 - 1e-4).all() and (c.boxes <= 49.5 + 1e-4).all())
+    assert float(c.translation.abs().max()) <= MAX_SHIFT
 
 
 def test_deterministic_and_split_streams(mnist_dir, pair):
