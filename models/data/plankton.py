@@ -30,6 +30,7 @@ Convention (:func:`augmentation_matrix`, :func:`augment`):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +325,14 @@ STANDIN_NAME = "plankton-standin (MNIST digits under 000 App. A.4 augmentation, 
 STANDIN_CLASSES = 10
 
 
+@functools.lru_cache(maxsize=2)
+def _standin_digits(split: str, cache_dir) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST digits of ``split`` (read once per process; not mutated)."""
+    from .mnist import load_mnist
+
+    return load_mnist("train60k" if split == "train" else "test", cache_dir)
+
+
 def standin(split: str, n: int, *, seed: int, out_size: int = OUT_SIZE, augmented: bool = True,
             cache_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Plankton-like images: real MNIST digits under 000 App. A.4's augmentation, 95x95.
@@ -345,15 +354,13 @@ def standin(split: str, n: int, *, seed: int, out_size: int = OUT_SIZE, augmente
         ``(images, labels)``: ``(n, 1, out_size, out_size)`` float32 in ``[0, 1]``, ``(n,)``
         int64 in 0..9.
     """
-    from .mnist import load_mnist
-
     fn = "plankton.standin"
     if split not in ("train", "test"):
         raise ValueError(f"{fn}: expected split 'train' or 'test', got {split!r}")
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"{fn}: expected n to be an int >= 0, got {n!r}")
     g = torch.Generator().manual_seed(int(seed))
-    digits, labels = load_mnist("train60k" if split == "train" else "test", cache_dir)
+    digits, labels = _standin_digits(split, cache_dir)
     idx = torch.randint(len(digits), (n,), generator=g)
     x = digits[idx].float().div(255.0)[:, None]  # (n, 1, 28, 28)
     if augmented:

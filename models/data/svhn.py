@@ -34,6 +34,7 @@ Nothing here downloads anything.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -338,7 +339,13 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """``(images - mean) / std`` per channel; ``mean``, ``std`` are ``(C,)``."""
+    """``(images - mean) / std`` per channel; ``mean``, ``std`` are ``(C,)``.
+
+    Raises:
+        ValueError: a ``std`` entry is not positive (a constant channel cannot be scaled to 1).
+    """
+    if not bool((std > 0).all()):
+        raise ValueError(f"normalize: expected std > 0 in every channel, got {std.tolist()}")
     return (images - mean[None, :, None, None]) / std[None, :, None, None]
 
 
@@ -406,6 +413,16 @@ def info(root, *, read_labels: bool = False) -> dict:
 STANDIN_NAME = "svhn-standin (1-5 MNIST digits in a row, tinted, on skimage textures)"
 
 
+@functools.lru_cache(maxsize=2)
+def _standin_sources(split: str, cache_dir) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """MNIST digits and held-out textures of ``split`` (read once per process; not mutated)."""
+    from .mnist import load_mnist
+    from .textures import load_textures
+
+    digits, labels = load_mnist("train60k" if split == "train" else "test", cache_dir)
+    return digits, labels, load_textures(split)
+
+
 def standin(split: str, n: int, *, seed: int, size: int = SIZE, cache_dir=None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """SVHN-like house numbers built from real MNIST digits on real textures.
@@ -432,8 +449,7 @@ def standin(split: str, n: int, *, seed: int, size: int = SIZE, cache_dir=None
         :func:`channel_stats` of the training stand-in, as for the real data) and ``(n, 5)``
         int64 five-head labels (digits 0..9, :data:`NONE_CLASS` = 10 after the last digit).
     """
-    from .mnist import load_mnist
-    from .textures import load_textures, random_crops
+    from .textures import random_crops
 
     fn = "svhn.standin"
     if split not in ("train", "test"):
@@ -441,8 +457,8 @@ def standin(split: str, n: int, *, seed: int, size: int = SIZE, cache_dir=None
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"{fn}: expected n to be an int >= 0, got {n!r}")
     g = torch.Generator().manual_seed(int(seed))
-    digits, dlabels = load_mnist("train60k" if split == "train" else "test", cache_dir)
-    bg = random_crops(load_textures(split), n, size, generator=g, scale_range=(1.0, 4.0))
+    digits, dlabels, textures = _standin_sources(split, cache_dir)
+    bg = random_crops(textures, n, size, generator=g, scale_range=(1.0, 4.0))
     k = torch.randint(1, MAX_DIGITS + 1, (n,), generator=g)  # digits per image
     idx = torch.randint(len(digits), (n, MAX_DIGITS), generator=g)
     u = torch.rand(n, 8, generator=g, dtype=torch.float64)
