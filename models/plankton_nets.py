@@ -32,8 +32,10 @@ ST; :data:`ST_POSITIONS` holds the table, the tests check it against the built n
     10   conv5 C(128)    22   act10
     11   act5            23   pool10
 
-    X         0  1  2  3   4   5   6   7   8   9  10
-    position  0  2  5  7  10  12  14  17  19  21  25
+    X         0      1     2      3     4      5     6     7      8     9     10
+    position  0      2     5      7    10     12    14    17     19    21     25
+    after     input  act1  pool2  act3  pool4  act5  act6  pool7  act8  act9  drop11
+              (-)    (1)   (4)    (6)   (9)    (11)  (13)  (16)   (18)  (20)  (24)  <- index
     000's depths {0, 2, 4, 7, 10} see maps 1x95x95, 32x47x47, 64x23x23, 128x11x11,
     256x5x5 (width 1).
 
@@ -59,6 +61,7 @@ __all__ = [
     "LEAK",
     "DEPTHS",
     "ST_POSITIONS",
+    "ST_AFTER",
     "NETS",
     "LOC_LR_MULTIPLIERS",
     "SHARED_LR_MULTIPLIER",
@@ -82,6 +85,9 @@ DROPOUT = 0.5
 DEPTHS = (0, 2, 4, 7, 10)
 #: X -> number of layers before the ST (see the module docstring's table).
 ST_POSITIONS = {0: 0, 1: 2, 2: 5, 3: 7, 4: 10, 5: 12, 6: 14, 7: 17, 8: 19, 9: 21, 10: 25}
+#: X -> name of the layer the ST follows (``None``: the input).
+ST_AFTER = {0: None, 1: "act1", 2: "pool2", 3: "act3", 4: "pool4", 5: "act5", 6: "act6",
+            7: "pool7", 8: "act8", 9: "act9", 10: "drop11"}
 NETS = (("CNN",) + tuple(f"STN-C{x}" for x in DEPTHS)
         + tuple(f"STN-{k}{x}" for k in ("DL", "SL") for x in DEPTHS if x > 0))
 

@@ -34,8 +34,10 @@ tests check it against the built network::
     12   drop4           25   relu8
                          26   drop8
 
-    X         0  1  2   3   4   5   6   7   8
-    position  0  3  6  10  13  17  20  24  27     (ST after layer position - 1)
+    X         0      1      2      3      4      5      6      7      8
+    position  0      3      6     10     13     17     20     24     27
+    after     input  pool1  drop2  drop3  drop4  drop5  drop6  drop7  drop8
+              (-)    (2)    (5)    (9)    (12)   (16)   (19)   (23)   (26)   <- layer index
     map seen  3x64x64, 48x32x32, 64x32x32, 128x16x16, 160x16x16, 192x8x8, 192x8x8,
               192x4x4, 192x4x4                     (width 1)
 
@@ -71,6 +73,7 @@ __all__ = [
     "HEAD_CLASSES",
     "DEPTHS",
     "ST_POSITIONS",
+    "ST_AFTER",
     "NETS",
     "LOC_LR_MULTIPLIERS",
     "SHARED_LR_MULTIPLIER",
@@ -95,6 +98,9 @@ DROPOUT = 0.5
 DEPTHS = (0, 3, 6, 8)
 #: X -> number of layers before the ST (see the module docstring's table).
 ST_POSITIONS = {0: 0, 1: 3, 2: 6, 3: 10, 4: 13, 5: 17, 6: 20, 7: 24, 8: 27}
+#: X -> name of the layer the ST follows (``None``: the input).
+ST_AFTER = {0: None, 1: "pool1", 2: "drop2", 3: "drop3", 4: "drop4", 5: "drop5", 6: "drop6",
+            7: "drop7", 8: "drop8"}
 #: Network names of Tables III and IV.
 NETS = (("CNN", "STN-C0-large", "STN-C0123", "STN-SL0123")
         + tuple(f"STN-C{x}" for x in DEPTHS)

@@ -246,7 +246,7 @@ def crop_sequence(image: np.ndarray, box, *, size: int = SIZE) -> torch.Tensor:
         box: ``(x0, y0, x1, y1)`` pixels (e.g. from :func:`sequence_box`).
 
     Returns:
-        ``(3, size, size)`` float32 in ``[0, 1]``.
+        ``(3, size, size)`` uint8 (Pillow's bilinear resize, anti-aliased when shrinking).
     """
     from PIL import Image
 
@@ -258,8 +258,8 @@ def crop_sequence(image: np.ndarray, box, *, size: int = SIZE) -> torch.Tensor:
         raise ValueError(f"crop_sequence: expected a box overlapping the {w}x{h} image, got "
                          f"{tuple(box)}")
     crop = Image.fromarray(image[y0:y1, x0:x1]).resize((size, size), Image.BILINEAR)
-    a = np.asarray(crop, dtype=np.float32) / 255.0  # (size, size, 3)
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # (3, size, size)
+    a = np.array(crop, dtype=np.uint8)  # (size, size, 3), a writable copy
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
 
 
 def _split_dir(root, split: str) -> tuple[Path, Path]:
@@ -281,7 +281,9 @@ def load_svhn(root, split: str, *, size: int = SIZE, limit: int | None = None
         limit: read only the first ``limit`` entries (for quick looks).
 
     Returns:
-        ``(images, labels, meta)``: ``(N, 3, size, size)`` float32 in ``[0, 1]``,
+        ``(images, labels, meta)``: ``(N, 3, size, size)`` uint8 (kept as bytes: train +
+        extra are 235k crops, 2.9 GB as uint8, 11.6 GB as float32; :func:`normalize` makes
+        float batches),
         ``(N, 5)`` int64 five-head labels, and ``{"names": [...], "boxes": (N, 4) float64
         (x0, y0, x1, y1) expanded, unclipped, "dropped_over_5": int}``.
 
@@ -322,42 +324,63 @@ def load_svhn(root, split: str, *, size: int = SIZE, limit: int | None = None
         labels.append(five_head_labels(e["labels"]))
         names.append(e["name"])
         boxes.append(box)
-    x = torch.stack(images) if images else torch.empty(0, 3, size, size)
+    x = torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
     y = torch.stack(labels) if labels else torch.empty(0, MAX_DIGITS, dtype=torch.int64)
     meta = {"names": names, "boxes": np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
             "dropped_over_5": dropped}
     return x, y, meta
 
 
-def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (population) std of ``(N, C, H, W)`` images: two ``(C,)``."""
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+def channel_stats(images: torch.Tensor, *, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (population) std of ``(N, C, H, W)`` images: two ``(C,)`` float32.
+
+    uint8 images are taken as ``v / 255`` (the statistics are in ``[0, 1]`` units); sums run
+    in float64 over chunks of ``chunk`` images.
+    """
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] == 0:
         raise ValueError(f"channel_stats: expected images of shape (N >= 1, C, H, W), got "
                          f"{getattr(images, 'shape', type(images).__name__)}")
-    x = images.double().transpose(0, 1).reshape(images.shape[1], -1)  # (C, N*H*W)
-    return x.mean(1).float(), x.std(1, unbiased=False).float()
+    c = images.shape[1]
+    s1 = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, images.shape[0], chunk):
+        x = _unit(images[i:i + chunk]).double()  # (n, C, H, W)
+        s1 += x.sum(dim=(0, 2, 3))
+        s2 += (x * x).sum(dim=(0, 2, 3))
+    n = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_min(0)
+    return mean.float(), var.sqrt().float()
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """``(images - mean) / std`` per channel; ``mean``, ``std`` are ``(C,)``.
+    """``(images - mean) / std`` per channel, float32; uint8 images are first ``v / 255``.
+
+    ``mean``, ``std``: ``(C,)`` from :func:`channel_stats` (``[0, 1]`` units).
 
     Raises:
         ValueError: a ``std`` entry is not positive (a constant channel cannot be scaled to 1).
     """
     if not bool((std > 0).all()):
         raise ValueError(f"normalize: expected std > 0 in every channel, got {std.tolist()}")
-    return (images - mean[None, :, None, None]) / std[None, :, None, None]
+    return (_unit(images) - mean[None, :, None, None]) / std[None, :, None, None]
 
 
 def prepare_svhn(root, *, train_splits=("train", "extra"), size: int = SIZE) -> dict:
-    """000's SVHN: training = ``train_splits`` (present ones), test = ``test/``, normalized.
+    """000's SVHN: training = ``train_splits`` (those present), test = ``test/``, and the
+    normalization statistics.
 
-    The per-channel mean and std come from the training images only and are applied to
-    both; ``extra/`` is skipped when absent (``stats_from`` says what was used).
+    The per-channel mean and std come from the training images only (000's 235,754 =
+    ``train/`` + ``extra/``; ``stats_from`` says which splits were present) and are applied to
+    every split: ``normalize(x[batch], out["mean"], out["std"])``.
 
     Returns:
         ``{"train": (x, y), "test": (x, y), "mean": (3,), "std": (3,), "stats_from":
-        [splits], "dropped_over_5": int}``; ``x`` normalized ``(N, 3, 64, 64)``.
+        [splits], "dropped_over_5": int}``; ``x`` uint8 ``(N, 3, 64, 64)``, ``y`` ``(N, 5)``.
     """
     used = [s for s in train_splits if s in REQUIRED_SPLITS or (Path(root) / s).is_dir()]
     parts = [load_svhn(root, s, size=size) for s in used]
@@ -365,8 +388,7 @@ def prepare_svhn(root, *, train_splits=("train", "extra"), size: int = SIZE) -> 
     y_tr = torch.cat([p[1] for p in parts])
     x_te, y_te, m_te = load_svhn(root, "test", size=size)
     mean, std = channel_stats(x_tr)
-    return {"train": (normalize(x_tr, mean, std), y_tr),
-            "test": (normalize(x_te, mean, std), y_te), "mean": mean, "std": std,
+    return {"train": (x_tr, y_tr), "test": (x_te, y_te), "mean": mean, "std": std,
             "stats_from": used,
             "dropped_over_5": sum(p[2]["dropped_over_5"] for p in parts) +
             m_te["dropped_over_5"]}

@@ -103,7 +103,7 @@ def test_read_digit_struct_single_and_multi_digit_references(svhn_root):
 
 def test_load_counts_labels_boxes(svhn_root):
     x, y, meta = svhn.load_svhn(svhn_root, "train")
-    assert x.shape == (3, 3, 64, 64) and x.dtype == torch.float32
+    assert x.shape == (3, 3, 64, 64) and x.dtype == torch.uint8
     # label 10 is the digit 0; "none" (10) after the last digit
     assert y.tolist() == [[1, 0, 10, 10, 10], [7, 10, 10, 10, 10], [5, 6, 0, 10, 10]]
     # union box grown 30 % about its centre: "10" spans x 30..50, y 15..35
@@ -122,7 +122,7 @@ def test_crop_covers_the_grown_box(svhn_root):
     """
     x, _, _ = svhn.load_svhn(svhn_root, "train")
     img = x[0]  # "10": grown box 26x26 inside a 100x60 image, no clipping
-    red = (img[0] > 0.5) & (img[2] < 0.5)  # (64, 64)
+    red = (img[0] > 127) & (img[2] < 127)  # (64, 64)
     run = int(red[32].sum())
     assert abs(run - 64 / 1.3) <= 2
     assert red[32, 32] and not red[32, 0] and not red[32, 63] and not red[0, 32]
@@ -149,15 +149,36 @@ def test_info_counts_without_decoding(svhn_root):
 def test_prepare_normalizes_with_training_statistics(svhn_root):
     out = svhn.prepare_svhn(svhn_root)
     assert out["stats_from"] == ["train"]  # no extra/ here
-    xtr, _ = out["train"]
+    xtr = svhn.normalize(out["train"][0], out["mean"], out["std"])
+    assert xtr.dtype == torch.float32
     # derived: normalizing by the very mean / std of these images gives 0 / 1 up to float32
-    # rounding of ~1e5 summands (rtol 1e-4 of the table is ample)
-    m, s = svhn.channel_stats(xtr)
-    torch.testing.assert_close(m, torch.zeros(3), atol=1e-4, rtol=0)
-    torch.testing.assert_close(s, torch.ones(3), atol=1e-4, rtol=0)
-    raw_te, _, _ = svhn.load_svhn(svhn_root, "test")
-    torch.testing.assert_close(out["test"][0], svhn.normalize(raw_te, out["mean"], out["std"]))
-    assert not torch.allclose(svhn.channel_stats(out["test"][0])[0], torch.zeros(3), atol=0.05)
+    # rounding over ~1e4 pixels per channel (1e-4 absolute is ample)
+    flat = xtr.double().transpose(0, 1).reshape(3, -1)
+    torch.testing.assert_close(flat.mean(1), torch.zeros(3, dtype=torch.float64), atol=1e-4,
+                               rtol=0)
+    torch.testing.assert_close(flat.std(1, unbiased=False), torch.ones(3, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    # the test split is scaled with the training statistics, not its own
+    raw_te = out["test"][0].double() / 255
+    want = (raw_te - out["mean"].double()[None, :, None, None]) / out["std"].double()[
+        None, :, None, None]
+    torch.testing.assert_close(svhn.normalize(out["test"][0], out["mean"], out["std"]).double(),
+                               want, atol=1e-5, rtol=1e-4)
+    own, _ = svhn.channel_stats(out["test"][0])
+    assert not torch.allclose(own, out["mean"], atol=0.01)
+
+
+def test_channel_stats_chunked_equals_direct():
+    x = torch.randint(0, 256, (10, 3, 5, 7), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(0))
+    m, s = svhn.channel_stats(x, chunk=3)
+    flat = x.double().div(255).transpose(0, 1).reshape(3, -1)
+    torch.testing.assert_close(m.double(), flat.mean(1), atol=1e-6, rtol=0)  # float32 output
+    torch.testing.assert_close(s.double(), flat.std(1, unbiased=False), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"channel_stats: expected images of shape"):
+        svhn.channel_stats(torch.zeros(0, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"normalize: expected std > 0"):
+        svhn.normalize(x, m, torch.tensor([1.0, 0.0, 1.0]))
 
 
 # --- malformed directories and files: one DatasetLayoutError line naming the layout ---------

@@ -28,6 +28,7 @@ def test_placement_table_is_the_rule(full, width):
     conv_idx = [i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d)]
     for x, pos in P.ST_POSITIONS.items():
         assert net.st_position(x) == pos
+        assert (net.names[pos - 1] if pos else None) == P.ST_AFTER[x]
         assert sum(isinstance(m, nn.Conv2d) for m in mods[:pos]) == x
         assert isinstance(mods[pos], nn.Conv2d) if x < 10 else isinstance(mods[pos], nn.Flatten)
         if x > 0:

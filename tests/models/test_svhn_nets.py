@@ -27,6 +27,7 @@ def test_placement_table_is_the_rule(full, width):
     assert sorted(S.ST_POSITIONS) == list(range(net.n_convs() + 1)) and net.n_convs() == 8
     for x, pos in S.ST_POSITIONS.items():
         assert net.st_position(x) == pos
+        assert (net.names[pos - 1] if pos else None) == S.ST_AFTER[x]
         conv_idx = [i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d)]
         assert sum(isinstance(m, nn.Conv2d) for m in mods[:pos]) == x
         nxt = mods[pos]
