@@ -4,6 +4,7 @@
 
     stnlab data fetch mnist [--cache-dir D] [--from-idx DIR] [--force] [--json]
     stnlab data info [--cache-dir D] [--json]
+    stnlab data info NAME --from DIR [--json]     (NAME: svhn, plankton, ...; models.data.layout)
 
 The cache directory is ``--cache-dir``, else ``$STNLAB_DATA_DIR``, else
 ``~/.cache/stnlab``; ``fetch`` checks it can be written before downloading, and
@@ -16,12 +17,14 @@ self-sufficient: copy it to a machine without network and point
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
 from sampling.checks import UsageError
 
 from . import mnist
+from .layout import READERS
 
 DATASETS = ("mnist",)
 
@@ -43,7 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--json", action="store_true", help="print the cache record as JSON")
     i = sub.add_parser("info", help="show what is cached: split sizes, class counts",
                        description="Show the cached datasets, their source, split sizes and "
-                       "class counts.")
+                       "class counts; with NAME --from DIR, check a data set in its official "
+                       "layout in DIR and show its split sizes (no image is decoded).")
+    i.add_argument("dataset", metavar="NAME", nargs="?", default=None,
+                   help=f"a data set read from a directory: {', '.join(READERS)}")
+    i.add_argument("--from", dest="from_dir", metavar="DIR", default=None,
+                   help="the directory holding NAME in its official layout")
     i.add_argument("--cache-dir", metavar="D", default=None,
                    help="cache directory (default: $STNLAB_DATA_DIR or ~/.cache/stnlab)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -89,7 +97,35 @@ def _fetch(args) -> int:
     return 0
 
 
+def _reader_info(args) -> int:
+    name = args.dataset
+    if name not in READERS:
+        raise UsageError(f"data info: expected NAME in {list(READERS)} (with --from DIR), got "
+                         f"{name!r}")
+    if args.from_dir is None:
+        raise UsageError(f"data info {name}: expected --from DIR (the directory holding {name} "
+                         f"in its official layout)")
+    try:
+        reader = importlib.import_module(READERS[name])
+    except ModuleNotFoundError as e:
+        if e.name != READERS[name]:
+            raise
+        raise UsageError(f"data info {name}: the {name} reader ({READERS[name]}) is not built "
+                         f"yet") from None
+    meta = reader.info(args.from_dir)
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    splits = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
+    print(f"{name}: {args.from_dir}\n  splits: {splits}\n  classes: {meta['classes']}")
+    return 0
+
+
 def _info(args) -> int:
+    if getattr(args, "dataset", None) is not None:
+        return _reader_info(args)
+    if getattr(args, "from_dir", None) is not None:
+        raise UsageError(f"data info: expected NAME before --from (one of {list(READERS)})")
     cache_dir = mnist._resolve(args.cache_dir)
     meta = mnist.mnist_info(cache_dir)
     if args.json:
