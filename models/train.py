@@ -13,7 +13,9 @@ A run directory holds::
     env.json        seeds, package versions, device, git commit, threads
     log.jsonl       one JSON line per log interval (step, lr, loss and running error per seed)
     checkpoint.pt   latest checkpoint (atomic: written to a temporary file, then renamed);
-                    loads with ``torch.load(..., weights_only=True)``
+                    loads with ``torch.load(..., weights_only=True)``; its sha256 is in
+                    checkpoint.pt.sha256 and verified on load; the one before it is kept
+                    as checkpoint.prev.pt (+ .sha256) and used when the latest is damaged
     metrics.json    final test metrics (error, pose spread, determinant, Fig. 6 slope)
     fig_data.json   data the figures draw from (Fig. 6 scatter subsample)
     gallery.npz     a few test digits before / after the ST (Fig. 5)
@@ -30,10 +32,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -48,10 +46,13 @@ import sampling
 from sampling.checks import UsageError
 
 from . import metrics as M
+from . import runio
 from .mnist_nets import NETS, VARIANT_SHAPES, build, count_params
+from .record import RunRecord, SuiteRecord
+from .runio import CheckpointDamaged, Progress, load_checkpoint
 
 __all__ = ["TrainConfig", "SCALES", "preset", "train", "evaluate", "run_suite",
-           "TrainingDiverged", "load_checkpoint", "INITIAL_LR"]
+           "TrainingDiverged", "load_checkpoint", "CheckpointDamaged", "INITIAL_LR"]
 
 SCALES = ("smoke", "small", "medium", "paper")
 #: 000 App. A.1: initial learning rate per variant (then 10x lower).
@@ -302,21 +303,16 @@ def seed_params(params: dict, i: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-# Files
+# Files (the I/O itself is models.runio's)
 # --------------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj) -> None:
-    _atomic_write_bytes(path, lambda p: p.write_text(json.dumps(obj, indent=1) + "\n"))
+_write_json = runio.atomic_write_json
 
 
 def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig) -> None:
     """Atomic checkpoint: parameters, step, every seed's generator state, torch's global
-    generator state(s) (the linearized sampler draws its noise seeds there), config."""
+    generator state(s) (the linearized sampler draws its noise seeds there), config.
+    Its sha256 is written beside it and the previous checkpoint is kept
+    (:func:`models.runio.save_checkpoint`)."""
     state = {"format": CHECKPOINT_FORMAT, "step": int(step),
              "params": {k: v.detach().cpu() for k, v in params.items()},
              "generators": [g.get_state() for g in generators],
@@ -324,69 +320,12 @@ def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: Tra
              "config": cfg.to_json()}
     if str(cfg.device).startswith("cuda"):
         state["global_cuda_rng"] = torch.cuda.get_rng_state(torch.device(cfg.device))
-    _atomic_write_bytes(path, lambda p: torch.save(state, p))
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    runio.save_checkpoint(path, state)
 
 
 def environment(cfg: TrainConfig) -> dict:
     """Seeds, versions, device and commit recorded with every run."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    dev = cfg.device
-    dev_name = (torch.cuda.get_device_name(torch.device(dev)) if dev.startswith("cuda")
-                else platform.processor() or platform.machine())
-    return {"seeds": list(cfg.seeds), "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
-            "device": dev, "device_name": dev_name, "threads": torch.get_num_threads(),
-            "git_commit": sha or None, "argv": sys.argv}
-
-
-# --------------------------------------------------------------------------------------
-# Progress
-# --------------------------------------------------------------------------------------
-class Progress:
-    """One status line on stderr: iteration, loss, running error, images/s, ETA."""
-
-    def __init__(self, label: str, total: int, start: int, images_per_step: int,
-                 enabled: bool = True, stream=None):
-        self.label, self.total, self.start = label, total, start
-        self.ipstep = images_per_step
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def rate(self, step: int) -> float:
-        dt = time.perf_counter() - self.t0
-        return (step - self.start) / dt if dt > 0 else 0.0
-
-    def update(self, step: int, loss: float, err: float, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < (0.5 if self.tty else 15.0):
-            return
-        self.last = now
-        r = self.rate(step)
-        eta = (self.total - step) / r if r > 0 else float("nan")
-        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        line = (f"[{self.label}] it {step}/{self.total}  loss {loss:.4f}  err {100 * err:5.2f}%  "
-                f"{r * self.ipstep:7.0f} img/s  ETA {eta_s}")
-        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+    return runio.environment(cfg.device, seeds=list(cfg.seeds))
 
 
 # --------------------------------------------------------------------------------------
@@ -417,26 +356,30 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     Raises:
         TrainingDiverged: the loss became NaN/Inf.
         UsageError: a checkpoint exists without ``resume``, or its config differs.
+        CheckpointDamaged: checkpoints exist but none matches its sha256 digest (a damaged
+            latest one with a good previous one is reported in one line on stderr, and the
+            run resumes from the previous one).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path, prev_path = runio.checkpoint_paths(run_dir)
+    has_ckpt = ckpt_path.exists() or prev_path.exists()
     log_path = run_dir / "log.jsonl"
     label = f"{cfg.variant}/{cfg.net} x{len(cfg.seeds)}"
 
-    if (run_dir / "metrics.json").exists() and not ckpt_path.exists():
+    if (run_dir / "metrics.json").exists() and not has_ckpt:
         if not resume:
             raise UsageError(f"train: {run_dir} holds a finished run (metrics.json); pass "
                              f"--resume to keep it or choose another --out")
-        return json.loads((run_dir / "metrics.json").read_text())
+        return RunRecord.load(run_dir).metrics
     base, params = init_models(cfg)
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
-    if ckpt_path.exists():
+    if has_ckpt:
         if not resume:
             raise UsageError(f"train: {ckpt_path} exists; pass --resume to continue it or "
                              f"choose another --out")
-        ck = load_checkpoint(ckpt_path)
+        ck, _ = runio.latest_good_checkpoint(run_dir)
         saved = TrainConfig.from_json(ck["config"])
         mine = dataclasses.replace(cfg, device=saved.device)
         if saved != mine:
@@ -544,9 +487,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         result.update(ev["summary"])
         _write_json(run_dir / "fig_data.json", ev["fig_data"])
         np.savez_compressed(run_dir / "gallery.npz", **ev["gallery"])
-    _write_json(run_dir / "metrics.json", result)
+    RunRecord(run_dir, result).save()
     if not keep_checkpoint:
-        ckpt_path.unlink(missing_ok=True)
+        for p in (ckpt_path, prev_path):
+            p.unlink(missing_ok=True)
+            p.with_name(p.name + ".sha256").unlink(missing_ok=True)
     return result
 
 
@@ -691,18 +636,14 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    suite = {"scale": scale, "runs": {}}
-    suite_path = out / "suite.json"
-    if suite_path.exists():
-        suite = json.loads(suite_path.read_text())
-        suite.setdefault("runs", {})
+    suite = SuiteRecord.load_index(out, scale)
     for v in variants:
         cfgs = [preset(scale, v, n, **overrides) for n in nets]
         loaded = None
         for cfg in cfgs:
-            rd = out / v / cfg.net
-            if resume and (rd / "metrics.json").exists():
-                res = json.loads((rd / "metrics.json").read_text())
+            rd = SuiteRecord.run_dir(out, v, cfg.net)
+            if resume and RunRecord.is_run(rd):
+                res = RunRecord.load(rd).metrics
             else:
                 if loaded is None:
                     loaded = (data[v] if data is not None else
@@ -711,5 +652,5 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
                 res = train(cfg, rd, loaded[0], loaded[1], resume=resume, progress=progress,
                             keep_checkpoint=keep_checkpoints)
             suite["runs"].setdefault(v, {})[cfg.net] = res
-            _write_json(suite_path, suite)
+            SuiteRecord.save_index(out, suite)
     return suite
