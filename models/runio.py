@@ -214,7 +214,8 @@ class Progress:
     written at most every ``every_s`` seconds (15 by default) or when forced.
 
     Args:
-        label: shown in brackets at the start of the line.
+        label: shown in brackets at the start of the line (``""``: the line starts with
+            ``[step/total]``, for counting tasks rather than iterations).
         total: number of iterations of the whole run.
         start: iteration the run (re)starts from (the rate counts from here).
         images_per_step: images per iteration, for the images/s figure (0: not shown).
@@ -256,7 +257,8 @@ class Progress:
         self.last = now
         eta = self.eta(step)
         eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        parts = [f"[{self.label}] it {step}/{self.total}"]
+        parts = [f"[{self.label}] it {step}/{self.total}" if self.label
+                 else f"[{step}/{self.total}]"]
         if what:
             parts.append(what)
         if loss is not None:

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("models.data.cli", "fetch and inspect datasets (MNIST, ...)"),
     "prove": ("proofs.run", "run the claims catalogue; write report.md/report.json and figures"),
     "train": ("models.cli", "train STN models (MNIST suite, ...)"),
-    "report": ("models.report", "render run directories or suites as Markdown + figures"),
+    "report": ("proofs.suite_report", "render run directories or suites as Markdown + figures"),
     "bench": ("sampling.bench", "benchmark the samplers against F.grid_sample"),
     "experiment": ("proofs.experiments.cli",
                    "run a sampler experiment (gradient field, alignment, ablations)"),

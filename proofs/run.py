@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from models import runio
 
 from .registry import CheckContext, load_all, run_claims
 from .report import Progress, summarize, write_report
@@ -78,20 +79,6 @@ def parse_only(values: list[str] | None) -> list[str] | None:
     return ids
 
 
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _count_checks(only: list[str] | None, quick: bool) -> int:
     claims = load_all()
     return sum(
@@ -136,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "git": _git_sha(),
+        "git": runio.git_commit(short=True),
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
     }

@@ -25,9 +25,9 @@ independent of any result; a failing check reports the measured numbers.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from models.record import SuiteRecord
 from proofs.registry import Evidence, check, claim
 
 SUITE_NAME = "mnist-small"
@@ -54,22 +54,18 @@ def suite_dir(ctx) -> Path | None:
         return None
     root = Path(root)
     for cand in (root / SUITE_NAME, root):
-        if any((cand / v).is_dir() for v in ("R", "T", "S")):
+        if SuiteRecord.is_suite(cand):
             return cand
     return None
 
 
 def _runs(ctx) -> tuple[Path | None, dict]:
+    """``(suite dir, {variant: {net: metrics}})``; smoke runs are no evidence of anything."""
     d = suite_dir(ctx)
-    runs: dict = {}
     if d is None:
-        return None, runs
-    for p in d.glob("*/*/metrics.json"):
-        rec = json.loads(p.read_text())
-        if rec.get("scale") == "smoke":  # seconds of training: not evidence of anything
-            continue
-        runs.setdefault(rec["variant"], {})[rec["net"]] = rec
-    return d, runs
+        return None, {}
+    suite = SuiteRecord.load(d, exclude_scales=("smoke",))
+    return d, {v: {n: r.metrics for n, r in row.items()} for v, row in suite.runs.items()}
 
 
 def _missing(runs, needed) -> list[str]:

@@ -20,7 +20,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from proofs.experiments.samplers import torch_threads
+from models.runio import thread_limit as torch_threads
 from sampling.experiments import paired_auc_difference
 from proofs.registry import CheckContext, Evidence, check, claim
 

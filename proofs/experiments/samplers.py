@@ -27,19 +27,15 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from models import runio
 from sampling import experiments as ex
 
 __all__ = [
@@ -162,63 +158,35 @@ def load_mnist_digits(n: int, *, seed: int = 0) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- helpers
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore.
-
-    The experiments' tensors are small (tens of pixels per side after
-    downsampling); on a shared 2-core machine intra-op threads mostly wait for
-    each other, and one thread was ~10x faster than two in our measurements.
-    """
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+#: Run a block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore.
+#: The experiments' tensors are small (tens of pixels per side after downsampling); on a
+#: shared 2-core machine intra-op threads mostly wait for each other, and one thread was
+#: ~10x faster than two in our measurements.
+torch_threads = runio.thread_limit
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
-    v = {"python": platform.python_version(), "torch": torch.__version__,
-         "numpy": np.__version__}
-    for pkg in ("scikit-image", "stnlab"):
-        try:
-            v[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            v[pkg] = None
-    try:
-        root = Path(__file__).resolve().parents[2]
-        v["git_sha"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                      text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        v["git_sha"] = None
-    return v
+    return {**runio.package_versions(("scikit-image", "stnlab")), "git_sha": runio.git_commit()}
 
 
 def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
+        return f"cuda ({runio.device_name(device)})"
     n = torch.get_num_threads()
-    return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'s' if n > 1 else ''})"
+    return f"cpu ({runio.device_name('cpu')}, {n} thread{'s' if n > 1 else ''})"
 
 
 class _Progress:
-    """``[i/n] what  elapsed  ETA`` lines on stderr (or silent)."""
+    """``[i/n] what  elapsed  ETA`` lines on stderr (or silent): :class:`models.runio.Progress`."""
 
     def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.done, self.t0, self.stream = total, 0, time.perf_counter(), stream
+        self.done = 0
+        self._line = runio.Progress("", total, stream=stream, enabled=stream is not None,
+                                    every_s=0.0)
 
     def step(self, what: str) -> None:
         self.done += 1
-        if self.stream is None:
-            return
-        el = time.perf_counter() - self.t0
-        eta = el / self.done * (self.total - self.done)
-        print(f"[{self.done}/{self.total}] {what}  elapsed {el:.0f}s  ETA {eta:.0f}s",
-              file=self.stream, flush=True)
+        self._line.update(self.done, what=what, force=True)
 
 
 def _summary_recall(res: ex.AlignmentResult) -> dict:
@@ -481,9 +449,8 @@ def _round_floats(obj, digits: int = 6):
 
 def _write_json(path: Path, obj: dict) -> None:
     """Write ``obj`` atomically (temporary file, then rename); floats to 6 significant digits."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_round_floats(obj), separators=(",", ":"), allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    runio.atomic_write_json(path, _round_floats(obj), indent=None, separators=(",", ":"),
+                            allow_nan=False)
 
 
 def draw_figures(res: dict, out: Path) -> list[Path]:
