@@ -19,6 +19,7 @@ import sys
 
 from sampling.checks import UsageError
 
+from . import info as dataset_info
 from . import mnist
 
 DATASETS = ("mnist",)
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     i.add_argument("--cache-dir", metavar="D", default=None,
                    help="cache directory (default: $STNLAB_DATA_DIR or ~/.cache/stnlab)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    dataset_info.add_arguments(i)  # NAME --from DIR: models/data/info.py
     parser.set_defaults(_data_parser=parser)
 
 
@@ -105,4 +107,6 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "data_command", None) is None:
         args._data_parser.print_help(sys.stderr)
         return 2
+    if args.data_command == "info" and dataset_info.wants(args):
+        return dataset_info.run(args)
     return _fetch(args) if args.data_command == "fetch" else _info(args)

@@ -10,6 +10,7 @@ import torch
 
 from models import runio
 from models.data.perturb import PerturbedMNIST
+from models.suites import get_suite
 from models.train import (CheckpointDamaged, TrainConfig, TrainingDiverged, init_models,
                           load_checkpoint, make_step, preset, run_suite, train)
 
@@ -47,7 +48,7 @@ def test_vmap_three_seeds_equal_three_single_runs(tmp_path, data_r):
 
 def test_vmap_step_matches_sequential_step_and_differs_across_seeds(data_r):
     cfg = _cfg(seeds=(0, 1, 2))
-    base, params = init_models(cfg)
+    base, params = init_models(cfg, get_suite("mnist").build)
     g = torch.Generator().manual_seed(0)
     b = data_r.train_batch(8, g)
     x, y = b.images.expand(3, -1, -1, -1, -1), b.labels.expand(3, -1)
