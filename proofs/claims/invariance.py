@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from invariance import channels as chn
 from invariance.alignment import feature_alignment_error
-from invariance.extractors import IsotropicBank, OrientedBank, random_cnn
+from invariance.extractors import FeatureExtractor, IsotropicBank, OrientedBank, random_cnn
 from invariance.search import SearchSpace, search_alignment
 from invariance.warps import central_mask, transform
 from proofs.registry import Evidence, check, claim
@@ -187,13 +187,16 @@ def measure_inv1(nets: list, images: torch.Tensor, shifts: list[tuple[int, int]]
     """Exactness of ``Γ(roll_s f) = roll_{s / stride} Γ(f)`` for each net and shift.
 
     Args:
-        nets: extractors with a ``stride`` attribute (float64 parameters).
+        nets: :class:`invariance.FeatureExtractor` s (float64 parameters).
         images: ``(N, 1, H, W)`` float64.
         shifts: integer ``(dy, dx)`` pixel shifts (multiples of every net's stride).
     """
     worst, rows = 0.0, []
     for i, net in enumerate(nets):
-        s = int(getattr(net, "stride", 1))
+        if not isinstance(net, FeatureExtractor):
+            raise ValueError(f"measure_inv1: expected nets[{i}] to be a FeatureExtractor "
+                             f"(stride, forward), got {type(net).__name__}")
+        s = int(net.stride)
         with torch.no_grad():
             ref = net(images)
             scale = float(ref.abs().max()) or 1.0
@@ -213,7 +216,7 @@ def measure_inv1(nets: list, images: torch.Tensor, shifts: list[tuple[int, int]]
     )
 
 
-@check("INV-1", quick=True)
+@check("INV-1")
 @_one_thread
 def inv1_circular_cnns(ctx):
     """Random circular-padded CNNs (depth 1-4, with/without pooling), real images, float64."""
@@ -308,7 +311,7 @@ def _inv2_ev(res, found, dev_px, ident, shift_px, tol):
     return ev
 
 
-@check("INV-2", quick=True)
+@check("INV-2")
 @_one_thread
 def inv2_translations(ctx):
     """Zero-padded random CNN with pooling; integer (exact) and sub-pixel (interpolated) shifts."""
@@ -374,7 +377,7 @@ def inv3_symbolic() -> dict:
     }
 
 
-@check("INV-3", quick=True, name="inv3_sympy_receptive_field_centres")
+@check("INV-3", name="inv3_sympy_receptive_field_centres")
 @_one_thread
 def inv3_sympy(ctx):
     """sympy: receptive-field centres coincide for all x iff T_g = T_h^{-1}."""
@@ -514,7 +517,7 @@ INV3_TOL_RANDOM_CNN = {
 INV3_TOL_ISOTROPIC = {"angle_deg": 1.0, "log_scale": 0.02, "shear": 0.05, "t_px": 0.25}
 
 
-@check("INV-3", quick=True, name="inv3_search_minimiser_at_T_h_inverse")
+@check("INV-3", name="inv3_search_minimiser_at_T_h_inverse")
 @_one_thread
 def inv3_search(ctx):
     """Dense search over T_g on random-CNN and isotropic-bank features: minimiser = T_h^{-1}."""
@@ -626,7 +629,7 @@ def measure_inv4(bank, images: torch.Tensor, ks=(1, 2, 3), *, large: float = LAR
     return ev
 
 
-@check("INV-4", quick=True, name="inv4_oriented_bank_exact_90")
+@check("INV-4", name="inv4_oriented_bank_exact_90")
 @_one_thread
 def inv4_exact(ctx):
     """Oriented Gaussian-derivative bank, 90° multiples by torch.rot90 (exact), float64."""
@@ -689,7 +692,7 @@ def inv4_exact(ctx):
     return ev
 
 
-@check("INV-4", quick=False, name="inv4_rotation_landscape")
+@check("INV-4", scales=("full",), name="inv4_rotation_landscape")
 @_one_thread
 def inv4_landscape(ctx):
     """Interpolated regime: search T_g over all angles, spatial vs permutation, T_h = 90°."""
@@ -820,7 +823,7 @@ def inv5_verdict(rows: list[dict], *, mode: str = "mix", floor: float) -> Eviden
     )
 
 
-@check("INV-5", quick=True)
+@check("INV-5")
 @_one_thread
 def inv5_scaling(ctx):
     """Random CNN on natural images, s in {0.5, 0.71, 1, 1.41, 2}: best T_g + best channel mix."""
@@ -939,7 +942,7 @@ def measure_inv6(
     return ev
 
 
-@check("INV-6", quick=True)
+@check("INV-6")
 @_one_thread
 def inv6_isotropic(ctx):
     """Isotropic bank (G, ±LoG, DoG at σ = 1.5) vs oriented bank on smoothed natural images."""
@@ -1038,7 +1041,7 @@ def measure_inv7(maps: dict[str, torch.Tensor], expected: dict[str, bool]) -> Ev
     return ev
 
 
-@check("INV-7", quick=True)
+@check("INV-7")
 @_one_thread
 def inv7_det_and_powers(ctx):
     """sympy + numerics: rotations (and conjugates) pass, scalings and shears fail.

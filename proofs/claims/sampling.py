@@ -159,7 +159,7 @@ def smp2_evaluate(derivative: tuple[sp.Expr, sp.Expr] | None = None, *, seed: in
     return ev
 
 
-@check("SMP-2", quick=True)
+@check("SMP-2")
 def smp2_bilinear_locality(ctx: CheckContext) -> Evidence:
     """Derive the bilinear location derivative in sympy and check it against autograd."""
     return smp2_evaluate(seed=ctx.seed)
@@ -220,13 +220,13 @@ def _smp6(ctx: CheckContext, quick: bool) -> Evidence:
     return ev
 
 
-@check("SMP-6", quick=True, name="smp6_gradient_field_quick")
+@check("SMP-6", name="smp6_gradient_field_quick")
 def smp6_quick(ctx: CheckContext) -> Evidence:
     """1 natural image at 96 px, 9x9 offsets, d = 1, 2, 4, 8."""
-    return _smp6(ctx, quick=True)
+    return _smp6(ctx, )
 
 
-@check("SMP-6", quick=False, name="smp6_gradient_field")
+@check("SMP-6", scales=("full",), name="smp6_gradient_field")
 def smp6_full(ctx: CheckContext) -> Evidence:
     """3 natural images at 128 px, 13x13 offsets, d = 1, 2, 4, 8."""
     return _smp6(ctx, quick=False)
@@ -301,13 +301,13 @@ def _smp7(ctx: CheckContext, quick: bool) -> Evidence:
     return ev
 
 
-@check("SMP-7", quick=True, name="smp7_alignment_quick")
+@check("SMP-7", name="smp7_alignment_quick")
 def smp7_quick(ctx: CheckContext) -> Evidence:
     """24 trials on natural images at 64 px, d = 4, 8, 100 Adam steps."""
-    return _smp7(ctx, quick=True)
+    return _smp7(ctx, )
 
 
-@check("SMP-7", quick=False, name="smp7_alignment")
+@check("SMP-7", scales=("full",), name="smp7_alignment")
 def smp7_full(ctx: CheckContext) -> Evidence:
     """48 trials on natural images at 80 px, d = 1, 2, 4, 8, 200 Adam steps."""
     return _smp7(ctx, quick=False)
@@ -331,7 +331,7 @@ def smp7_ablation_evaluate(k_auc: dict, collapse_auc: dict) -> Evidence:
                 f"{collapse_auc['on']:.2f} vs off {collapse_auc['off']:.2f} (4x up)"))
 
 
-@check("SMP-7", quick=False, name="smp7_ablations")
+@check("SMP-7", scales=("full",), name="smp7_ablations")
 def smp7_ablations(ctx: CheckContext) -> Evidence:
     """K in {4, 32} at 4x down (64 px images) and collapse prevention on/off at 4x up (32 px)."""
     if _natural_or_none() is None:
@@ -401,14 +401,14 @@ def _judge_record(ctx: CheckContext, name: str, evaluate) -> Evidence:
     return ev
 
 
-@check("SMP-6", quick=True, name="smp6_paper_record")
+@check("SMP-6", name="smp6_paper_record")
 def smp6_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale gradient field (6 images, 21^2 offsets) judged by SMP-6's rule."""
     return _judge_record(ctx, "gradient-field", lambda r: smp6_evaluate(
         r["summary"], downsamples=r["downsamples"]))
 
 
-@check("SMP-7", quick=True, name="smp7_alignment_paper_record")
+@check("SMP-7", name="smp7_alignment_paper_record")
 def smp7_alignment_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale alignment (80 trials, 384 px, 500 steps) judged by SMP-7's rule."""
     return _judge_record(ctx, "alignment", lambda r: smp7_evaluate(
@@ -424,7 +424,7 @@ def smp7_ablation_aucs_from_records(k_rec: dict, collapse_rec: dict) -> tuple[di
     return k_auc, collapse_auc
 
 
-@check("SMP-7", quick=True, name="smp7_ablations_paper_record")
+@check("SMP-7", name="smp7_ablations_paper_record")
 def smp7_ablations_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale K and collapse-prevention ablations judged by SMP-7's rule."""
     k_rec, missing = _paper_record(ctx, "ablation-k")

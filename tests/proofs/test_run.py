@@ -52,7 +52,7 @@ def test_json_summary(tmp_path, capsys):
 
 def test_failing_check_exits_1(tmp_path, capsys, monkeypatch):
     claim = reg.registry()["INV-7"]
-    broken = reg.Check("broken", lambda ctx: Evidence.compare("x", 1.0, "<=", 0.0), True)
+    broken = reg.Check("broken", lambda ctx: Evidence.compare("x", 1.0, "<=", 0.0), reg.PROVE_SCALES)
     monkeypatch.setattr(claim, "checks", [*claim.checks, broken])
     rc, stdout, _ = _run(["--quick", "--only", "INV-7", "--out", str(tmp_path)], capsys)
     assert rc == 1
@@ -67,7 +67,7 @@ def test_crashing_check_is_failed_not_verified(tmp_path, capsys, monkeypatch):
     def boom(ctx):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(claim, "checks", [reg.Check("boom", boom, True)])
+    monkeypatch.setattr(claim, "checks", [reg.Check("boom", boom, reg.PROVE_SCALES)])
     rc, _, _ = _run(["--quick", "--only", "INV-7", "--out", str(tmp_path)], capsys)
     assert rc == 1
     ev = json.loads((tmp_path / "report.json").read_text())
