@@ -105,7 +105,7 @@ def natural_images(
     Central square crops, resized with anti-aliasing, then Gaussian-smoothed by
     ``blur`` pixels (smooth inputs for the interpolated regime).
     """
-    from skimage import color, data, filters, transform as sk
+    from models.data.images import load_natural_images
 
     names = [
         "camera",
@@ -119,35 +119,18 @@ def natural_images(
     ]
     if n > len(names):
         raise ValueError(f"natural_images: expected n <= {len(names)}, got {n}")
-    out = []
-    for name in names[:n]:
-        im = getattr(data, name)()
-        if im.ndim == 3:
-            im = color.rgb2gray(im[..., :3])
-        im = im.astype(np.float64)
-        im = (im - im.min()) / max(im.max() - im.min(), 1e-12)
-        h, w = im.shape
-        s = min(h, w)
-        im = im[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-        im = sk.resize(im, (size, size), anti_aliasing=True)
-        if blur > 0:
-            im = filters.gaussian(im, sigma=blur)
-        out.append(im)
-    return torch.tensor(np.stack(out), dtype=dtype)[:, None]
+    return load_natural_images(names[:n], size, stretch=True, blur=blur, dtype=dtype)
 
 
 def digits(n: int = 4, canvas: int = 64, *, dtype=torch.float64) -> torch.Tensor | None:
     """``(n, 1, canvas, canvas)`` MNIST test digits centred on a zero canvas, or None if
     MNIST is not cached (``stnlab data fetch mnist``)."""
-    try:
-        from models.data.mnist import load_mnist
+    from models.data.images import load_mnist_digits
 
-        images, _ = load_mnist("test")
+    try:
+        return load_mnist_digits(n, canvas=canvas, dtype=dtype)
     except (ImportError, FileNotFoundError, ValueError, OSError):
         return None
-    x = images[:n].to(dtype)[:, None] / 255.0  # (n, 1, 28, 28)
-    p = (canvas - 28) // 2
-    return F.pad(x, (p, canvas - 28 - p, p, canvas - 28 - p))
 
 
 def _one_thread(fn):

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from models import runio
+from models.data import images
 from sampling import experiments as ex
 
 __all__ = [
@@ -109,52 +110,22 @@ SCALES = {
 
 # ------------------------------------------------------------------------------ data
 def load_natural_images(names=NATURAL_IMAGES, size: int = 96) -> tuple[torch.Tensor, list[str]]:
-    """Grayscale ``skimage.data`` images, centre-cropped square, resized: ``(N, 1, size, size)``.
+    """Grayscale ``skimage.data`` images, centre-cropped square, resized: ``(N, 1, size, size)``
+    float32 in ``[0, 1]``, and their names (:func:`models.data.images.load_natural_images`).
 
-    Values in ``[0, 1]``, float32. Raises ``FileNotFoundError`` if scikit-image
-    or an image is not available.
+    Raises ``FileNotFoundError`` if scikit-image or an image is not available.
     """
-    try:
-        import skimage.color
-        import skimage.data
-        import skimage.transform
-    except ModuleNotFoundError as e:  # pragma: no cover - scikit-image is a dependency
-        raise FileNotFoundError(f"load_natural_images: scikit-image is not installed ({e})") \
-            from None
-    out = []
-    for name in names:
-        try:
-            a = getattr(skimage.data, name)()
-        except Exception as e:  # noqa: BLE001 - a missing bundled file is data, not a bug
-            raise FileNotFoundError(f"load_natural_images: skimage.data.{name} is not "
-                                    f"available ({type(e).__name__}: {e})") from None
-        a = skimage.color.rgb2gray(a[..., :3]) if a.ndim == 3 else a.astype(np.float64) / 255.0
-        h, w = a.shape
-        s = min(h, w)
-        a = a[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]  # centre square
-        a = skimage.transform.resize(a, (size, size), anti_aliasing=True)
-        out.append(a)
-    x = torch.tensor(np.stack(out), dtype=torch.float32).unsqueeze(1)  # (N, 1, S, S)
-    return x, list(names)
+    return images.load_natural_images(names, size), list(names)
 
 
 def load_mnist_digits(n: int, *, seed: int = 0) -> torch.Tensor:
-    """``n`` random MNIST test digits as ``(n, 1, 28, 28)`` float32 in ``[0, 1]``.
+    """``n`` random MNIST test digits as ``(n, 1, 28, 28)`` float32 in ``[0, 1]``
+    (:func:`models.data.images.load_mnist_digits`).
 
     Raises:
-        FileNotFoundError: MNIST is not cached ("run `stnlab data fetch mnist`"),
-            or the loader module is not available.
+        FileNotFoundError: MNIST is not cached ("run `stnlab data fetch mnist`").
     """
-    try:
-        from models.data.mnist import load_mnist
-    except ModuleNotFoundError as e:
-        raise FileNotFoundError(f"MNIST loader not available ({e}); run `stnlab data fetch "
-                                f"mnist` once it is") from None
-    loaded = load_mnist("test")
-    images = loaded[0] if isinstance(loaded, tuple) else loaded  # (N, 28, 28) uint8
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(images.shape[0], generator=g)[:n]
-    return (images[idx].float() / 255.0).unsqueeze(1)  # (n, 1, 28, 28)
+    return images.load_mnist_digits(n, seed=seed)
 
 
 # --------------------------------------------------------------------------- helpers
