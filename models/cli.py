@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from sampling.checks import UsageError
+from .errors import UsageError
 
 from .suites import DataSource, get_suite, suites
 from .train import TrainingDiverged, run_suite

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 import sampling
-from sampling.checks import UsageError
+from .errors import ConfigError
 
 from .mnist_nets import NETS, VARIANT_SHAPES
 
@@ -74,43 +74,43 @@ class TrainConfig:
     def __post_init__(self):
         fn = "TrainConfig"
         if self.variant not in VARIANT_SHAPES:
-            raise UsageError(f"{fn}: expected variant in {list(VARIANT_SHAPES)}, got "
+            raise ConfigError(f"{fn}: expected variant in {list(VARIANT_SHAPES)}, got "
                              f"{self.variant!r}")
         if self.net not in NETS:
-            raise UsageError(f"{fn}: expected net (architecture) in {list(NETS)}, got "
+            raise ConfigError(f"{fn}: expected net (architecture) in {list(NETS)}, got "
                              f"{self.net!r}")
         seeds = tuple(self.seeds)
         if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
                 or len(set(seeds)) != len(seeds):
-            raise UsageError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
+            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
         object.__setattr__(self, "seeds", seeds)
         for name in ("batch_size", "test_perturb", "eval_batch", "checkpoint_every",
                      "log_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise UsageError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
+                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
         for name in ("iters", "iters_low"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise UsageError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
+                raise ConfigError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
         if self.iters + self.iters_low < 1:
-            raise UsageError(f"{fn}: expected iters + iters_low >= 1, got 0")
+            raise ConfigError(f"{fn}: expected iters + iters_low >= 1, got 0")
         for name in ("train_digits", "test_digits"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
-                raise UsageError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
+                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
         for name in ("lr", "lr_drop"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise UsageError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
         if self.method not in sampling.METHODS:
-            raise UsageError(f"{fn}: expected method in {list(sampling.METHODS)}, got "
+            raise ConfigError(f"{fn}: expected method in {list(sampling.METHODS)}, got "
                              f"{self.method!r}")
         if self.padding_mode not in ("border", "zeros"):
-            raise UsageError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
+            raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
                              f"{self.padding_mode!r}")
         if not (self.device == "cpu" or str(self.device).startswith("cuda")):
-            raise UsageError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
 
     @property
     def total_steps(self) -> int:
@@ -132,7 +132,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise UsageError(f"TrainConfig: unknown keys {unknown}")
+            raise ConfigError(f"TrainConfig: unknown keys {unknown}")
         return cls(**d)
 
 

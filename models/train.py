@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sampling.checks import UsageError
+from .errors import ConfigError
 
 from . import runio
 from .config import SCALES, TrainConfig
@@ -119,7 +119,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf.
-        UsageError: a checkpoint exists without ``resume``, or its config differs.
+        ConfigError: a checkpoint exists without ``resume``, or its config differs.
         CheckpointDamaged: checkpoints exist but none matches its sha256 digest (a damaged
             latest one with a good previous one is reported in one line on stderr, and the
             run resumes from the previous one).
@@ -133,7 +133,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
 
     if (run_dir / "metrics.json").exists() and not has_ckpt:
         if not resume:
-            raise UsageError(f"train: {run_dir} holds a finished run (metrics.json); pass "
+            raise ConfigError(f"train: {run_dir} holds a finished run (metrics.json); pass "
                              f"--resume to keep it or choose another --out")
         return RunRecord.load(run_dir).metrics
     suite = suite if suite is not None else get_suite("mnist")
@@ -142,7 +142,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     step = 0
     if has_ckpt:
         if not resume:
-            raise UsageError(f"train: {ckpt_path} exists; pass --resume to continue it or "
+            raise ConfigError(f"train: {ckpt_path} exists; pass --resume to continue it or "
                              f"choose another --out")
         ck, _ = runio.latest_good_checkpoint(run_dir)
         saved = type(cfg).from_json(ck["config"])
@@ -150,7 +150,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         if saved != mine:
             diff = {k: (v, getattr(cfg, k)) for k, v in dataclasses.asdict(saved).items()
                     if getattr(mine, k) != v}
-            raise UsageError(f"train: --resume with a different config than {ckpt_path}: "
+            raise ConfigError(f"train: --resume with a different config than {ckpt_path}: "
                              f"{diff} (saved, asked)")
         step = int(ck["step"])
         params = {k: v.to(cfg.device) for k, v in ck["params"].items()}

@@ -9,7 +9,7 @@ functions::
 and is listed in :data:`COMMANDS`. A sub-command whose module does not exist yet
 still has ``--help`` and exits 2 saying it is not built.
 
-User mistakes (:class:`ValueError`, including :class:`sampling.UsageError`,
+User mistakes (:class:`ValueError`, including :class:`models.errors.UsageError`,
 ``FileNotFoundError``) are printed as one line ``stnlab <cmd>: error: ...`` with
 exit status 2; set ``STNLAB_DEBUG=1`` for the traceback.
 """
@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prove": ("proofs.run", "run the claims catalogue; write report.md/report.json and figures"),
     "train": ("models.cli", "train STN models (MNIST suite, ...)"),
     "report": ("proofs.suite_report", "render run directories or suites as Markdown + figures"),
-    "bench": ("sampling.bench", "benchmark the samplers against F.grid_sample"),
+    "bench": ("proofs.bench", "benchmark the samplers against F.grid_sample"),
     "experiment": ("proofs.experiments.cli",
                    "run a sampler experiment (gradient field, alignment, ablations)"),
 }

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from sampling.checks import UsageError
+from ..errors import UsageError
 
 from . import info as dataset_info
 from . import mnist

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 import sampling
-from sampling.checks import UsageError
+from ..errors import ConfigError
 
 from .. import metrics as M
 from ..config import SCALES, TrainConfig
@@ -74,16 +74,16 @@ def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
     """The :class:`TrainConfig` of ``scale`` for ``net`` on ``variant``, with overrides.
 
     Raises:
-        UsageError: unknown scale, unknown override key, or an invalid value.
+        ConfigError: unknown scale, unknown override key, or an invalid value.
     """
     if scale not in SCALES:
-        raise UsageError(f"preset: expected scale in {list(SCALES)}, got {scale!r}")
+        raise ConfigError(f"preset: expected scale in {list(SCALES)}, got {scale!r}")
     if variant not in VARIANT_SHAPES:
-        raise UsageError(f"preset: expected variant in {list(VARIANT_SHAPES)}, got {variant!r}")
+        raise ConfigError(f"preset: expected variant in {list(VARIANT_SHAPES)}, got {variant!r}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise UsageError(f"preset: unknown config keys {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"preset: unknown config keys {unknown}; known: {sorted(known)}")
     kw = dict(variant=variant, net=net, scale=scale, lr=INITIAL_LR[variant])
     kw.update(_SCALE_SETTINGS[scale])
     if scale == "small":
@@ -274,7 +274,7 @@ class MnistSuite:
 
     def load_data(self, variant: str, cfg: TrainConfig, source: DataSource) -> tuple:
         if source.kind == "standin":
-            raise UsageError("--data standin: the mnist suite trains on MNIST itself (cached, "
+            raise ConfigError("--data standin: the mnist suite trains on MNIST itself (cached, "
                              "or the IDX files of --data DIR); it has no stand-in")
         if source.kind == "official":
             return load_data(variant, cfg.device, train_digits=cfg.train_digits,

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen experiment; 0 on success, 2 when no experiment was named."""
-    from sampling.checks import UsageError
+    from models.errors import UsageError
 
     if getattr(args, "experiment", None) is None:
         raise UsageError(f"expected an experiment, one of {', '.join(EXPERIMENTS)}")

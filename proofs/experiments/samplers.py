@@ -350,7 +350,7 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
     Raises:
         ValueError: unknown experiment or scale, or CUDA asked for but absent.
     """
-    from sampling.checks import UsageError
+    from models.errors import UsageError
 
     if name not in EXPERIMENTS:
         raise UsageError(f"experiment: expected one of {', '.join(EXPERIMENTS)}, got {name!r}")

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checks import UsageError
+from models.errors import UsageError
 
 __all__ = ["add_arguments", "run", "bench_sampler", "BENCH_SHAPES", "peak_memory"]
 
@@ -67,8 +67,8 @@ class _GathersOnly(torch.autograd.Function):
 
 
 def _samplers(num_samples: int, seed: int):
-    from .linearized import linearized_grid_sample
-    from .multiscale import multiscale_grid_sample
+    from sampling.linearized import linearized_grid_sample
+    from sampling.multiscale import multiscale_grid_sample
 
     gen = torch.Generator().manual_seed(seed)
     return {
@@ -221,7 +221,7 @@ def bench_sampler(*, device="cpu", repeats: int = 20, shapes=BENCH_SHAPES,
 
 def _kernel_name(device) -> str:
     """Which backward the linearized rows ran: the fused kernel (and its SIMD copy) or eager."""
-    from . import _ext
+    from sampling import _ext
 
     ops = _ext.load(device.type) if device.type in _ext.KERNELS else None
     if ops is None:
@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UsageError(f"--threads: expected an int >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    from . import _ext
+    from sampling import _ext
 
     isa = _ext.isa
     _ext.isa = _CPU_KERNELS[getattr(args, "cpu_kernel", "best")]
