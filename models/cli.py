@@ -13,9 +13,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from . import runio
 from .errors import UsageError
 
 from .suites import DataSource, get_suite, suites
@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--list-params", action="store_true",
                         help="print every network's parameter count (000 Table VI) and exit")
-    parser.add_argument("--json", action="store_true",
-                        help="with --list-params / --list-suites: JSON output")
+    runio.add_json_argument(parser, "the suite list, the parameter counts, or the runs' "
+                            "metrics (suite.json)")
     g = parser.add_argument_group("overrides of the scale's preset")
     g.add_argument("--iters", type=int, default=None, help="steps at the initial lr")
     g.add_argument("--iters-low", type=int, default=None, help="steps at lr / 10")
@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list_suites:
         rows = {name: s.summary for name, s in sorted(suites().items())}
         if args.json:
-            print(json.dumps({"suites": [{"name": k, "summary": v} for k, v in rows.items()]}))
+            runio.emit_json(args.json, {"suites": [{"name": k, "summary": v}
+                                                   for k, v in rows.items()]}, indent=None)
         else:
             for name, summary in rows.items():
                 print(f"{name:10s} {summary}")
@@ -87,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
     suite = get_suite(args.suite)
     if args.list_params:
         counts = suite.param_counts()
-        print(json.dumps(counts) if args.json else suite.params_table(counts))
+        if args.json is not None:
+            runio.emit_json(args.json, counts, indent=None)
+        else:
+            print(suite.params_table(counts))
         return 0
-    if args.json:
-        raise UsageError("--json goes with --list-params or --list-suites")
     if args.scale not in suite.scales:
         raise UsageError(f"expected --scale in {list(suite.scales)}, got {args.scale!r}")
     if args.out is None:
@@ -127,4 +129,6 @@ def run(args: argparse.Namespace) -> int:
                       f"pose std {pose:.3f} {r['pose_std']['unit']}" if pose is not None else "",
                       file=sys.stderr)
     print(f"stnlab train: wrote {args.out}/suite.json", file=sys.stderr)
+    if args.json is not None:
+        runio.emit_json(args.json, index)
     return 0

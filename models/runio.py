@@ -35,7 +35,7 @@ import torch
 __all__ = ["environment", "git_commit", "package_versions", "device_name",
            "atomic_write_bytes", "atomic_write_json", "CheckpointDamaged", "save_checkpoint",
            "load_checkpoint", "latest_good_checkpoint", "checkpoint_paths", "Progress",
-           "thread_limit"]
+           "thread_limit", "add_json_argument", "emit_json"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -276,6 +276,24 @@ class Progress:
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------
+# The --json [PATH] convention of every sub-command
+# --------------------------------------------------------------------------------------
+def add_json_argument(parser, what: str = "the result") -> None:
+    """``--json [PATH]``: write ``what`` as JSON to PATH, or to stdout for ``-`` / no PATH."""
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help=f"write {what} as JSON to PATH ('-' or no PATH: stdout)")
+
+
+def emit_json(dest: str | Path, obj, *, indent: int | None = 1) -> None:
+    """Write ``obj`` to ``dest`` (``"-"``: stdout; else a file, atomically)."""
+    if str(dest) == "-":
+        print(json.dumps(obj, indent=indent), flush=True)
+        return
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(dest, obj, indent=indent)
 
 
 # --------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import statistics
@@ -37,6 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from models import runio
 from models.errors import UsageError
 
 __all__ = ["add_arguments", "run", "bench_sampler", "BENCH_SHAPES", "peak_memory"]
@@ -272,7 +272,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "and peak memory, on the issue's shapes.")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--repeats", type=int, default=20, help="timed repetitions (default 20)")
-    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    runio.add_json_argument(p, "the report")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's default)")
     p.add_argument("--num-samples", type=int, default=8, help="K (default 8)")
@@ -313,8 +313,7 @@ def run(args: argparse.Namespace) -> int:
                                progress=lambda s: print(s, file=sys.stderr, flush=True))
     finally:
         _ext.isa = isa
-    print(format_table(report))
+    print(format_table(report), file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        runio.emit_json(args.json, report, indent=2)
     return 0

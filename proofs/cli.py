@@ -6,8 +6,10 @@ functions::
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...
     def run(args: argparse.Namespace) -> int: ...
 
-and is listed in :data:`COMMANDS`. A sub-command whose module does not exist yet
-still has ``--help`` and exits 2 saying it is not built.
+and is listed in :data:`COMMANDS`. Every listed module must import (a broken one is an
+error, not a missing sub-command). Machine-readable output follows one convention:
+``--json [PATH]`` writes JSON to PATH, or to stdout for ``-`` or no PATH
+(:func:`models.runio.add_json_argument`).
 
 User mistakes (:class:`ValueError`, including :class:`models.errors.UsageError`,
 ``FileNotFoundError``) are printed as one line ``stnlab <cmd>: error: ...`` with
@@ -41,12 +43,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            return None
-        raise
+    """Import a sub-command's module; one that fails to import is an error, never hidden."""
+    return importlib.import_module(module)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,21 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         mod = _load(module)
-        if mod is None:
-            p.description = f"{help_} (not built yet)"
-            p.set_defaults(_run=_not_built(name))
-        else:
-            mod.add_arguments(p)
-            p.set_defaults(_run=mod.run)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
     return parser
-
-
-def _not_built(name: str):
-    def run(args) -> int:
-        print(f"stnlab {name}: error: not built yet", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def main(argv: list[str] | None = None) -> int:

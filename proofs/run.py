@@ -57,10 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("results"),
         help="directory of committed empirical results the EMP claims read (default: results/)",
     )
+    runio.add_json_argument(parser, "the summary (id, status, key numbers)")
     parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the JSON summary (id, status, key numbers) on stdout",
+        "--device",
+        default="cpu",
+        help="device of the checks that train or sample on tensors: cpu or cuda[:i] "
+        "(default: cpu)",
     )
 
 
@@ -94,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     only = parse_only(args.only)
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
+    device = str(args.device)
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"--device: expected cpu or cuda[:i], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     out = Path(args.out)
@@ -103,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         quick=bool(args.quick),
         seed=int(args.seed),
-        device="cpu",
+        device=device,
         results_dir=Path(args.results),
     )
     progress = Progress(_count_checks(only, ctx.quick))
@@ -129,23 +136,21 @@ def run(args: argparse.Namespace) -> int:
     }
     md, js = write_report(claims, out, meta)
     summ = summarize(claims)
-    if args.json:
+    if args.json is not None:
         from .report import key_numbers
 
-        print(
-            json.dumps(
-                {
-                    "summary": summ,
-                    "report": str(js),
-                    "claims": [
-                        {"id": c["id"], "status": c["status"], "key_numbers": key_numbers(c)}
-                        for c in claims
-                    ],
-                },
-                indent=1,
-            )
+        runio.emit_json(
+            args.json,
+            {
+                "summary": summ,
+                "report": str(js),
+                "claims": [
+                    {"id": c["id"], "status": c["status"], "key_numbers": key_numbers(c)}
+                    for c in claims
+                ],
+            },
         )
-    else:
+    if args.json != "-":
         width = max((len(c["id"]) for c in claims), default=5)
         for c in claims:
             print(f"{c['id']:<{width}}  {c['status']}")

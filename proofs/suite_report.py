@@ -9,13 +9,14 @@ The tables are the suite's (:mod:`models.report` for MNIST), the figures are
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from models.record import RunRecord
 from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
-from models.runio import atomic_write_json
+from models.runio import add_json_argument, atomic_write_json, emit_json
 
 __all__ = ["render_suite", "render_run", "add_arguments", "run"]
 
@@ -75,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="Markdown file to write (default: PATH/report.md)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
+    add_json_argument(parser, "the report (suite: as report.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,8 +87,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else path / "report.md"
     if RunRecord.is_run(path):
         text = render_run(path, out)
+        js = RunRecord.load(path).with_config()
     else:
         text = render_suite(path, out, figures=not args.no_figures)
-    print(text)
+        js = json.loads(out.with_suffix(".json").read_text())
+    print(text, file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.json is not None:
+        emit_json(args.json, js)
     print(f"stnlab report: wrote {out}", file=sys.stderr)
     return 0

@@ -344,7 +344,7 @@ def smp7_ablations(ctx: CheckContext) -> Evidence:
 
 
 def _ablation_aucs(ctx: CheckContext, th_max: float) -> dict:
-    from proofs.experiments.samplers import NATURAL_IMAGES, _trial_setup, load_natural_images
+    from proofs.experiments.samplers import NATURAL_IMAGES, trial_setup, load_natural_images
     from sampling import experiments as ex
 
     aucs = {}
@@ -353,7 +353,7 @@ def _ablation_aucs(ctx: CheckContext, th_max: float) -> dict:
                                ("on", 32, 0.25, {"collapse_noise": True}),
                                ("off", 32, 0.25, {"collapse_noise": False})):
         images, _ = load_natural_images(NATURAL_IMAGES, size)
-        idx, pert = _trial_setup(images.shape[0], 24, ctx.seed, "cpu")
+        idx, pert = trial_setup(images.shape[0], 24, ctx.seed, "cpu")
         r = ex.align_images(images[idx].to(ctx.device), perturbation=pert.to(ctx.device),
                             method="linearized", steps=100, lr=0.01, downsample=d,
                             method_options=opts,

@@ -46,6 +46,7 @@ __all__ = [
     "NATURAL_IMAGES",
     "load_natural_images",
     "load_mnist_digits",
+    "trial_setup",
     "run_experiment",
     "write_readme",
     "torch_threads",
@@ -173,7 +174,7 @@ def _summary_recall(res: ex.AlignmentResult) -> dict:
             "output_size": list(res.output_size)}
 
 
-def _trial_setup(n_images: int, trials: int, seed: int, device, dtype=torch.float32):
+def trial_setup(n_images: int, trials: int, seed: int, device, dtype=torch.float32):
     """Image indices and perturbation matrices shared by every sampler of a setting (paired)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, n_images, (trials,), generator=g)
@@ -249,7 +250,7 @@ def alignment_experiment(cfg: ScaleConfig, *, seed: int, device: str,
                 continue
             crop = 1.0
         images = images.to(device)
-        idx, pert = _trial_setup(images.shape[0], cfg.trials, seed, device)
+        idx, pert = trial_setup(images.shape[0], cfg.trials, seed, device)
         # natural: trials draw from the 6 images; MNIST: one distinct random digit per trial
         batch = images[idx] if dname == "natural" else images  # (trials, 1, S, S)
         trials[dname] = cfg.trials
@@ -281,7 +282,7 @@ def _ablation(cfg: ScaleConfig, *, seed: int, device: str, progress, settings, i
     """Run ``settings`` = list of (label, group, variant, method, downsample, options)."""
     images, _ = load_natural_images(NATURAL_IMAGES, image_size)
     images = images.to(device)
-    idx, pert = _trial_setup(images.shape[0], cfg.ablation_trials, seed, device)
+    idx, pert = trial_setup(images.shape[0], cfg.ablation_trials, seed, device)
     batch = images[idx]
     entries = []
     for label, group, variant, method, d, opts in settings:

@@ -33,7 +33,6 @@ def test_list_params_table(capsys):
     (["--suite", "svhn"], "--suite"),
     (["--lr", "-1"], "lr"),
     (["--seeds", "0"], "--seeds"),
-    (["--json"], "--list-params"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, match):
     code = main(["train", "--scale", "smoke", "--out", str(tmp_path)] + argv)
@@ -50,3 +49,12 @@ def test_train_without_out_is_an_error(capsys):
 def test_report_on_missing_dir_is_an_error(capsys, tmp_path):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_json_path_convention_file_or_stdout(tmp_path, capsys):
+    dest = tmp_path / "sub" / "params.json"
+    assert main(["train", "--list-params", "--json", str(dest)]) == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads(dest.read_text())["R"]["CNN"] == 54122
+    assert main(["train", "--list-params", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["R"]["CNN"] == 54122
