@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import runio
 from .errors import UsageError
 
+from .record import SuiteRecord
 from .suites import DataSource, get_suite, suites
 from .train import TrainingDiverged, run_suite
 
@@ -40,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "source; MNIST: the cache)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="train seeds 0..N-1 together (default 1 at smoke/small, 3 at medium, 10 at paper)")
-    parser.add_argument("--out", default=None, help="suite output directory")
+    parser.add_argument("--out", default=None,
+                        help="suite output directory (default: ./runs/<suite>-<scale>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue unfinished runs from their checkpoints")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -95,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.scale not in suite.scales:
         raise UsageError(f"expected --scale in {list(suite.scales)}, got {args.scale!r}")
-    if args.out is None:
-        raise UsageError("expected --out DIR for the suite's run directories")
     if args.device.startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
@@ -113,6 +114,24 @@ def run(args: argparse.Namespace) -> int:
                      checkpoint_every=args.checkpoint_every, method=args.method)
     if args.no_vmap:
         overrides["vmap"] = False
+    # Every argument is checked before anything is written or trained.
+    for v in variants:
+        for n in nets:
+            suite.preset(args.scale, v, n, **overrides)
+    suite.check_source(source)
+    if args.out is None:
+        args.out = str(Path("runs") / f"{suite.name}-{args.scale}")
+    out = Path(args.out)
+    if args.resume:
+        if not out.is_dir():
+            raise UsageError(f"--resume: {out} does not exist; nothing to resume (drop "
+                             f"--resume to start this run)")
+        saved = SuiteRecord.load_index(out, args.scale).get("scale")
+        if saved != args.scale:
+            raise UsageError(f"--resume: {out} holds a --scale {saved} suite, asked for "
+                             f"--scale {args.scale}; resume with --scale {saved} or choose "
+                             f"another --out")
+    print(f"stnlab train: writing to {out}", file=sys.stderr)
     try:
         index = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
                           progress=not args.quiet, keep_checkpoints=not args.drop_checkpoints,
@@ -120,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as e:
         print(f"stnlab train: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"stnlab train: interrupted; the last checkpoints are kept: continue with "
+              f"`stnlab train --suite {suite.name} --scale {args.scale} --variant "
+              f"{args.variant} --net {args.net} --out {out} --resume`", file=sys.stderr)
+        raise
     for v, row in index["runs"].items():
         for n, r in row.items():
             if v in variants and n in nets and r:

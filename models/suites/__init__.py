@@ -122,6 +122,9 @@ class Suite(Protocol):
     def params_table(self, counts: dict) -> str:
         """Markdown table of ``counts`` beside the paper's."""
 
+    def check_source(self, source: DataSource) -> None:
+        """Raise a ``ValueError`` if the suite cannot read ``source`` (before any work)."""
+
     def load_data(self, variant: str, cfg, source: DataSource) -> tuple:
         """``(train, test)``: ``train.train_batches(batch_size, generators) -> (x, y)``,
         ``test`` as :meth:`evaluate` reads it."""

@@ -272,10 +272,13 @@ class MnistSuite:
                 lines.append(f"| {v} | {n} | {c} | {p} | {c - p:+d} |")
         return "\n".join(lines)
 
-    def load_data(self, variant: str, cfg: TrainConfig, source: DataSource) -> tuple:
+    def check_source(self, source: DataSource) -> None:
         if source.kind == "standin":
             raise ConfigError("--data standin: the mnist suite trains on MNIST itself (cached, "
-                             "or the IDX files of --data DIR); it has no stand-in")
+                              "or the IDX files of --data DIR); it has no stand-in")
+
+    def load_data(self, variant: str, cfg: TrainConfig, source: DataSource) -> tuple:
+        self.check_source(source)
         if source.kind == "official":
             return load_data(variant, cfg.device, train_digits=cfg.train_digits,
                              test_digits=cfg.test_digits, arrays=_read_idx_dir(source.path))
