@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from invariance import channels as chn
+from invariance import measures
 from invariance.alignment import feature_alignment_error
 from invariance.extractors import FeatureExtractor, IsotropicBank, OrientedBank, random_cnn
 from invariance.search import SearchSpace, search_alignment
@@ -33,7 +34,7 @@ from invariance.warps import central_mask, transform
 from proofs.registry import Evidence, check, claim
 from sampling import geometry
 
-RADIUS = 0.35  # central disk (normalized) where both sides of eq. 4 are defined
+RADIUS = measures.RADIUS  # central disk (normalized) where both sides of eq. 4 are defined
 EXACT_TOL = 1e-12  # float64, index-permutation regime
 LARGE = 0.1  # a relative error "bounded away from 0"
 INTERP_TOL = 0.1  # interpolated regime: smoothed 64 px images resampled bilinearly twice
@@ -161,6 +162,37 @@ def _rot_matrix(
         torch.tensor([shear], dtype=dtype),
         torch.tensor([list(t)], dtype=dtype),
     )
+
+
+# ----------------------------------------------------------- measurements (invariance/)
+# The measurements live in :mod:`invariance.measures` (plain results); these adapters give
+# the evidence its flat dict form.
+SCALES = measures.SCALES
+
+
+def inv3_symbolic() -> dict:
+    """:func:`invariance.measures.receptive_field_centres` as a dict."""
+    return measures.receptive_field_centres().to_dict()
+
+
+def measure_scales(net, images: torch.Tensor, scales=SCALES, *, modes=("spatial", "mix"),
+                   refine_iters: int = 20) -> list[dict]:
+    """:func:`invariance.measures.scale_alignment` as evidence rows."""
+    return [r.to_row() for r in measures.scale_alignment(net, images, scales, modes=modes,
+                                                         refine_iters=refine_iters)]
+
+
+interpolation_floor = measures.interpolation_floor
+
+
+def inv7_symbolic() -> dict:
+    """:func:`invariance.measures.map_powers_symbolic` as a dict."""
+    return measures.map_powers_symbolic().to_dict()
+
+
+def classify_maps(maps: dict[str, torch.Tensor], n_powers: int = 64) -> dict[str, dict]:
+    """:func:`invariance.measures.classify_maps` as dicts."""
+    return {k: v.to_dict() for k, v in measures.classify_maps(maps, n_powers).items()}
 
 
 # ----------------------------------------------------------------------------- INV-1
@@ -325,39 +357,6 @@ def inv2_translations(ctx):
 
 
 # ----------------------------------------------------------------------------- INV-3
-
-
-def inv3_symbolic() -> dict:
-    """Receptive-field centres (000 eqs. 5-6) in sympy.
-
-    ``(T_g Γ T_h f)(x)`` is computed from ``f`` around ``c(x) = T_h^{-1} T_g^{-1} x``
-    (``Γ`` translation covariant, ``(T f)(x) = f(T^{-1} x)``); ``(Γ f)(x)`` around ``x``.
-    Requiring ``c(x) = x`` for all ``x`` is a linear system in the six entries of
-    ``T_g^{-1}`` whose unique solution is ``T_g^{-1} = T_h``, i.e. ``T_g = T_h^{-1}``.
-    """
-    a, b, c, d, e, f_ = sp.symbols("h11 h12 h21 h22 h13 h23", real=True)
-    g = sp.symbols("g11 g12 g21 g22 g13 g23", real=True)
-    x, y = sp.symbols("x y", real=True)
-    th = sp.Matrix([[a, b, e], [c, d, f_], [0, 0, 1]])
-    ginv = sp.Matrix([[g[0], g[1], g[4]], [g[2], g[3], g[5]], [0, 0, 1]])  # T_g^{-1}
-    centre = th.inv() * ginv * sp.Matrix([x, y, 1])
-    eqs = []
-    for comp, target in ((centre[0], x), (centre[1], y)):
-        num = sp.together(comp - target)
-        poly = sp.Poly(sp.numer(num), x, y)
-        eqs += poly.coeffs()
-    sol = sp.solve(eqs, list(g), dict=True)
-    unique = len(sol) == 1
-    ok = False
-    if unique:
-        gi = ginv.subs(sol[0])
-        tg = gi.inv()
-        ok = sp.simplify(tg - th.inv()) == sp.zeros(3, 3)
-    return {
-        "unique_solution": unique,
-        "T_g_equals_T_h_inverse": bool(ok),
-        "solution": str(sol[0]) if unique else str(sol),
-    }
 
 
 @check("INV-3", name="inv3_sympy_receptive_field_centres")
@@ -734,55 +733,6 @@ def inv4_landscape(ctx):
 SCALES = (0.5, 0.71, 1.0, 1.41, 2.0)
 
 
-def measure_scales(
-    net, images: torch.Tensor, scales=SCALES, *, modes=("spatial", "mix"), refine_iters: int = 20
-) -> list[dict]:
-    """Best error over ``T_g`` (log-scale grid + refined translation) for each scale ``s``."""
-    with torch.no_grad():
-        ref = net(images)
-    rows = []
-    ls_grid = tuple(0.1 * i for i in range(-9, 10))
-    for s in scales:
-        th = _rot_matrix(0.0, math.log(s))
-        with torch.no_grad():
-            moved = net(transform(images, th))
-        row = {"s": s, "abs_log_s": abs(math.log(s))}
-        for mode in modes:
-            space = SearchSpace(log_scales=ls_grid, refine=("log_scale", "tx", "ty"))
-            res = search_alignment(
-                moved,
-                ref,
-                space,
-                mode=mode,
-                radius=RADIUS,
-                refine_iters=refine_iters if s != 1.0 else 0,
-            )
-            row[f"{mode}_error"] = res.error
-            row[f"{mode}_found_log_scale"] = res.params["log_scale"]
-            if mode == modes[0]:
-                row["landscape"] = {
-                    "log_scale": res.landscape["log_scale"].tolist(),
-                    "error": res.landscape[f"error_{mode}"].tolist(),
-                }
-        rows.append(row)
-    return rows
-
-
-def interpolation_floor(net, images: torch.Tensor, *, mode: str = "mix") -> float:
-    """Best error after a half-pixel diagonal translation, which *is* alignable in theory.
-
-    Bilinear resampling at half-pixel offsets is its worst case, so this bounds what
-    interpolation alone contributes to an alignment error of ``net`` on ``images``.
-    """
-    size = images.shape[-1]
-    th = _rot_matrix(0.0, t=(1.0 / size, 1.0 / size))  # (0.5, 0.5) px
-    with torch.no_grad():
-        ref, moved = net(images), net(transform(images, th))
-    return search_alignment(
-        moved, ref, SearchSpace(refine=("tx", "ty")), mode=mode, radius=RADIUS
-    ).error
-
-
 def inv5_verdict(rows: list[dict], *, mode: str = "mix", floor: float) -> Evidence:
     """s = 1 ~0 (<= 1e-6: float64 with the mix's 1e-9 ridge); every s != 1 >= FLOOR_FACTOR x the
     interpolation floor; error grows with |log s| on each side of s = 1."""
@@ -948,71 +898,6 @@ def inv6_isotropic(ctx):
 
 
 # ----------------------------------------------------------------------------- INV-7
-
-
-def inv7_symbolic() -> dict:
-    """sympy: |det| = 1 from area preservation; powers of rotations bounded, of shears and
-    scalings unbounded; conjugates of rotations bounded."""
-    s, k, th, n = sp.symbols("s k theta n", real=True)
-    nn_ = sp.symbols("n", integer=True, positive=True)
-    # Area: ∫ λ(A x) dx = ∫ λ / |det A|. Invariance λ∘A = λ with 0 < ∫|λ| < ∞ forces |det A| = 1.
-    scale = sp.Matrix([[s, 0], [0, s]])
-    det_scale_solutions = sp.solve(sp.Eq(sp.Abs(scale.det()), 1), s)
-    shear = sp.Matrix([[1, k], [0, 1]])
-    shear_pow = sp.simplify(shear**nn_)
-    shear_unbounded = sp.simplify(shear_pow[0, 1] - nn_ * k) == 0  # grows linearly in n
-    rot = sp.Matrix([[sp.cos(th), -sp.sin(th)], [sp.sin(th), sp.cos(th)]])
-    rot_pow = sp.simplify(rot**3)
-    rot_pow_ok = sp.simplify(rot_pow - rot.subs(th, 3 * th)) == sp.zeros(2, 2)
-    rot_norm = sp.simplify((rot.T * rot)) == sp.eye(2)
-    p = sp.Matrix([[2, 1], [0, 1]])
-    conj = p * rot * p.inv()
-    conj_pow_ok = sp.simplify(conj**3 - p * rot.subs(th, 3 * th) * p.inv()) == sp.zeros(2, 2)
-    return {
-        "scaling_abs_det_1_only_for_s": [str(v) for v in det_scale_solutions],
-        "shear_det": str(shear.det()),
-        "shear_power_n": str(shear_pow),
-        "shear_powers_unbounded": bool(shear_unbounded),
-        "rotation_power_is_rotation": bool(rot_pow_ok),
-        "rotation_orthogonal": bool(rot_norm),
-        "conjugated_rotation_powers_bounded": bool(conj_pow_ok),
-        "ok": bool(
-            set(det_scale_solutions) == {-1, 1}
-            and shear_unbounded
-            and rot_pow_ok
-            and rot_norm
-            and conj_pow_ok
-            and shear.det() == 1
-        ),
-    }
-
-
-def classify_maps(maps: dict[str, torch.Tensor], n_powers: int = 64) -> dict[str, dict]:
-    """Numerically: |det|, sup_n ||A^n||, ||A^{-n}|| and growth of the orbit of the unit disk.
-
-    A compact invariant receptive field (support ``K`` with ``A K = K``) needs
-    ``|det A| = 1`` and bounded ``{A^n : n ∈ Z}``.
-    """
-    out = {}
-    for name, a in maps.items():
-        a = a.to(torch.float64)
-        det = float(torch.linalg.det(a).abs())
-        norms, p, q = [], torch.eye(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
-        ainv = torch.linalg.inv(a)
-        for _ in range(n_powers):
-            p, q = p @ a, q @ ainv
-            norms.append(
-                max(float(torch.linalg.matrix_norm(p, 2)), float(torch.linalg.matrix_norm(q, 2)))
-            )
-        bounded = max(norms) < 10.0 and norms[-1] < 2 * max(norms[: n_powers // 2])
-        out[name] = {
-            "abs_det": det,
-            "max_power_norm": max(norms),
-            "orbit_radius_n16": norms[15],
-            "orbit_radius_n64": norms[-1],
-            "invariant_compact_rf_possible": bool(abs(det - 1) < 1e-9 and bounded),
-        }
-    return out
 
 
 def measure_inv7(maps: dict[str, torch.Tensor], expected: dict[str, bool]) -> Evidence:
