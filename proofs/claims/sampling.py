@@ -198,11 +198,10 @@ def smp6_evaluate(summary: dict, *, downsamples: Sequence[int] = (1, 2, 4, 8)) -
 
 def smp6_run(ctx: CheckContext, *, quick: bool) -> dict:
     """Gradient fields of bilinear and linearized on natural images (sizes below)."""
-    from proofs.experiments.samplers import ScaleConfig, gradient_field_experiment
+    from proofs.experiments.samplers import GradientFieldConfig, gradient_field_experiment
 
-    cfg = ScaleConfig(image_size=96 if quick else 128, field_images=1 if quick else 3,
-                      field_grid=9 if quick else 13, field_extent=0.6, trials=0, steps=0, lr=0.01,
-                      ablation_trials=0, ablation_image_size=0, collapse_image_size=0)
+    cfg = GradientFieldConfig(image_size=96 if quick else 128, field_images=1 if quick else 3,
+                              field_grid=9 if quick else 13, field_extent=0.6)
     with torch_threads(1):
         return gradient_field_experiment(cfg, seed=ctx.seed, device=ctx.device,
                                          methods=("bilinear", "linearized"))
@@ -274,11 +273,10 @@ def smp7_evaluate(results: dict, *, downsamples: Sequence[int], dataset: str = "
 
 def smp7_run(ctx: CheckContext, *, quick: bool) -> dict:
     """Alignment on natural images (paired trials) at the sizes below."""
-    from proofs.experiments.samplers import ScaleConfig, alignment_experiment
+    from proofs.experiments.samplers import AlignmentConfig, alignment_experiment
 
-    cfg = ScaleConfig(image_size=64 if quick else 80, field_images=0, field_grid=2,
-                      field_extent=0.5, trials=24 if quick else 48, steps=100 if quick else 200,
-                      lr=0.01, ablation_trials=0, ablation_image_size=0, collapse_image_size=0)
+    cfg = AlignmentConfig(image_size=64 if quick else 80, trials=24 if quick else 48,
+                          steps=100 if quick else 200, lr=0.01)
     ds = (4, 8) if quick else (1, 2, 4, 8)
     with torch_threads(1):
         return alignment_experiment(cfg, seed=ctx.seed, device=ctx.device, downsamples=ds,

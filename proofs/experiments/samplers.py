@@ -43,6 +43,9 @@ __all__ = [
     "EXPERIMENTS",
     "SCALES",
     "ScaleConfig",
+    "GradientFieldConfig",
+    "AlignmentConfig",
+    "AblationConfig",
     "NATURAL_IMAGES",
     "load_natural_images",
     "load_mnist_digits",
@@ -94,6 +97,47 @@ class ScaleConfig:
     ablation_trials: int
     ablation_image_size: int
     collapse_image_size: int
+
+    def gradient_field(self) -> "GradientFieldConfig":
+        return GradientFieldConfig(self.image_size, self.field_images, self.field_grid,
+                                   self.field_extent)
+
+    def alignment(self) -> "AlignmentConfig":
+        return AlignmentConfig(self.image_size, self.trials, self.steps, self.lr)
+
+    def ablation(self, image_size: int) -> "AblationConfig":
+        return AblationConfig(image_size, self.ablation_trials, self.steps, self.lr)
+
+
+@dataclass(frozen=True)
+class GradientFieldConfig:
+    """003 Fig. 8: ``field_images`` natural images at ``image_size``, an ``n x n`` grid of
+    offsets over ``[-field_extent, field_extent]^2``."""
+
+    image_size: int
+    field_images: int
+    field_grid: int
+    field_extent: float
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """003 Fig. 7: ``trials`` per (dataset, d, sampler), ``steps`` Adam steps at ``lr``."""
+
+    image_size: int
+    trials: int
+    steps: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """003 Figs. 9, 10: ``trials`` per setting on natural images at ``image_size``."""
+
+    image_size: int
+    trials: int
+    steps: int
+    lr: float
 
 
 SCALES = {
@@ -183,7 +227,7 @@ def trial_setup(n_images: int, trials: int, seed: int, device, dtype=torch.float
 
 
 # ----------------------------------------------------------------------- experiments
-def gradient_field_experiment(cfg: ScaleConfig, *, seed: int, device: str,
+def gradient_field_experiment(cfg: GradientFieldConfig, *, seed: int, device: str,
                               progress: _Progress | None = None,
                               methods=METHODS, downsamples=DOWNSAMPLES) -> dict:
     """003 Fig. 8 on ``cfg.field_images`` natural images; returns the result dict."""
@@ -227,7 +271,7 @@ def gradient_field_experiment(cfg: ScaleConfig, *, seed: int, device: str,
                        "parameters": "translation (tx, ty) of the crop, input normalized units"}}
 
 
-def alignment_experiment(cfg: ScaleConfig, *, seed: int, device: str,
+def alignment_experiment(cfg: AlignmentConfig, *, seed: int, device: str,
                          progress: _Progress | None = None, methods=METHODS,
                          downsamples=DOWNSAMPLES, datasets=("natural", "mnist")) -> dict:
     """003 Fig. 7: recall vs threshold per dataset, d and sampler (paired trials)."""
@@ -277,12 +321,12 @@ def alignment_experiment(cfg: ScaleConfig, *, seed: int, device: str,
                        "loss": "mean squared error vs the same sampler's rendering at the truth"}}
 
 
-def _ablation(cfg: ScaleConfig, *, seed: int, device: str, progress, settings, image_size: int,
+def _ablation(cfg: AblationConfig, *, seed: int, device: str, progress, settings,
               title: str, parameter: str) -> dict:
     """Run ``settings`` = list of (label, group, variant, method, downsample, options)."""
-    images, _ = load_natural_images(NATURAL_IMAGES, image_size)
+    images, _ = load_natural_images(NATURAL_IMAGES, cfg.image_size)
     images = images.to(device)
-    idx, pert = trial_setup(images.shape[0], cfg.ablation_trials, seed, device)
+    idx, pert = trial_setup(images.shape[0], cfg.trials, seed, device)
     batch = images[idx]
     entries = []
     for label, group, variant, method, d, opts in settings:
@@ -295,9 +339,9 @@ def _ablation(cfg: ScaleConfig, *, seed: int, device: str, progress, settings, i
         if progress:
             progress.step(f"{title}: {label}: AUC {s['auc']:.2f}")
     return {"title": title, "parameter": parameter, "entries": entries,
-            "thresholds": list(THRESHOLDS), "trials": cfg.ablation_trials,
+            "thresholds": list(THRESHOLDS), "trials": cfg.trials,
             "config": {"steps": cfg.steps, "lr": cfg.lr, "optimizer": "Adam",
-                       "image_size": image_size, "crop": 2 / 3,
+                       "image_size": cfg.image_size, "crop": 2 / 3,
                        "perturbation": ex.Perturbation().to_dict()}}
 
 
@@ -388,24 +432,24 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
 
 
 def _dispatch(name: str, cfg: ScaleConfig, **kw) -> dict:
-    if name == "gradient-field":
-        res = gradient_field_experiment(cfg, **kw)
-    elif name == "alignment":
-        res = alignment_experiment(cfg, **kw)
-    elif name == "ablation-sigma":
-        res = _ablation(cfg, settings=ablation_sigma_settings(), image_size=cfg.ablation_image_size,
-                        title=f"sigma ablation (003 Fig. 9a), {ABLATION_DOWNSAMPLE}x down",
-                        parameter="sigma", **kw)
-    elif name == "ablation-k":
-        res = _ablation(cfg, settings=ablation_k_settings(), image_size=cfg.ablation_image_size,
-                        title=f"K ablation (003 Fig. 10a), {ABLATION_DOWNSAMPLE}x down",
-                        parameter="num_samples", **kw)
-    else:
-        res = _ablation(cfg, settings=ablation_collapse_settings(),
-                        image_size=cfg.collapse_image_size,
-                        title="collapse prevention ablation (003 Fig. 10b)",
-                        parameter="collapse_noise", **kw)
-    return res
+    """Run experiment ``name`` with its own config, cut from the scale's ``cfg``."""
+    run = {
+        "gradient-field": lambda: gradient_field_experiment(cfg.gradient_field(), **kw),
+        "alignment": lambda: alignment_experiment(cfg.alignment(), **kw),
+        "ablation-sigma": lambda: _ablation(
+            cfg.ablation(cfg.ablation_image_size), settings=ablation_sigma_settings(),
+            title=f"sigma ablation (003 Fig. 9a), {ABLATION_DOWNSAMPLE}x down",
+            parameter="sigma", **kw),
+        "ablation-k": lambda: _ablation(
+            cfg.ablation(cfg.ablation_image_size), settings=ablation_k_settings(),
+            title=f"K ablation (003 Fig. 10a), {ABLATION_DOWNSAMPLE}x down",
+            parameter="num_samples", **kw),
+        "ablation-collapse": lambda: _ablation(
+            cfg.ablation(cfg.collapse_image_size), settings=ablation_collapse_settings(),
+            title="collapse prevention ablation (003 Fig. 10b)", parameter="collapse_noise",
+            **kw),
+    }
+    return run[name]()
 
 
 def _round_floats(obj, digits: int = 6):
