@@ -222,7 +222,7 @@ def _smp6(ctx: CheckContext, quick: bool) -> Evidence:
 @check("SMP-6", name="smp6_gradient_field_quick")
 def smp6_quick(ctx: CheckContext) -> Evidence:
     """1 natural image at 96 px, 9x9 offsets, d = 1, 2, 4, 8."""
-    return _smp6(ctx, )
+    return _smp6(ctx, quick=True)
 
 
 @check("SMP-6", scales=("full",), name="smp6_gradient_field")
@@ -302,7 +302,7 @@ def _smp7(ctx: CheckContext, quick: bool) -> Evidence:
 @check("SMP-7", name="smp7_alignment_quick")
 def smp7_quick(ctx: CheckContext) -> Evidence:
     """24 trials on natural images at 64 px, d = 4, 8, 100 Adam steps."""
-    return _smp7(ctx, )
+    return _smp7(ctx, quick=True)
 
 
 @check("SMP-7", scales=("full",), name="smp7_alignment")
