@@ -3,7 +3,8 @@
     stnlab prove                   # every claim; prove-out/report.md, report.json, figures/
     stnlab prove --quick           # the CI-sized subset
     stnlab prove --only INV-4 --only GEO-1,GEO-2
-    stnlab prove --json            # also print the JSON summary on stdout
+    stnlab prove --json [PATH]     # the JSON summary on stdout ('-', no PATH) or to PATH
+    stnlab prove --device cuda     # checks that compute on tensors use this device
 
 Exit status: 0 if no check failed ("not run" is not a failure, and never counts as
 verified), 1 if any check failed, 2 on a usage error.
@@ -12,7 +13,6 @@ verified), 1 if any check failed, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time

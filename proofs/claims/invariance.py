@@ -20,10 +20,7 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
-import sympy as sp
 import torch
-import torch.nn.functional as F
 
 from invariance import channels as chn
 from invariance import measures
