@@ -65,6 +65,7 @@ PROVE_SCALES = ("quick", "full")
 CLAIM_MODULES = [
     "proofs.claims.geometry",
     "proofs.claims.invariance",
+    "proofs.claims.invariance_scale",
     "proofs.claims.sampling_core",
     "proofs.claims.sampling",
     "proofs.claims.empirical",
