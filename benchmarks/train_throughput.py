@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.mnist_nets import NETS, VARIANT_SHAPES  # noqa: E402
 from models.train import init_models, load_data, make_step, preset  # noqa: E402
+from models.suites.mnist import SUITE as MNIST  # noqa: E402
 
 
 def _sync(device):
@@ -55,7 +56,7 @@ def _time(fn, device, n):
 
 def probe(variant, net, *, seeds, device, repeats, data, mode="vmap"):
     cfg = preset("paper", variant, net, seeds=tuple(range(seeds)), device=device)
-    base, params = init_models(cfg)
+    base, params = init_models(cfg, MNIST.build)
     kind, *flags = mode.split("+")
     if kind not in ("vmap", "sequential") or not set(flags) <= {"bf16", "bench"}:
         raise SystemExit(f"--modes: unknown mode {mode!r}")

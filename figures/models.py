@@ -1,46 +1,36 @@
 """Figures of the MNIST STN suite (000 Figs. 5, 6), drawn from saved run directories only.
 
-A suite directory holds ``<variant>/<net>/`` run directories (see :mod:`models.train`);
-the figures read ``gallery.npz`` (Fig. 5), ``fig_data.json`` (Fig. 6) and ``log.jsonl``
-(training curves). Nothing is recomputed.
+Each function takes a loaded :class:`models.record.SuiteRecord` and reads what its runs
+saved: ``gallery`` (Fig. 5), ``fig_data`` (Fig. 6) and ``log`` (training curves). Nothing
+is recomputed.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from figures.style import SEQUENCE_COLORS, new_figure, save
+from models.record import SuiteRecord
 
 __all__ = ["fig5_gallery", "fig6_rotation", "training_curves", "draw_suite"]
 
-VARIANTS = ("R", "T", "S")
-NETS = ("CNN", "STN-C0", "STN-C1", "STN-DL1", "STN-SL1")
 
-
-def _load_gallery(run_dir: Path) -> dict | None:
-    p = run_dir / "gallery.npz"
-    if not p.exists():
-        return None
-    with np.load(p) as z:
-        return {k: z[k] for k in z.files}
-
-
-def fig5_gallery(suite_dir, path, *, nets=("STN-C1", "STN-SL1"), per_variant: int = 3):
+def fig5_gallery(suite: SuiteRecord, path, *, nets=("STN-C1", "STN-SL1"),
+                 per_variant: int = 3):
     """000 Fig. 5: perturbed test digits (top) and what each ST makes of them (rows below).
 
     STN-C1 warps a feature map; as in 000 its row shows its matrix applied to the input,
     with the translation rescaled to input pixels. Returns the written path, or None if no
     gallery was saved.
     """
-    suite_dir = Path(suite_dir)
     cols = []  # (variant, index)
     galleries = {}
-    for v in VARIANTS:
+    for v in suite.runs:
         for n in nets:
-            g = _load_gallery(suite_dir / v / n)
+            rec = suite.get(v, n)
+            g = rec.gallery() if rec is not None else None
             if g is not None:
                 galleries[(v, n)] = g
         ref = next((galleries[(v, n)] for n in nets if (v, n) in galleries), None)
@@ -72,15 +62,16 @@ def fig5_gallery(suite_dir, path, *, nets=("STN-C1", "STN-SL1"), per_variant: in
     return save(fig, path)
 
 
-def fig6_rotation(suite_dir, path, *, nets=("STN-C1", "STN-SL1", "STN-C0", "STN-DL1")):
+def fig6_rotation(suite: SuiteRecord, path, *,
+                  nets=("STN-C1", "STN-SL1", "STN-C0", "STN-DL1")):
     """000 Fig. 6: rotation predicted by the ST vs rotation applied on (R), with the
     orthogonal-regression line. Returns the written path, or None without data."""
-    suite_dir = Path(suite_dir)
     data = []
     for n in nets:
-        p = suite_dir / "R" / n / "fig_data.json"
-        if p.exists():
-            d = json.loads(p.read_text()).get("fig6")
+        rec = suite.get("R", n)
+        fd = rec.fig_data() if rec is not None else None
+        if fd:
+            d = fd.get("fig6")
             if d:
                 data.append((n, d))
     if not data:
@@ -103,19 +94,18 @@ def fig6_rotation(suite_dir, path, *, nets=("STN-C1", "STN-SL1", "STN-C0", "STN-
     return save(fig, path)
 
 
-def training_curves(suite_dir, path):
+def training_curves(suite: SuiteRecord, path):
     """Training loss (running mean over each log interval) per network and variant."""
-    suite_dir = Path(suite_dir)
-    present = [v for v in VARIANTS if (suite_dir / v).is_dir()]
+    present = list(suite.runs)
     if not present:
         return None
     fig, axes = new_figure(1, len(present), width=2.3 * len(present), height=2.0)
     for ax, v in zip(axes[0], present):
-        for k, n in enumerate(NETS):
-            p = suite_dir / v / n / "log.jsonl"
-            if not p.exists():
+        for k, n in enumerate(suite.nets):  # colour by the suite's network order
+            rec = suite.get(v, n)
+            rows = rec.log() if rec is not None else []
+            if not rows:
                 continue
-            rows = [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
             steps = [r["step"] for r in rows]
             loss = [float(np.mean(r["loss"])) for r in rows]
             ax.plot(steps, loss, color=SEQUENCE_COLORS[k % len(SEQUENCE_COLORS)], label=n,
@@ -128,13 +118,13 @@ def training_curves(suite_dir, path):
     return save(fig, path)
 
 
-def draw_suite(suite_dir, out_dir) -> dict[str, str]:
+def draw_suite(suite: SuiteRecord, out_dir) -> dict[str, str]:
     """Draw every figure of a suite into ``out_dir``; ``{name: path}`` of those written."""
     out_dir = Path(out_dir)
     made = {}
     for name, fn in (("fig5_gallery", fig5_gallery), ("fig6_rotation", fig6_rotation),
                      ("training_curves", training_curves)):
-        p = fn(suite_dir, out_dir / f"{name}.png")
+        p = fn(suite, out_dir / f"{name}.png")
         if p is not None:
             made[name] = str(p)
     return made

@@ -19,11 +19,12 @@ Depends on :mod:`sampling` only; no file I/O, no plotting.
 
 from .alignment import MODES, AlignmentError, alignment_error, feature_alignment_error
 from .channels import best_channel_mix, best_permutation, channel_similarity
-from .extractors import FeatureHook, IsotropicBank, OrientedBank, random_cnn
+from .extractors import FeatureExtractor, FeatureHook, IsotropicBank, OrientedBank, random_cnn
 from .search import SearchResult, SearchSpace, search_alignment
 from .warps import central_mask, transform, warp
 
 __all__ = [
+    "FeatureExtractor",
     "MODES",
     "AlignmentError",
     "alignment_error",

@@ -22,6 +22,7 @@ Convention:
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,25 @@ import torch.nn.functional as F
 
 from sampling.checks import check_choice, check_positive
 
-__all__ = ["random_cnn", "OrientedBank", "IsotropicBank", "FeatureHook", "gaussian_kernel"]
+__all__ = ["FeatureExtractor", "random_cnn", "OrientedBank", "IsotropicBank", "FeatureHook",
+           "gaussian_kernel"]
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """What the invariance measurements need of a ``Γ``: a total stride and a forward.
+
+    Every extractor here satisfies it (``random_cnn``'s ``nn.Sequential`` carries
+    ``stride``; the banks and :class:`FeatureHook` define it).
+
+    Attributes:
+        stride: ``s``, the feature map's pixel size in image pixels.
+    """
+
+    stride: int
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, c, H, W)`` images -> ``(N, C, H / s, W / s)`` feature maps."""
 
 PADDINGS = ("zeros", "circular")
 

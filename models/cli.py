@@ -1,7 +1,8 @@
-"""``stnlab train``: train the MNIST STN suite (000 Tables I, II), or list parameter counts.
+"""``stnlab train``: train a suite (MNIST: 000 Tables I, II), or list suites / parameters.
 
 Examples::
 
+    stnlab train --list-suites [--json]
     stnlab train --suite mnist --list-params [--json]
     stnlab train --suite mnist --variant all --net all --scale small --out results/mnist-small
     stnlab train --suite mnist --variant R --net STN-C1 --scale paper --seeds 10 \\
@@ -12,33 +13,44 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 
-from sampling.checks import UsageError
+from . import runio
+from .errors import UsageError
 
-from .mnist_nets import NETS, TABLE_VI_PARAMS, VARIANT_SHAPES, param_counts
-from .train import SCALES, TrainingDiverged, run_suite
-
-SUITES = ("mnist",)
+from .record import SuiteRecord
+from .suites import DataSource, get_suite, suites
+from .train import TrainingDiverged, run_suite
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stnlab train``."""
-    parser.add_argument("--suite", default="mnist", help="experiment suite (only 'mnist')")
-    parser.add_argument("--variant", default="all", help="R, T, S, a comma list, or all")
+    parser.add_argument("--suite", default="mnist",
+                        help="experiment suite (see --list-suites; default mnist)")
+    parser.add_argument("--list-suites", action="store_true",
+                        help="list the suites, one line each, and exit")
+    parser.add_argument("--variant", default="all",
+                        help="the suite's data variants (MNIST: R, T, S), a comma list, or all")
     parser.add_argument("--net", default="all",
-                        help=f"one of {', '.join(NETS)}, a comma list, or all")
-    parser.add_argument("--scale", default="small", help=f"one of {', '.join(SCALES)}")
+                        help="the suite's network names (MNIST: CNN, STN-C0, ...), a comma "
+                             "list, or all")
+    parser.add_argument("--scale", default="small", help="smoke, small, medium or paper")
+    parser.add_argument("--data", default=None, metavar="DIR|standin",
+                        help="a directory in the data set's official layout, or 'standin' "
+                             "for the suite's named stand-in (default: the suite's own "
+                             "source; MNIST: the cache)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="train seeds 0..N-1 together (default 1 at smoke/small, 3 at medium, 10 at paper)")
-    parser.add_argument("--out", default=None, help="suite output directory")
+    parser.add_argument("--out", default=None,
+                        help="suite output directory (default: ./runs/<suite>-<scale>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue unfinished runs from their checkpoints")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--list-params", action="store_true",
                         help="print every network's parameter count (000 Table VI) and exit")
-    parser.add_argument("--json", action="store_true", help="with --list-params: JSON output")
+    runio.add_json_argument(parser, "the suite list, the parameter counts, or the runs' "
+                            "metrics (suite.json)")
     g = parser.add_argument_group("overrides of the scale's preset")
     g.add_argument("--iters", type=int, default=None, help="steps at the initial lr")
     g.add_argument("--iters-low", type=int, default=None, help="steps at lr / 10")
@@ -65,37 +77,35 @@ def _pick(value: str, choices, what: str) -> list[str]:
     return picked
 
 
-def _params_table(counts: dict) -> str:
-    lines = ["| variant | network | params (ours) | params (paper, Table VI) | diff |",
-             "|---|---|---:|---:|---:|"]
-    for v, row in counts.items():
-        for n, c in row.items():
-            p = TABLE_VI_PARAMS[v][n]
-            lines.append(f"| {v} | {n} | {c} | {p} | {c - p:+d} |")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``stnlab train``."""
-    if args.suite not in SUITES:
-        raise UsageError(f"expected --suite in {list(SUITES)}, got {args.suite!r}")
-    if args.list_params:
-        counts = param_counts()
-        print(json.dumps(counts) if args.json else _params_table(counts))
+    if args.list_suites:
+        rows = {name: s.summary for name, s in sorted(suites().items())}
+        if args.json:
+            runio.emit_json(args.json, {"suites": [{"name": k, "summary": v}
+                                                   for k, v in rows.items()]}, indent=None)
+        else:
+            for name, summary in rows.items():
+                print(f"{name:10s} {summary}")
         return 0
-    if args.json:
-        raise UsageError("--json goes with --list-params")
-    if args.scale not in SCALES:
-        raise UsageError(f"expected --scale in {list(SCALES)}, got {args.scale!r}")
-    if args.out is None:
-        raise UsageError("expected --out DIR for the suite's run directories")
+    suite = get_suite(args.suite)
+    if args.list_params:
+        counts = suite.param_counts()
+        if args.json is not None:
+            runio.emit_json(args.json, counts, indent=None)
+        else:
+            print(suite.params_table(counts))
+        return 0
+    if args.scale not in suite.scales:
+        raise UsageError(f"expected --scale in {list(suite.scales)}, got {args.scale!r}")
     if args.device.startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
             raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
-    variants = _pick(args.variant, VARIANT_SHAPES, "variant")
-    nets = _pick(args.net, NETS, "net")
-    n_seeds = args.seeds if args.seeds is not None else {"paper": 10, "medium": 3}.get(args.scale, 1)
+    variants = _pick(args.variant, suite.variants, "variant")
+    nets = _pick(args.net, suite.nets, "net")
+    source = DataSource.parse(args.data)
+    n_seeds = args.seeds if args.seeds is not None else suite.default_seeds(args.scale)
     if n_seeds < 1:
         raise UsageError(f"expected --seeds >= 1, got {n_seeds}")
     overrides = dict(seeds=tuple(range(n_seeds)), device=args.device, iters=args.iters,
@@ -104,14 +114,37 @@ def run(args: argparse.Namespace) -> int:
                      checkpoint_every=args.checkpoint_every, method=args.method)
     if args.no_vmap:
         overrides["vmap"] = False
+    # Every argument is checked before anything is written or trained.
+    for v in variants:
+        for n in nets:
+            suite.preset(args.scale, v, n, **overrides)
+    suite.check_source(source)
+    if args.out is None:
+        args.out = str(Path("runs") / f"{suite.name}-{args.scale}")
+    out = Path(args.out)
+    if args.resume:
+        if not out.is_dir():
+            raise UsageError(f"--resume: {out} does not exist; nothing to resume (drop "
+                             f"--resume to start this run)")
+        saved = SuiteRecord.load_index(out, args.scale).get("scale")
+        if saved != args.scale:
+            raise UsageError(f"--resume: {out} holds a --scale {saved} suite, asked for "
+                             f"--scale {args.scale}; resume with --scale {saved} or choose "
+                             f"another --out")
+    print(f"stnlab train: writing to {out}", file=sys.stderr)
     try:
-        suite = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
-                          progress=not args.quiet,
-                          keep_checkpoints=not args.drop_checkpoints, **overrides)
+        index = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
+                          progress=not args.quiet, keep_checkpoints=not args.drop_checkpoints,
+                          suite=suite, source=source, **overrides)
     except TrainingDiverged as e:
         print(f"stnlab train: error: {e}", file=sys.stderr)
         return 1
-    for v, row in suite["runs"].items():
+    except KeyboardInterrupt:
+        print(f"stnlab train: interrupted; the last checkpoints are kept: continue with "
+              f"`stnlab train --suite {suite.name} --scale {args.scale} --variant "
+              f"{args.variant} --net {args.net} --out {out} --resume`", file=sys.stderr)
+        raise
+    for v, row in index["runs"].items():
         for n, r in row.items():
             if v in variants and n in nets and r:
                 err = r.get("error", {}).get("mean")
@@ -120,4 +153,6 @@ def run(args: argparse.Namespace) -> int:
                       f"pose std {pose:.3f} {r['pose_std']['unit']}" if pose is not None else "",
                       file=sys.stderr)
     print(f"stnlab train: wrote {args.out}/suite.json", file=sys.stderr)
+    if args.json is not None:
+        runio.emit_json(args.json, index)
     return 0

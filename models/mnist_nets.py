@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sampling.checks import UsageError
+from .errors import ConfigError
 
 from .stn import ConvSpec as Conv
 from .stn import DenseSpec as Dense
@@ -104,10 +104,10 @@ SPECS = _table()
 def spec(variant: str, net: str) -> NetSpec:
     """The :class:`NetSpec` of ``net`` on ``variant``; clear error for unknown names."""
     if variant not in VARIANT_SHAPES:
-        raise UsageError(f"mnist_nets: expected variant to be one of {list(VARIANT_SHAPES)}, "
+        raise ConfigError(f"mnist_nets: expected variant to be one of {list(VARIANT_SHAPES)}, "
                          f"got {variant!r}")
     if net not in NETS:
-        raise UsageError(f"mnist_nets: expected net (architecture) to be one of {list(NETS)}, "
+        raise ConfigError(f"mnist_nets: expected net (architecture) to be one of {list(NETS)}, "
                          f"got {net!r}")
     return SPECS[(variant, net)]
 

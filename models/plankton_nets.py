@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sampling.checks import UsageError
+from models.errors import ConfigError as UsageError
 
 from .layer_nets import LayerNet, Localizer, count_params, numel, scaled
 

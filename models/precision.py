@@ -50,7 +50,7 @@ import enum
 
 import torch
 
-from sampling.checks import UsageError
+from models.errors import ConfigError as UsageError
 
 __all__ = ["Precision", "PRECISIONS", "to_channels_last", "is_channels_last"]
 

@@ -1,24 +1,20 @@
-"""``stnlab report``: render a run directory or a suite as Markdown, paper numbers alongside.
+"""The MNIST suite's report tables (000 Tables I, II, VI, Fig. 6), paper numbers alongside.
 
-``stnlab report results/mnist-small`` writes ``results/mnist-small/report.md`` (and
-``report.json``) plus ``figures/*.png`` next to it; ``--out FILE.md`` puts them elsewhere.
-Numbers from 000 are shown in columns labelled "paper"; ours are computed from the
-saved ``metrics.json`` files only.
+Pure Markdown from loaded records (:class:`models.record.SuiteRecord`); the command that
+writes files and draws figures is :mod:`proofs.suite_report` (``stnlab report``).
+Numbers from 000 are shown in columns labelled "paper"; ours come from the saved
+``metrics.json`` files only.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-from pathlib import Path
-
+from .data.perturb import VARIANTS
 from .mnist_nets import NETS, TABLE_VI_PARAMS
+from .record import RunRecord, SuiteRecord
 
-__all__ = ["PAPER_TABLE_I", "PAPER_TABLE_II", "load_suite", "render_suite", "render_run",
-           "add_arguments", "run"]
+__all__ = ["PAPER_TABLE_I", "PAPER_TABLE_II", "load_suite", "load_records", "suite_tables",
+           "run_table"]
 
-VARIANTS = ("R", "T", "S")
 STNS = NETS[1:]
 
 #: 000 Table I (paper): average std of the final pose (R degrees, T pixels, S log2 det).
@@ -36,26 +32,18 @@ PAPER_TABLE_II = {
     "S": {"CNN": (1.38, 0.04), "STN-C0": (0.85, 0.06), "STN-C1": (0.96, 0.04),
           "STN-DL1": (0.77, 0.04), "STN-SL1": (0.82, 0.06)},
 }
-POSE_UNITS = {"R": "degrees", "T": "pixels", "S": "log2(det)"}
+
+
+def load_records(path) -> SuiteRecord:
+    """The MNIST suite's finished runs under ``path``, in 000's variant and network order."""
+    return SuiteRecord.load(path, variants=VARIANTS, nets=NETS)
 
 
 def load_suite(path) -> dict:
-    """``{variant: {net: metrics}}`` from a suite directory's run directories.
-
-    Reads ``<variant>/<net>/metrics.json`` (finished runs only) and ``config.json``.
-    """
-    path = Path(path)
-    runs: dict = {}
-    for v in VARIANTS:
-        for n in NETS:
-            m = path / v / n / "metrics.json"
-            if m.exists():
-                rec = json.loads(m.read_text())
-                cfg = path / v / n / "config.json"
-                if cfg.exists():
-                    rec["config"] = json.loads(cfg.read_text())
-                runs.setdefault(v, {})[n] = rec
-    return runs
+    """``{variant: {net: metrics + {"config"}}}`` of the MNIST runs under ``path``."""
+    rec = load_records(path)
+    return {v: {n: r for n, r in row.items() if n in NETS}
+            for v, row in rec.as_dicts().items() if v in VARIANTS}
 
 
 def _fmt(x, digits=2):
@@ -145,87 +133,25 @@ def _table_runs(runs) -> list[str]:
     return lines
 
 
-def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
-    """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
-    suite_dir = Path(suite_dir)
-    runs = load_suite(suite_dir)
-    if not runs:
-        raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
-    scales = sorted({r.get("scale", "?") for row in runs.values() for r in row.values()})
-    n_done = sum(len(r) for r in runs.values())
-    lines = [f"# MNIST STN suite: {suite_dir.name}", "",
-             f"Scale: {', '.join(scales)}; {n_done} of 15 networks finished. Paper = "
-             "Finnveden et al. 000 (columns labelled *paper* are copied from its tables for "
-             "comparison, never used as ours).", ""]
-    lines += _table_ii(runs) + [""] + _table_i(runs) + [""] + _table_det_slope(runs) + [""]
-    lines += _table_runs(runs) + [""]
-    figs = {}
-    if figures and out_md is not None:
-        from figures.models import draw_suite  # drawing lives in figures/ (matplotlib)
-
-        fig_dir = Path(out_md).parent / "figures"
-        figs = draw_suite(suite_dir, fig_dir)
-        if figs:
-            lines += ["### Figures", ""]
-            captions = {"fig5_gallery": "Fig. 5: perturbed test digits (top) and the ST "
-                        "outputs (STN-C1: its matrix applied to the input)",
-                        "fig6_rotation": "Fig. 6: predicted vs applied rotation on (R)",
-                        "training_curves": "Training loss"}
-            for name, p in figs.items():
-                rel = os.path.relpath(p, Path(out_md).parent)
-                lines += [f"![{captions.get(name, name)}]({rel})", ""]
-    text = "\n".join(lines)
-    if out_md is not None:
-        out_md = Path(out_md)
-        out_md.parent.mkdir(parents=True, exist_ok=True)
-        out_md.write_text(text)
-        out_md.with_suffix(".json").write_text(json.dumps(
-            {"suite": str(suite_dir), "runs": runs, "figures": figs,
-             "paper": {"table_i": PAPER_TABLE_I, "table_ii": PAPER_TABLE_II}}, indent=1) + "\n")
-    return text
+def suite_tables(runs: dict) -> list[str]:
+    """Markdown lines of every table, ``runs`` as from :func:`load_suite`."""
+    return (_table_ii(runs) + [""] + _table_i(runs) + [""] + _table_det_slope(runs) + [""]
+            + _table_runs(runs) + [""])
 
 
-def render_run(run_dir, out_md=None) -> str:
-    """Markdown for a single run directory (``metrics.json`` and ``config.json``)."""
-    run_dir = Path(run_dir)
-    rec = json.loads((run_dir / "metrics.json").read_text())
-    v, n = rec["variant"], rec["net"]
+def run_table(rec: RunRecord) -> list[str]:
+    """Markdown lines for a single run: ours beside the paper's."""
+    m = rec.metrics
+    v, n = m["variant"], m["net"]
     p = PAPER_TABLE_II[v][n]
-    lines = [f"# {n} on ({v}), scale {rec.get('scale')}", "",
+    lines = [f"# {n} on ({v}), scale {m.get('scale')}", "",
              "| quantity | ours | paper |", "|---|---:|---:|",
-             f"| test error | {_err(rec)} | {p[0]:.2f}% ({p[1]:.2f}) |"]
-    if "pose_std" in rec:
-        lines.append(f"| final-pose std ({POSE_UNITS[v]}) | {rec['pose_std']['mean']:.3f} | "
-                     f"{PAPER_TABLE_I[v][n]} |")
-        lines.append(f"| mean det | {rec['mean_det']['mean']:.3f} | – |")
-    if "fig6_slope" in rec:
-        lines.append(f"| Fig. 6 slope | {rec['fig6_slope']['mean']:.2f} | – |")
-    lines.append(f"| parameters | {rec.get('n_params')} | {TABLE_VI_PARAMS[v][n]} |")
-    text = "\n".join(lines) + "\n"
-    if out_md is not None:
-        Path(out_md).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_md).write_text(text)
-    return text
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``stnlab report``."""
-    parser.add_argument("path", help="a suite directory (<variant>/<net>/ runs) or one run")
-    parser.add_argument("--out", default=None,
-                        help="Markdown file to write (default: PATH/report.md)")
-    parser.add_argument("--no-figures", action="store_true", help="tables only")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``stnlab report``."""
-    path = Path(args.path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"report: {path} is not a directory")
-    out = Path(args.out) if args.out else path / "report.md"
-    if (path / "metrics.json").exists():
-        text = render_run(path, out)
-    else:
-        text = render_suite(path, out, figures=not args.no_figures)
-    print(text)
-    print(f"stnlab report: wrote {out}", file=__import__("sys").stderr)
-    return 0
+             f"| test error | {_err(m)} | {p[0]:.2f}% ({p[1]:.2f}) |"]
+    if "pose_std" in m:
+        lines.append(f"| final-pose std ({m['pose_std']['unit']}) | "
+                     f"{m['pose_std']['mean']:.3f} | {PAPER_TABLE_I[v][n]} |")
+        lines.append(f"| mean det | {m['mean_det']['mean']:.3f} | – |")
+    if "fig6_slope" in m:
+        lines.append(f"| Fig. 6 slope | {m['fig6_slope']['mean']:.2f} | – |")
+    lines.append(f"| parameters | {m.get('n_params')} | {TABLE_VI_PARAMS[v][n]} |")
+    return lines

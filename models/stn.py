@@ -33,12 +33,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import sampling
 from sampling.checks import check_choice, check_shape
 from sampling.warp import warp_affine
+
+from . import placements
 
 __all__ = [
     "ConvSpec",
@@ -50,7 +51,7 @@ __all__ = [
     "IDENTITY_BIAS",
 ]
 
-PLACEMENT_KINDS = ("C", "DL", "SL")
+PLACEMENT_KINDS = tuple(placements.STRATEGIES)  # 000's; more may register later
 IDENTITY_BIAS = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
@@ -72,22 +73,29 @@ class DenseSpec:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the ST goes: ``kind`` in ``("C", "DL", "SL")`` and ``depth`` = X."""
+    """Where the ST goes: ``kind`` (``"C"``, ``"DL"``, ``"SL"`` or any kind registered in
+    :mod:`models.placements`) and ``depth`` = X. :meth:`strategy` is the object that
+    :class:`STNNet` asks where to warp and what the localization sees."""
 
     kind: str
     depth: int
 
     def __post_init__(self):
-        check_choice(self.kind, PLACEMENT_KINDS, name="placement kind", fn="Placement")
+        check_choice(self.kind, tuple(placements.STRATEGIES), name="placement kind",
+                     fn="Placement")
         if not isinstance(self.depth, int) or self.depth < 0:
             raise ValueError(f"Placement: expected depth to be an int >= 0, got {self.depth!r}")
-        if self.kind in ("DL", "SL") and self.depth == 0:
+        if self.depth < placements.STRATEGIES[self.kind].min_depth:
             raise ValueError(f"Placement: expected depth >= 1 for {self.kind}X (DL0/SL0 are "
                              f"STN-C0), got {self.depth}")
 
     @property
     def name(self) -> str:
         return f"STN-{self.kind}{self.depth}"
+
+    def strategy(self) -> placements.PlacementStrategy:
+        """The :class:`models.placements.PlacementStrategy` of this placement."""
+        return placements.strategy(self.kind, self.depth)
 
 
 def _conv_stage(in_ch: int, spec: ConvSpec) -> nn.Sequential:
@@ -250,19 +258,21 @@ class STNNet(nn.Module):
                              f"{loc_downsample!r}")
         self.in_shape = tuple(in_shape)
         self.placement = placement
+        self.strategy = placement.strategy() if placement is not None else None
         self.loc_downsample = loc_downsample
         x_depth = placement.depth if placement is not None else 0
+        warp_depth = self.strategy.warp_depth if placement is not None else None
 
         # Classifier stages; shapes are tracked so that the ST output size is known.
         self.stages = nn.ModuleList()
         shape = self.in_shape
         self.warped_shape = None  # (C, H, W) of the tensor the ST warps
         for i, spec in enumerate(classifier):
-            if placement is not None and i == (x_depth if placement.kind == "C" else 0):
+            if i == warp_depth:
                 shape = self._st_output_shape(shape, st_out_scale)
             seq, shape = _build_layers([spec], shape)
             self.stages.append(seq[0])
-        if placement is not None and placement.kind == "C" and x_depth == len(classifier):
+        if warp_depth == len(classifier):
             shape = self._st_output_shape(shape, st_out_scale)
         self.feature_shape = shape
         self.head = nn.Linear(_numel(shape), n_classes)
@@ -272,11 +282,8 @@ class STNNet(nn.Module):
         if placement is not None:
             # C: the localization sees the classifier's features after X stages; DL / SL: it
             # runs X stages itself (copies / the shared modules) on the input. Same shape.
-            loc_in = _stage_shapes(self.in_shape, classifier[:x_depth])
-            if placement.kind == "DL":  # copies: same architecture, own parameters
-                self.loc_prefix = nn.ModuleList(
-                    _build_layers([s], sh)[0][0] for s, sh in
-                    zip(classifier[:x_depth], _prefix_shapes(self.in_shape, classifier)))
+            loc_in = self.strategy.build(self, classifier,
+                                         _stage_shapes(self.in_shape, classifier[:x_depth]))
             if loc_downsample > 1:
                 c, h, w = loc_in
                 loc_in = (c, h // loc_downsample, w // loc_downsample)
@@ -288,6 +295,14 @@ class STNNet(nn.Module):
                                          sampler_options=sampler_options,
                                          align_corners=True)  # 000, footnote 5
 
+    def new_stage(self, spec: ConvSpec, in_shape) -> nn.Module:
+        """A fresh classifier stage for ``spec`` on ``in_shape`` (placements build with it)."""
+        return _build_layers([spec], in_shape)[0][0]
+
+    def stage_input_shapes(self, classifier) -> list:
+        """Input ``(C, H, W)`` of each stage of ``classifier`` on this net's input."""
+        return _prefix_shapes(self.in_shape, classifier)
+
     def _st_output_shape(self, shape, out_scale):
         c, h, w = shape
         self.warped_shape = (c, h, w)
@@ -295,20 +310,6 @@ class STNNet(nn.Module):
         return (c, oh, ow)
 
     # --- forward --------------------------------------------------------------------------
-    def _localize(self, x: torch.Tensor) -> torch.Tensor:
-        """theta ``(N, 2, 3)`` for the input ``x`` when the ST transforms the input (C0/DL/SL)."""
-        kind, depth = self.placement.kind, self.placement.depth
-        h = x
-        if kind == "DL":
-            for stage in self.loc_prefix:
-                h = stage(h)
-        elif kind == "SL":
-            for stage in self.stages[:depth]:  # the very same modules (shared parameters)
-                h = stage(h)
-        if self.loc_downsample > 1:
-            h = F.avg_pool2d(h, self.loc_downsample)
-        return self.st.predict(h)
-
     def forward(self, x: torch.Tensor, return_theta: bool = False):
         """Logits ``(N, n_classes)`` (and ``theta (N, 2, 3)`` with ``return_theta``)."""
         return self._run(x, return_theta, identity=False)
@@ -330,25 +331,16 @@ class STNNet(nn.Module):
             return torch.eye(2, 3, dtype=t.dtype, device=t.device).expand(t.shape[0], 2, 3)
 
         h = x
-        if self.placement is None:
+        if self.strategy is None:
             for stage in self.stages:
-                h = stage(h)
-        elif self.placement.kind == "C":
-            depth = self.placement.depth
-            for stage in self.stages[:depth]:
-                h = stage(h)
-            if identity:
-                theta = eye(h)
-            else:
-                loc_in = F.avg_pool2d(h, self.loc_downsample) if self.loc_downsample > 1 else h
-                theta = self.st.predict(loc_in)
-            h = self.st.warp(h, theta)
-            for stage in self.stages[depth:]:
                 h = stage(h)
         else:
-            theta = eye(x) if identity else self._localize(x)
-            h = self.st.warp(x, theta)
-            for stage in self.stages:
+            depth = self.strategy.warp_depth
+            for stage in self.stages[:depth]:
+                h = stage(h)
+            theta = eye(h) if identity else self.strategy.predict(self, x, h)
+            h = self.st.warp(h, theta)
+            for stage in self.stages[depth:]:
                 h = stage(h)
         logits = self.head(h.flatten(1))  # (N, C*H*W) -> (N, n_classes)
         if not return_theta:
@@ -366,16 +358,10 @@ class STNNet(nn.Module):
             on (T) after a 9x9 valid conv and 2x2 pool, ``s = 2``, ``W = 26``: 25 px
             (000 App. A.2).
         """
-        if self.placement is None or self.placement.kind != "C":
+        if self.strategy is None:
             w = self.in_shape[2]
             return {"stride": 1, "width": w, "half_width_px": (w - 1) / 2}
-        stride, w = 1, self.in_shape[2]
-        for stage in self.stages[: self.placement.depth]:
-            conv = stage[0]
-            w = w - conv.kernel_size[1] + 1
-            if len(stage) > 2:
-                w, stride = w // 2, stride * 2
-        return {"stride": stride, "width": w, "half_width_px": (w - 1) * stride / 2}
+        return self.strategy.frame(self)
 
 
 def _stage_shapes(in_shape, specs) -> tuple[int, int, int]:

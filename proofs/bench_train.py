@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from sampling.checks import UsageError
+from models.errors import UsageError
 
 __all__ = ["add_arguments", "run", "bench_train", "MODES", "cpu_info"]
 
@@ -197,8 +197,9 @@ def bench_train(*, variant: str, net: str, device: str = "cpu", batch_size: int 
     over = {} if batch_size is None else {"batch_size": batch_size}
     cfg = preset("small", variant, net, seeds=tuple(range(seeds)), device=device, **over)
     from models.train import init_models
+    from models.suites.mnist import SUITE as MNIST
 
-    base, params = init_models(cfg)
+    base, params = init_models(cfg, MNIST.build)
     if data is None:
         data, _ = load_data(variant, device, test_digits=1)
     use_vmap = cfg.vmap and seeds > 1 and cfg.method == "bilinear"

@@ -6,10 +6,12 @@ functions::
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...
     def run(args: argparse.Namespace) -> int: ...
 
-and is listed in :data:`COMMANDS`. A sub-command whose module does not exist yet
-still has ``--help`` and exits 2 saying it is not built.
+and is listed in :data:`COMMANDS`. Every listed module must import (a broken one is an
+error, not a missing sub-command). Machine-readable output follows one convention:
+``--json [PATH]`` writes JSON to PATH, or to stdout for ``-`` or no PATH
+(:func:`models.runio.add_json_argument`).
 
-User mistakes (:class:`ValueError`, including :class:`sampling.UsageError`,
+User mistakes (:class:`ValueError`, including :class:`models.errors.UsageError`,
 ``FileNotFoundError``) are printed as one line ``stnlab <cmd>: error: ...`` with
 exit status 2; set ``STNLAB_DEBUG=1`` for the traceback. Ctrl-C stops any command
 with one line and exit status 130 (see :func:`main`).
@@ -27,15 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("models.data.cli", "fetch and inspect datasets (MNIST, ...)"),
     "prove": ("proofs.run", "run the claims catalogue; write report.md/report.json and figures"),
     "train": ("models.cli", "train STN models (MNIST suite, ...)"),
-    "report": ("models.report", "render run directories or suites as Markdown + figures"),
-    "bench": ("sampling.bench", "benchmark the samplers against F.grid_sample"),
+    "report": ("proofs.suite_report", "render run directories or suites as Markdown + figures"),
+    "bench": ("proofs.bench", "benchmark the samplers against F.grid_sample"),
     "experiment": ("proofs.experiments.cli",
                    "run a sampler experiment (gradient field, alignment, ablations)"),
 }
 
 # Sub-commands added to a command whose own module defines its sub-commands:
-# ``stnlab bench train`` is a driver on top of models/, so it lives in proofs/ while
-# ``stnlab bench sampler`` stays in sampling.bench.
+# ``stnlab bench train`` (proofs.bench_train) beside ``stnlab bench sampler`` (proofs.bench).
 SUBCOMMANDS: dict[str, dict[str, tuple[str, str]]] = {
     "bench": {"train": ("proofs.bench_train", "time a training step in each precision / "
                         "compile mode (images/s, speedup over fp32)")},
@@ -50,12 +51,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            return None
-        raise
+    """Import a sub-command's module; one that fails to import is an error, never hidden."""
+    return importlib.import_module(module)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,14 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         mod = _load(module)
-        if mod is None:
-            p.description = f"{help_} (not built yet)"
-            p.set_defaults(_run=_not_built(name))
-        else:
-            mod.add_arguments(p)
-            p.set_defaults(_run=mod.run)
-            for sub_name, (sub_module, sub_help) in SUBCOMMANDS.get(name, {}).items():
-                _add_subcommand(p, sub_name, importlib.import_module(sub_module), sub_help)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+        for sub_name, (sub_module, sub_help) in SUBCOMMANDS.get(name, {}).items():
+            _add_subcommand(p, sub_name, _load(sub_module), sub_help)
     return parser
 
 
@@ -93,14 +86,6 @@ def _add_subcommand(parser, name: str, mod, help_: str) -> None:
     p = action.add_parser(name, help=help_, description=help_)
     mod.add_arguments(p)
     p.set_defaults(_run=mod.run)  # a sub-parser's default overrides the parent's
-
-
-def _not_built(name: str):
-    def run(args) -> int:
-        print(f"stnlab {name}: error: not built yet", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def _main(argv: list[str] | None) -> int:

@@ -18,10 +18,14 @@ Register checks in a module listed in :data:`CLAIM_MODULES`::
     claim("INV-1", "discrete convolution with circular padding is exactly translation "
           "covariant", source="000 Sec. II-B")
 
-    @check("INV-1", quick=True)
+    @check("INV-1", scales=("quick", "full"))
     def inv1_random_cnns(ctx):
         err = ...
         return Evidence.compare("max_rel_error", err, "<=", 1e-6, numbers={...})
+
+A check declares the scales it runs at (``scales``, from :data:`PROVE_SCALES`); at any
+other scale it is "not run". A claim module that fails to import is an error (never a
+silently missing claim), and so is a second check under one name.
 """
 
 from __future__ import annotations
@@ -50,14 +54,18 @@ __all__ = [
     "load_all",
     "run_claims",
     "CLAIM_MODULES",
+    "PROVE_SCALES",
 ]
 
 STATUSES = ("verified", "failed", "not run")
+#: Scales of ``stnlab prove``: ``quick`` (``--quick``, CI-sized) and ``full``.
+PROVE_SCALES = ("quick", "full")
 
 # Modules that register claims/checks on import. Add yours here.
 CLAIM_MODULES = [
     "proofs.claims.geometry",
     "proofs.claims.invariance",
+    "proofs.claims.invariance_scale",
     "proofs.claims.sampling_core",
     "proofs.claims.sampling",
     "proofs.claims.empirical",
@@ -172,7 +180,12 @@ class CheckContext:
 class Check:
     name: str
     fn: Callable[[CheckContext], Evidence]
-    quick: bool  # part of the CI-sized ``--quick`` subset
+    scales: tuple[str, ...]  # the prove scales it runs at (PROVE_SCALES)
+
+    @property
+    def quick(self) -> bool:
+        """Whether it is part of the CI-sized ``--quick`` run."""
+        return "quick" in self.scales
 
 
 @dataclass
@@ -199,8 +212,22 @@ def claim(id: str, statement: str, *, source: str, kind: str = "numerical") -> C
     return c
 
 
-def check(claim_id: str, *, quick: bool = True, name: str | None = None):
-    """Decorator: register ``fn(ctx) -> Evidence`` as a check of ``claim_id``."""
+def check(claim_id: str, *, scales=PROVE_SCALES, name: str | None = None):
+    """Decorator: register ``fn(ctx) -> Evidence`` as a check of ``claim_id``.
+
+    Args:
+        claim_id: a registered claim.
+        scales: the prove scales the check runs at (``("quick", "full")``: both, sized
+            by ``ctx.quick``; ``("full",)``: not in ``--quick``).
+        name: the check's name (default: the function's); unique within the claim.
+
+    Raises:
+        ValueError: unknown claim, unknown scale, or a second check under one name.
+    """
+    scales = tuple(scales)
+    bad = [s for s in scales if s not in PROVE_SCALES]
+    if not scales or bad:
+        raise ValueError(f"check: expected scales from {PROVE_SCALES}, got {scales!r}")
 
     def deco(fn):
         if claim_id not in _REGISTRY:
@@ -208,21 +235,17 @@ def check(claim_id: str, *, quick: bool = True, name: str | None = None):
         c = _REGISTRY[claim_id]
         nm = name or fn.__name__
         if any(ch.name == nm for ch in c.checks):
-            return fn
-        c.checks.append(Check(nm, fn, quick))
+            raise ValueError(f"check: {claim_id} already has a check named {nm!r}")
+        c.checks.append(Check(nm, fn, scales))
         return fn
 
     return deco
 
 
 def load_all() -> dict[str, Claim]:
-    """Import every module in :data:`CLAIM_MODULES` (missing ones are skipped)."""
+    """Import every module in :data:`CLAIM_MODULES`; one that fails to import is an error."""
     for mod in CLAIM_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+        importlib.import_module(mod)
     return _REGISTRY
 
 
@@ -258,8 +281,10 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
         results = []
         for ch in c.checks:
             elapsed = None
-            if not selected or (ctx.quick and not ch.quick):
-                ev = Evidence.not_run("not selected" if not selected else "not in --quick")
+            scale = "quick" if ctx.quick else "full"
+            if not selected or scale not in ch.scales:
+                ev = Evidence.not_run("not selected" if not selected else "not in --quick"
+                                      if ctx.quick else f"runs at {', '.join(ch.scales)} only")
             else:
                 if progress:
                     progress(f"{cid} {ch.name}")

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from models import runio
+
 from .registry import STATUSES
 
 __all__ = ["Progress", "summarize", "write_report", "render_markdown", "key_numbers"]
@@ -31,15 +33,17 @@ _ICON = {"verified": "verified", "failed": "**FAILED**", "not run": "not run"}
 
 
 class Progress:
-    """Progress lines on stderr: ``[i/n] CLAIM check  elapsed 12.3s  ETA 40s``.
+    """Progress lines on stderr: ``[i/n] CLAIM check  elapsed 12s  ETA 40s``.
 
     Use as the ``progress`` callback of :func:`proofs.registry.run_claims`; call
-    :meth:`done` at the end.
+    :meth:`done` at the end. The line is :class:`models.runio.Progress`'s; this adds
+    how long each check took.
     """
 
     def __init__(self, total: int, stream: TextIO | None = None):
         self.total = max(int(total), 0)
         self.stream = stream or sys.stderr
+        self._line = runio.Progress("", self.total, stream=self.stream, every_s=0.0)
         self.start = time.perf_counter()
         self.count = 0
         self._last: tuple[str, float] | None = None
@@ -53,17 +57,8 @@ class Progress:
         """Report that the check ``label`` starts (and how long the previous one took)."""
         now = time.perf_counter()
         self._finish_last(now)
-        elapsed = now - self.start
-        eta = ""
-        if self.count:
-            remaining = max(self.total - self.count, 0)
-            eta = f"  ETA {elapsed / self.count * remaining:.0f}s"
+        self._line.update(self.count, what=label, force=True)
         self.count += 1
-        print(
-            f"[{self.count}/{self.total}] {label}  elapsed {elapsed:.1f}s{eta}",
-            file=self.stream,
-            flush=True,
-        )
         self._last = (label, now)
 
     def done(self) -> float:

@@ -3,7 +3,8 @@
     stnlab prove                   # every claim; prove-out/report.md, report.json, figures/
     stnlab prove --quick           # the CI-sized subset
     stnlab prove --only INV-4 --only GEO-1,GEO-2
-    stnlab prove --json            # also print the JSON summary on stdout
+    stnlab prove --json [PATH]     # the JSON summary on stdout ('-', no PATH) or to PATH
+    stnlab prove --device cuda     # checks that compute on tensors use this device
 
 Exit status: 0 if no check failed ("not run" is not a failure, and never counts as
 verified), 1 if any check failed, 2 on a usage error.
@@ -12,9 +13,7 @@ verified), 1 if any check failed, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from models import runio
 
 from .registry import CheckContext, load_all, run_claims
 from .report import Progress, summarize, write_report
@@ -56,10 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("results"),
         help="directory of committed empirical results the EMP claims read (default: results/)",
     )
+    runio.add_json_argument(parser, "the summary (id, status, key numbers)")
     parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the JSON summary (id, status, key numbers) on stdout",
+        "--device",
+        default="cpu",
+        help="device of the checks that train or sample on tensors: cpu or cuda[:i] "
+        "(default: cpu)",
     )
 
 
@@ -78,20 +81,6 @@ def parse_only(values: list[str] | None) -> list[str] | None:
     return ids
 
 
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _count_checks(only: list[str] | None, quick: bool) -> int:
     claims = load_all()
     return sum(
@@ -107,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     only = parse_only(args.only)
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
+    device = str(args.device)
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"--device: expected cpu or cuda[:i], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     out = Path(args.out)
@@ -116,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         quick=bool(args.quick),
         seed=int(args.seed),
-        device="cpu",
+        device=device,
         results_dir=Path(args.results),
     )
     progress = Progress(_count_checks(only, ctx.quick))
@@ -136,29 +130,27 @@ def run(args: argparse.Namespace) -> int:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "git": _git_sha(),
+        "git": runio.git_commit(short=True),
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
     }
     md, js = write_report(claims, out, meta)
     summ = summarize(claims)
-    if args.json:
+    if args.json is not None:
         from .report import key_numbers
 
-        print(
-            json.dumps(
-                {
-                    "summary": summ,
-                    "report": str(js),
-                    "claims": [
-                        {"id": c["id"], "status": c["status"], "key_numbers": key_numbers(c)}
-                        for c in claims
-                    ],
-                },
-                indent=1,
-            )
+        runio.emit_json(
+            args.json,
+            {
+                "summary": summ,
+                "report": str(js),
+                "claims": [
+                    {"id": c["id"], "status": c["status"], "key_numbers": key_numbers(c)}
+                    for c in claims
+                ],
+            },
         )
-    else:
+    if args.json != "-":
         width = max((len(c["id"]) for c in claims), default=5)
         for c in claims:
             print(f"{c['id']:<{width}}  {c['status']}")

@@ -11,7 +11,7 @@ the affine core :mod:`sampling.geometry`, and the one warp every caller uses,
 
 from . import geometry
 from .api import METHODS, grid_sample
-from .checks import ShapeError, UsageError
+from .checks import ShapeError
 from .linearized import linearized_grid_sample
 from .multiscale import multiscale_grid_sample
 from .warp import affine_grid, warp_affine
@@ -25,5 +25,4 @@ __all__ = [
     "multiscale_grid_sample",
     "METHODS",
     "ShapeError",
-    "UsageError",
 ]

@@ -5,25 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import check_choice, check_same_device_dtype, check_shape
+from .checks import check_choice, check_sampler_inputs
 
 __all__ = ["grid_sample", "METHODS", "check_sampler_inputs"]
 
 METHODS = ("bilinear", "linearized", "multiscale")
-PADDING_MODES = ("zeros", "border", "reflection")
 #: torch < 2.13 has the vmap bug worked around in :func:`grid_sample` on CPU too.
 _OLD_TORCH = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13)
-
-
-def check_sampler_inputs(input, grid, *, fn: str, padding_mode: str = "zeros") -> dict[str, int]:
-    """Validate ``input (N, C, H, W)`` and ``grid (N, h, w, 2)`` as ``F.grid_sample`` expects."""
-    dims = check_shape(input, "N C H W", name="input", fn=fn)
-    dims = check_shape(grid, "N h w 2", name="grid", fn=fn, dims={"N": dims["N"]} | dims)
-    if not input.is_floating_point():
-        raise ValueError(f"{fn}: expected input to be a floating-point tensor, got {input.dtype}")
-    check_same_device_dtype(input, grid, names=("input", "grid"), fn=fn)
-    check_choice(padding_mode, PADDING_MODES, name="padding_mode", fn=fn)
-    return dims
 
 
 def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilinear",

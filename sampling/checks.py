@@ -15,13 +15,14 @@ from collections.abc import Mapping
 import torch
 
 __all__ = [
+    "check_sampler_inputs",
+    "PADDING_MODES",
     "ShapeError",
     "check_shape",
     "check_finite",
     "check_same_device_dtype",
     "check_positive",
     "check_choice",
-    "UsageError",
 ]
 
 
@@ -122,5 +123,15 @@ def check_choice(value, choices, *, name: str, fn: str) -> None:
         raise ValueError(f"{fn}: expected {name} to be one of {opts}, got {value!r}")
 
 
-class UsageError(ValueError):
-    """A user mistake on the command line or in a config (printed as one line by ``stnlab``)."""
+PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def check_sampler_inputs(input, grid, *, fn: str, padding_mode: str = "zeros") -> dict[str, int]:
+    """Validate ``input (N, C, H, W)`` and ``grid (N, h, w, 2)`` as ``F.grid_sample`` expects."""
+    dims = check_shape(input, "N C H W", name="input", fn=fn)
+    dims = check_shape(grid, "N h w 2", name="grid", fn=fn, dims={"N": dims["N"]} | dims)
+    if not input.is_floating_point():
+        raise ValueError(f"{fn}: expected input to be a floating-point tensor, got {input.dtype}")
+    check_same_device_dtype(input, grid, names=("input", "grid"), fn=fn)
+    check_choice(padding_mode, PADDING_MODES, name="padding_mode", fn=fn)
+    return dims

@@ -108,8 +108,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from . import _ext
-from .api import check_sampler_inputs
-from .checks import check_positive
+from .checks import check_positive, check_sampler_inputs
 
 __all__ = ["linearized_grid_sample", "grid_footprint", "DEFAULT_EPS", "LinearizedFit",
            "fit_local_gradient"]

@@ -25,8 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .api import check_sampler_inputs
-from .checks import check_positive
+from .checks import check_positive, check_sampler_inputs
 
 __all__ = ["multiscale_grid_sample", "gaussian_blur", "PAPER_SIGMAS"]
 

@@ -17,12 +17,12 @@ self-sufficient: copy it to a machine without network and point
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
-from sampling.checks import UsageError
+from ..errors import UsageError
 
+from . import info as dataset_info
 from . import mnist
 from .layout import READERS
 
@@ -98,6 +98,7 @@ def _fetch(args) -> int:
 
 
 def _reader_info(args) -> int:
+    """``data info NAME --from DIR``: through :func:`models.data.info.dataset_info`."""
     name = args.dataset
     if name not in READERS:
         raise UsageError(f"data info: expected NAME in {list(READERS)} (with --from DIR), got "
@@ -105,14 +106,7 @@ def _reader_info(args) -> int:
     if args.from_dir is None:
         raise UsageError(f"data info {name}: expected --from DIR (the directory holding {name} "
                          f"in its official layout)")
-    try:
-        reader = importlib.import_module(READERS[name])
-    except ModuleNotFoundError as e:
-        if e.name != READERS[name]:
-            raise
-        raise UsageError(f"data info {name}: the {name} reader ({READERS[name]}) is not built "
-                         f"yet") from None
-    meta = reader.info(args.from_dir)
+    meta = dataset_info.dataset_info(name, args.from_dir)
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0

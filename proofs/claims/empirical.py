@@ -25,9 +25,9 @@ independent of any result; a failing check reports the measured numbers.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from models.record import SuiteRecord
 from proofs.registry import Evidence, check, claim
 
 SUITE_NAME = "mnist-small"
@@ -54,22 +54,18 @@ def suite_dir(ctx) -> Path | None:
         return None
     root = Path(root)
     for cand in (root / SUITE_NAME, root):
-        if any((cand / v).is_dir() for v in ("R", "T", "S")):
+        if SuiteRecord.is_suite(cand):
             return cand
     return None
 
 
 def _runs(ctx) -> tuple[Path | None, dict]:
+    """``(suite dir, {variant: {net: metrics}})``; smoke runs are no evidence of anything."""
     d = suite_dir(ctx)
-    runs: dict = {}
     if d is None:
-        return None, runs
-    for p in d.glob("*/*/metrics.json"):
-        rec = json.loads(p.read_text())
-        if rec.get("scale") == "smoke":  # seconds of training: not evidence of anything
-            continue
-        runs.setdefault(rec["variant"], {})[rec["net"]] = rec
-    return d, runs
+        return None, {}
+    suite = SuiteRecord.load(d, exclude_scales=("smoke",))
+    return d, {v: {n: r.metrics for n, r in row.items()} for v, row in suite.runs.items()}
 
 
 def _missing(runs, needed) -> list[str]:
@@ -99,17 +95,17 @@ def _pose_order(ctx, variant: str) -> Evidence:
             f"{n} {v:.3g}" for n, v in std.items()) + f" [{d}]")
 
 
-@check("EMP-1", quick=True, name="rotation_pose_order")
+@check("EMP-1", name="rotation_pose_order")
 def emp1_rotation_pose_order(ctx):
     return _pose_order(ctx, "R")
 
 
-@check("EMP-1", quick=True, name="scale_pose_order")
+@check("EMP-1", name="scale_pose_order")
 def emp1_scale_pose_order(ctx):
     return _pose_order(ctx, "S")
 
 
-@check("EMP-1", quick=True, name="fig6_slopes")
+@check("EMP-1", name="fig6_slopes")
 def emp1_fig6_slopes(ctx):
     _, runs = _runs(ctx)
     nets = ("STN-C1", "STN-C0", "STN-SL1")
@@ -125,7 +121,7 @@ def emp1_fig6_slopes(ctx):
                                                              for n, v in slope.items()))
 
 
-@check("EMP-1", quick=True, name="error_order")
+@check("EMP-1", name="error_order")
 def emp1_error_order(ctx):
     _, runs = _runs(ctx)
     needed = [(v, n) for v in ("R", "S") for n in ("STN-C1",) + INPUT_STNS]
@@ -143,19 +139,19 @@ def emp1_error_order(ctx):
     return Evidence.all_of(parts, summary="test error: " + "; ".join(bits))
 
 
-@check("EMP-2", quick=True, name="deeper_placements")
+@check("EMP-2", name="deeper_placements")
 def emp2_not_run(ctx):
     return Evidence.not_run("needs trained STN-CX / DLX / SLX at depths X = 0..8 on SVHN and "
                             "Plankton stand-ins (000 Tables III-V); no such runs exist yet")
 
 
-@check("EMP-3", quick=True, name="linearized_downsampling")
+@check("EMP-3", name="linearized_downsampling")
 def emp3_not_run(ctx):
     return Evidence.not_run("needs STN/ICSTN trained with bilinear vs linearized sampling at "
                             "1x-8x downsampling (003 Table 1); no such runs exist yet")
 
 
-@check("EMP-4", quick=True, name="conv_stn_localization")
+@check("EMP-4", name="conv_stn_localization")
 def emp4_not_run(ctx):
     return Evidence.not_run("needs a trained convolutional STN with Top-1 Loc / GT-known Loc "
                             "on the cluttered-digit localization stand-in (004 Tables I-III); "

@@ -41,7 +41,7 @@ def geo1_symbolic_solution() -> dict:
     }
 
 
-@check("GEO-1", quick=True)
+@check("GEO-1")
 def geo1_sympy_and_numeric(ctx):
     sym = geo1_symbolic_solution()
     sym_ok = (sym.get("unique") and sym["eq12_matches"] and sym["eq13_matches"]
@@ -74,7 +74,7 @@ def geo1_sympy_and_numeric(ctx):
     return ev
 
 
-@check("GEO-2", quick=True)
+@check("GEO-2")
 def geo2_units(ctx):
     """Translate a ramp image by one normalized unit and read off the shift in pixels."""
     results = {}
@@ -142,7 +142,7 @@ def composition_error(seed: int, n: int = 96) -> dict:
     return {"rel_error": rel(once, seq), "rel_error_wrong_order": rel(wrong, seq)}
 
 
-@check("GEO-3", quick=True)
+@check("GEO-3")
 def geo3_compose_and_identity(ctx):
     errs = [composition_error(ctx.seed + k) for k in range(4)]
     worst = max(e["rel_error"] for e in errs)

@@ -20,20 +20,18 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
-import sympy as sp
 import torch
-import torch.nn.functional as F
 
 from invariance import channels as chn
+from invariance import measures
 from invariance.alignment import feature_alignment_error
-from invariance.extractors import IsotropicBank, OrientedBank, random_cnn
+from invariance.extractors import FeatureExtractor, IsotropicBank, OrientedBank, random_cnn
 from invariance.search import SearchSpace, search_alignment
 from invariance.warps import central_mask, transform
 from proofs.registry import Evidence, check, claim
 from sampling import geometry
 
-RADIUS = 0.35  # central disk (normalized) where both sides of eq. 4 are defined
+RADIUS = measures.RADIUS  # central disk (normalized) where both sides of eq. 4 are defined
 EXACT_TOL = 1e-12  # float64, index-permutation regime
 LARGE = 0.1  # a relative error "bounded away from 0"
 INTERP_TOL = 0.1  # interpolated regime: smoothed 64 px images resampled bilinearly twice
@@ -105,7 +103,7 @@ def natural_images(
     Central square crops, resized with anti-aliasing, then Gaussian-smoothed by
     ``blur`` pixels (smooth inputs for the interpolated regime).
     """
-    from skimage import color, data, filters, transform as sk
+    from models.data.images import load_natural_images
 
     names = [
         "camera",
@@ -119,35 +117,18 @@ def natural_images(
     ]
     if n > len(names):
         raise ValueError(f"natural_images: expected n <= {len(names)}, got {n}")
-    out = []
-    for name in names[:n]:
-        im = getattr(data, name)()
-        if im.ndim == 3:
-            im = color.rgb2gray(im[..., :3])
-        im = im.astype(np.float64)
-        im = (im - im.min()) / max(im.max() - im.min(), 1e-12)
-        h, w = im.shape
-        s = min(h, w)
-        im = im[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-        im = sk.resize(im, (size, size), anti_aliasing=True)
-        if blur > 0:
-            im = filters.gaussian(im, sigma=blur)
-        out.append(im)
-    return torch.tensor(np.stack(out), dtype=dtype)[:, None]
+    return load_natural_images(names[:n], size, stretch=True, blur=blur, dtype=dtype)
 
 
 def digits(n: int = 4, canvas: int = 64, *, dtype=torch.float64) -> torch.Tensor | None:
     """``(n, 1, canvas, canvas)`` MNIST test digits centred on a zero canvas, or None if
     MNIST is not cached (``stnlab data fetch mnist``)."""
-    try:
-        from models.data.mnist import load_mnist
+    from models.data.images import load_mnist_digits
 
-        images, _ = load_mnist("test")
+    try:
+        return load_mnist_digits(n, canvas=canvas, dtype=dtype)
     except (ImportError, FileNotFoundError, ValueError, OSError):
         return None
-    x = images[:n].to(dtype)[:, None] / 255.0  # (n, 1, 28, 28)
-    p = (canvas - 28) // 2
-    return F.pad(x, (p, canvas - 28 - p, p, canvas - 28 - p))
 
 
 def _one_thread(fn):
@@ -180,6 +161,17 @@ def _rot_matrix(
     )
 
 
+# ----------------------------------------------------------- measurements (invariance/)
+# The measurements live in :mod:`invariance.measures` (plain results); these adapters give
+# the evidence its flat dict form.
+SCALES = measures.SCALES
+
+
+def inv3_symbolic() -> dict:
+    """:func:`invariance.measures.receptive_field_centres` as a dict."""
+    return measures.receptive_field_centres().to_dict()
+
+
 # ----------------------------------------------------------------------------- INV-1
 
 
@@ -187,13 +179,16 @@ def measure_inv1(nets: list, images: torch.Tensor, shifts: list[tuple[int, int]]
     """Exactness of ``Γ(roll_s f) = roll_{s / stride} Γ(f)`` for each net and shift.
 
     Args:
-        nets: extractors with a ``stride`` attribute (float64 parameters).
+        nets: :class:`invariance.FeatureExtractor` s (float64 parameters).
         images: ``(N, 1, H, W)`` float64.
         shifts: integer ``(dy, dx)`` pixel shifts (multiples of every net's stride).
     """
     worst, rows = 0.0, []
     for i, net in enumerate(nets):
-        s = int(getattr(net, "stride", 1))
+        if not isinstance(net, FeatureExtractor):
+            raise ValueError(f"measure_inv1: expected nets[{i}] to be a FeatureExtractor "
+                             f"(stride, forward), got {type(net).__name__}")
+        s = int(net.stride)
         with torch.no_grad():
             ref = net(images)
             scale = float(ref.abs().max()) or 1.0
@@ -213,7 +208,7 @@ def measure_inv1(nets: list, images: torch.Tensor, shifts: list[tuple[int, int]]
     )
 
 
-@check("INV-1", quick=True)
+@check("INV-1")
 @_one_thread
 def inv1_circular_cnns(ctx):
     """Random circular-padded CNNs (depth 1-4, with/without pooling), real images, float64."""
@@ -308,7 +303,7 @@ def _inv2_ev(res, found, dev_px, ident, shift_px, tol):
     return ev
 
 
-@check("INV-2", quick=True)
+@check("INV-2")
 @_one_thread
 def inv2_translations(ctx):
     """Zero-padded random CNN with pooling; integer (exact) and sub-pixel (interpolated) shifts."""
@@ -341,40 +336,7 @@ def inv2_translations(ctx):
 # ----------------------------------------------------------------------------- INV-3
 
 
-def inv3_symbolic() -> dict:
-    """Receptive-field centres (000 eqs. 5-6) in sympy.
-
-    ``(T_g Γ T_h f)(x)`` is computed from ``f`` around ``c(x) = T_h^{-1} T_g^{-1} x``
-    (``Γ`` translation covariant, ``(T f)(x) = f(T^{-1} x)``); ``(Γ f)(x)`` around ``x``.
-    Requiring ``c(x) = x`` for all ``x`` is a linear system in the six entries of
-    ``T_g^{-1}`` whose unique solution is ``T_g^{-1} = T_h``, i.e. ``T_g = T_h^{-1}``.
-    """
-    a, b, c, d, e, f_ = sp.symbols("h11 h12 h21 h22 h13 h23", real=True)
-    g = sp.symbols("g11 g12 g21 g22 g13 g23", real=True)
-    x, y = sp.symbols("x y", real=True)
-    th = sp.Matrix([[a, b, e], [c, d, f_], [0, 0, 1]])
-    ginv = sp.Matrix([[g[0], g[1], g[4]], [g[2], g[3], g[5]], [0, 0, 1]])  # T_g^{-1}
-    centre = th.inv() * ginv * sp.Matrix([x, y, 1])
-    eqs = []
-    for comp, target in ((centre[0], x), (centre[1], y)):
-        num = sp.together(comp - target)
-        poly = sp.Poly(sp.numer(num), x, y)
-        eqs += poly.coeffs()
-    sol = sp.solve(eqs, list(g), dict=True)
-    unique = len(sol) == 1
-    ok = False
-    if unique:
-        gi = ginv.subs(sol[0])
-        tg = gi.inv()
-        ok = sp.simplify(tg - th.inv()) == sp.zeros(3, 3)
-    return {
-        "unique_solution": unique,
-        "T_g_equals_T_h_inverse": bool(ok),
-        "solution": str(sol[0]) if unique else str(sol),
-    }
-
-
-@check("INV-3", quick=True, name="inv3_sympy_receptive_field_centres")
+@check("INV-3", name="inv3_sympy_receptive_field_centres")
 @_one_thread
 def inv3_sympy(ctx):
     """sympy: receptive-field centres coincide for all x iff T_g = T_h^{-1}."""
@@ -514,7 +476,7 @@ INV3_TOL_RANDOM_CNN = {
 INV3_TOL_ISOTROPIC = {"angle_deg": 1.0, "log_scale": 0.02, "shear": 0.05, "t_px": 0.25}
 
 
-@check("INV-3", quick=True, name="inv3_search_minimiser_at_T_h_inverse")
+@check("INV-3", name="inv3_search_minimiser_at_T_h_inverse")
 @_one_thread
 def inv3_search(ctx):
     """Dense search over T_g on random-CNN and isotropic-bank features: minimiser = T_h^{-1}."""
@@ -626,7 +588,7 @@ def measure_inv4(bank, images: torch.Tensor, ks=(1, 2, 3), *, large: float = LAR
     return ev
 
 
-@check("INV-4", quick=True, name="inv4_oriented_bank_exact_90")
+@check("INV-4", name="inv4_oriented_bank_exact_90")
 @_one_thread
 def inv4_exact(ctx):
     """Oriented Gaussian-derivative bank, 90° multiples by torch.rot90 (exact), float64."""
@@ -689,7 +651,7 @@ def inv4_exact(ctx):
     return ev
 
 
-@check("INV-4", quick=False, name="inv4_rotation_landscape")
+@check("INV-4", scales=("full",), name="inv4_rotation_landscape")
 @_one_thread
 def inv4_landscape(ctx):
     """Interpolated regime: search T_g over all angles, spatial vs permutation, T_h = 90°."""
@@ -743,354 +705,3 @@ def inv4_landscape(ctx):
     return ev
 
 
-# ----------------------------------------------------------------------------- INV-5
-
-SCALES = (0.5, 0.71, 1.0, 1.41, 2.0)
-
-
-def measure_scales(
-    net, images: torch.Tensor, scales=SCALES, *, modes=("spatial", "mix"), refine_iters: int = 20
-) -> list[dict]:
-    """Best error over ``T_g`` (log-scale grid + refined translation) for each scale ``s``."""
-    with torch.no_grad():
-        ref = net(images)
-    rows = []
-    ls_grid = tuple(0.1 * i for i in range(-9, 10))
-    for s in scales:
-        th = _rot_matrix(0.0, math.log(s))
-        with torch.no_grad():
-            moved = net(transform(images, th))
-        row = {"s": s, "abs_log_s": abs(math.log(s))}
-        for mode in modes:
-            space = SearchSpace(log_scales=ls_grid, refine=("log_scale", "tx", "ty"))
-            res = search_alignment(
-                moved,
-                ref,
-                space,
-                mode=mode,
-                radius=RADIUS,
-                refine_iters=refine_iters if s != 1.0 else 0,
-            )
-            row[f"{mode}_error"] = res.error
-            row[f"{mode}_found_log_scale"] = res.params["log_scale"]
-            if mode == modes[0]:
-                row["landscape"] = {
-                    "log_scale": res.landscape["log_scale"].tolist(),
-                    "error": res.landscape[f"error_{mode}"].tolist(),
-                }
-        rows.append(row)
-    return rows
-
-
-def interpolation_floor(net, images: torch.Tensor, *, mode: str = "mix") -> float:
-    """Best error after a half-pixel diagonal translation, which *is* alignable in theory.
-
-    Bilinear resampling at half-pixel offsets is its worst case, so this bounds what
-    interpolation alone contributes to an alignment error of ``net`` on ``images``.
-    """
-    size = images.shape[-1]
-    th = _rot_matrix(0.0, t=(1.0 / size, 1.0 / size))  # (0.5, 0.5) px
-    with torch.no_grad():
-        ref, moved = net(images), net(transform(images, th))
-    return search_alignment(
-        moved, ref, SearchSpace(refine=("tx", "ty")), mode=mode, radius=RADIUS
-    ).error
-
-
-def inv5_verdict(rows: list[dict], *, mode: str = "mix", floor: float) -> Evidence:
-    """s = 1 ~0 (<= 1e-6: float64 with the mix's 1e-9 ridge); every s != 1 >= FLOOR_FACTOR x the
-    interpolation floor; error grows with |log s| on each side of s = 1."""
-    by_s = {r["s"]: r[f"{mode}_error"] for r in rows}
-    one = by_s.get(1.0, float("nan"))
-    others = [v for s, v in by_s.items() if s != 1.0]
-    up = sorted((s, v) for s, v in by_s.items() if s >= 1.0)
-    down = sorted(((s, v) for s, v in by_s.items() if s <= 1.0), reverse=True)
-    grows = all(b[1] > a[1] for side in (up, down) for a, b in zip(side, side[1:]))
-    return Evidence.all_of(
-        [
-            Evidence.compare("error_at_s1", one, "<=", 1e-6),
-            Evidence.compare(
-                f"min_{mode}_error_s_ne_1",
-                min(others) if others else float("nan"),
-                ">=",
-                FLOOR_FACTOR * floor,
-            ),
-            Evidence.compare("grows_with_abs_log_s", float(grows), ">=", 1.0),
-        ]
-    )
-
-
-@check("INV-5", quick=True)
-@_one_thread
-def inv5_scaling(ctx):
-    """Random CNN on natural images, s in {0.5, 0.71, 1, 1.41, 2}: best T_g + best channel mix."""
-    imgs = natural_images(6, 64, blur=BLUR)
-    net = random_cnn(
-        3, 8, pool_after=(1,), padding_mode="zeros", seed=ctx.seed, dtype=torch.float64
-    )
-    scales = (0.5, 1.0, 2.0) if ctx.quick else SCALES
-    rows = measure_scales(net, imgs, scales)
-    floor = interpolation_floor(net, imgs)
-    ev = inv5_verdict(rows, floor=floor)
-    ev.numbers["interpolation_floor_half_pixel_shift"] = floor
-    ev.numbers["table"] = [
-        {k: r[k] for k in ("s", "spatial_error", "mix_error", "mix_found_log_scale")} for r in rows
-    ]
-    ev.data = {
-        "rows": rows,
-        "floor": floor,
-        "extractor": "random CNN (3 conv, 8 ch, 1 pool), 6 smoothed natural images",
-    }
-    from figures.invariance import error_vs_log_scale, scale_landscape
-
-    ev.figure = ctx.draw("inv5_error_vs_log_scale.png", error_vs_log_scale, ev.data)
-    extra = ctx.draw("inv5_scale_landscape.png", scale_landscape, ev.data)
-    ev.data["figures"] = [extra] if extra else []
-    summary = (
-        "random CNN, best error (T_g + channel mix) by s: "
-        + ", ".join(f"{r['s']:g}: {r['mix_error']:.3f}" for r in rows)
-        + f"; interpolation floor (half-pixel shift) {floor:.3f}"
-    )
-    if not ctx.quick:
-        # A second, deeper random CNN, judged the same way.
-        deep = random_cnn(5, 16, pool_after=(1, 3), seed=ctx.seed + 1, dtype=torch.float64)
-        drows = measure_scales(deep, imgs, scales)
-        dfloor = interpolation_floor(deep, imgs)
-        dev = inv5_verdict(drows, floor=dfloor)
-        ev = _merge(ev, dev, "deep_cnn_")
-        ev.numbers["deep_cnn_table"] = [
-            {k: r[k] for k in ("s", "spatial_error", "mix_error")} for r in drows
-        ]
-        # Reported, not judged: a Gaussian-derivative bank. Its channels span first-order
-        # scale changes (heat equation), so a channel mix nearly undoes a scaling.
-        ori = OrientedBank((1.0, 2.0), dtype=torch.float64)
-        orows = measure_scales(ori, imgs, scales)
-        ev.numbers["note_oriented_bank_mix_errors"] = {f"{r['s']:g}": r["mix_error"] for r in orows}
-        ev.numbers["note_oriented_bank_floor"] = interpolation_floor(ori, imgs)
-        summary += (
-            "; deep CNN (5 conv, 16 ch, 2 pools): "
-            + ", ".join(f"{r['s']:g}: {r['mix_error']:.3f}" for r in drows)
-            + f" (floor {dfloor:.3f}); note, not judged: Gaussian-derivative bank with mix "
-            + ", ".join(f"{r['s']:g}: {r['mix_error']:.3f}" for r in orows)
-        )
-    ev.summary = summary
-    return ev
-
-
-def _merge(ev: Evidence, other: Evidence, prefix: str) -> Evidence:
-    """``Evidence.all_of`` keeping ``ev``'s figure/data and prefixing ``other``'s numbers."""
-    out = Evidence.all_of([ev, other])
-    out.numbers = {**ev.numbers, **{prefix + k: v for k, v in other.numbers.items()}}
-    out.tolerance = f"{ev.tolerance}; {prefix.rstrip('_')}: {other.tolerance}"
-    out.figure, out.data = ev.figure, ev.data
-    return out
-
-
-# ----------------------------------------------------------------------------- INV-6
-
-
-def measure_inv6(
-    iso, oriented, images: torch.Tensor, angles_deg=(30.0, 45.0, 90.0), scales=(0.5, 2.0)
-) -> Evidence:
-    """Isotropic bank: rotations align, scalings do not (for a spatial ``T_g``).
-
-    Verdict: (a) rotation error at ``T_g = T_h^{-1}`` <= ``INTERP_TOL`` (bilinear) and at
-    float precision for 90° (``torch.rot90``); (b) for each ``s`` the best spatial ``T_g``
-    (log-scale grid + refinement) leaves >= ``FLOOR_FACTOR`` x the interpolation floor of
-    the same bank and images. Reported besides: the oriented bank at the same angles, and
-    the isotropic bank under scaling *with* the best channel mix.
-    """
-    with torch.no_grad():
-        ref_i, ref_o = iso(images), oriented(images)
-    rot_iso, rot_or = [], []
-    for a in angles_deg:
-        th = _rot_matrix(math.radians(a))
-        with torch.no_grad():
-            mi, mo = iso(transform(images, th)), oriented(transform(images, th))
-        tg = geometry.invert(th)
-        rot_iso.append(feature_alignment_error(mi, ref_i, tg, radius=RADIUS).total)
-        rot_or.append(feature_alignment_error(mo, ref_o, tg, radius=RADIUS).total)
-    with torch.no_grad():
-        exact = torch.rot90(iso(torch.rot90(images, 1, dims=(-2, -1))), -1, dims=(-2, -1))
-    exact_err = feature_alignment_error(exact, ref_i, None, radius=RADIUS).total
-    srows = measure_scales(iso, images, scales, modes=("spatial", "mix"))
-    scale_sp = [r["spatial_error"] for r in srows]
-    floor = interpolation_floor(iso, images, mode="spatial")
-    ev = Evidence.all_of(
-        [
-            Evidence.compare("max_isotropic_rotation_error", max(rot_iso), "<=", INTERP_TOL),
-            Evidence.compare("isotropic_rot90_exact_error", exact_err, "<=", EXACT_TOL),
-            Evidence.compare(
-                "min_isotropic_scale_error_spatial", min(scale_sp), ">=", FLOOR_FACTOR * floor
-            ),
-        ]
-    )
-    ev.numbers.update(
-        {
-            "angles_deg": list(angles_deg),
-            "isotropic_rotation_errors": rot_iso,
-            "oriented_rotation_errors": rot_or,
-            "scales": list(scales),
-            "isotropic_scale_errors_spatial": scale_sp,
-            "isotropic_scale_errors_with_mix": [r["mix_error"] for r in srows],
-            "interpolation_floor_half_pixel_shift": floor,
-        }
-    )
-    return ev
-
-
-@check("INV-6", quick=True)
-@_one_thread
-def inv6_isotropic(ctx):
-    """Isotropic bank (G, ±LoG, DoG at σ = 1.5) vs oriented bank on smoothed natural images."""
-    imgs = natural_images(4, 64, blur=BLUR)
-    iso = IsotropicBank((1.5,), dtype=torch.float64)
-    ori = OrientedBank((1.0, 2.0), dtype=torch.float64)
-    ev = measure_inv6(iso, ori, imgs, scales=(0.5, 2.0))
-    n = ev.numbers
-    ev.summary = (
-        f"isotropic: rotation error {max(n['isotropic_rotation_errors']):.3f} at "
-        f"{n['angles_deg']}° (oriented: {min(n['oriented_rotation_errors']):.2f}-"
-        f"{max(n['oriented_rotation_errors']):.2f}); s = 0.5 / 2, best spatial T_g: "
-        + " / ".join(f"{v:.3f}" for v in n["isotropic_scale_errors_spatial"])
-        + f" (floor {n['interpolation_floor_half_pixel_shift']:.3f}); note: with a "
-        "channel mix "
-        + " / ".join(f"{v:.3f}" for v in n["isotropic_scale_errors_with_mix"])
-        + " (G and ∇²G span a first-order scale change)"
-    )
-    return ev
-
-
-# ----------------------------------------------------------------------------- INV-7
-
-
-def inv7_symbolic() -> dict:
-    """sympy: |det| = 1 from area preservation; powers of rotations bounded, of shears and
-    scalings unbounded; conjugates of rotations bounded."""
-    s, k, th, n = sp.symbols("s k theta n", real=True)
-    nn_ = sp.symbols("n", integer=True, positive=True)
-    # Area: ∫ λ(A x) dx = ∫ λ / |det A|. Invariance λ∘A = λ with 0 < ∫|λ| < ∞ forces |det A| = 1.
-    scale = sp.Matrix([[s, 0], [0, s]])
-    det_scale_solutions = sp.solve(sp.Eq(sp.Abs(scale.det()), 1), s)
-    shear = sp.Matrix([[1, k], [0, 1]])
-    shear_pow = sp.simplify(shear**nn_)
-    shear_unbounded = sp.simplify(shear_pow[0, 1] - nn_ * k) == 0  # grows linearly in n
-    rot = sp.Matrix([[sp.cos(th), -sp.sin(th)], [sp.sin(th), sp.cos(th)]])
-    rot_pow = sp.simplify(rot**3)
-    rot_pow_ok = sp.simplify(rot_pow - rot.subs(th, 3 * th)) == sp.zeros(2, 2)
-    rot_norm = sp.simplify((rot.T * rot)) == sp.eye(2)
-    p = sp.Matrix([[2, 1], [0, 1]])
-    conj = p * rot * p.inv()
-    conj_pow_ok = sp.simplify(conj**3 - p * rot.subs(th, 3 * th) * p.inv()) == sp.zeros(2, 2)
-    return {
-        "scaling_abs_det_1_only_for_s": [str(v) for v in det_scale_solutions],
-        "shear_det": str(shear.det()),
-        "shear_power_n": str(shear_pow),
-        "shear_powers_unbounded": bool(shear_unbounded),
-        "rotation_power_is_rotation": bool(rot_pow_ok),
-        "rotation_orthogonal": bool(rot_norm),
-        "conjugated_rotation_powers_bounded": bool(conj_pow_ok),
-        "ok": bool(
-            set(det_scale_solutions) == {-1, 1}
-            and shear_unbounded
-            and rot_pow_ok
-            and rot_norm
-            and conj_pow_ok
-            and shear.det() == 1
-        ),
-    }
-
-
-def classify_maps(maps: dict[str, torch.Tensor], n_powers: int = 64) -> dict[str, dict]:
-    """Numerically: |det|, sup_n ||A^n||, ||A^{-n}|| and growth of the orbit of the unit disk.
-
-    A compact invariant receptive field (support ``K`` with ``A K = K``) needs
-    ``|det A| = 1`` and bounded ``{A^n : n ∈ Z}``.
-    """
-    out = {}
-    for name, a in maps.items():
-        a = a.to(torch.float64)
-        det = float(torch.linalg.det(a).abs())
-        norms, p, q = [], torch.eye(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
-        ainv = torch.linalg.inv(a)
-        for _ in range(n_powers):
-            p, q = p @ a, q @ ainv
-            norms.append(
-                max(float(torch.linalg.matrix_norm(p, 2)), float(torch.linalg.matrix_norm(q, 2)))
-            )
-        bounded = max(norms) < 10.0 and norms[-1] < 2 * max(norms[: n_powers // 2])
-        out[name] = {
-            "abs_det": det,
-            "max_power_norm": max(norms),
-            "orbit_radius_n16": norms[15],
-            "orbit_radius_n64": norms[-1],
-            "invariant_compact_rf_possible": bool(abs(det - 1) < 1e-9 and bounded),
-        }
-    return out
-
-
-def measure_inv7(maps: dict[str, torch.Tensor], expected: dict[str, bool]) -> Evidence:
-    """Classification of each map must match ``expected`` (True: compact invariant RF exists)."""
-    cls = classify_maps(maps)
-    wrong = [n for n in maps if cls[n]["invariant_compact_rf_possible"] != expected[n]]
-    ev = Evidence.compare("misclassified_maps", float(len(wrong)), "<=", 0)
-    ev.numbers.update({"maps": cls, "misclassified": wrong})
-    return ev
-
-
-@check("INV-7", quick=True)
-@_one_thread
-def inv7_det_and_powers(ctx):
-    """sympy + numerics: rotations (and conjugates) pass, scalings and shears fail.
-
-    A compact rot90-invariant filter exists (group average); a shear-invariant one would
-    need a support that grows without bound.
-    """
-    sym = inv7_symbolic()
-
-    def r(deg):
-        return geometry.rotation_matrix(torch.tensor([math.radians(deg)], dtype=torch.float64))[0]
-
-    p = torch.tensor([[2.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
-    maps = {
-        "rotation_90": r(90),
-        "rotation_30": r(30),
-        "conjugated_rotation_30": p @ r(30) @ torch.linalg.inv(p),
-        "reflection": torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64),
-        "scaling_2": 2 * torch.eye(2, dtype=torch.float64),
-        "scaling_0.71": 0.71 * torch.eye(2, dtype=torch.float64),
-        "shear_0.5": torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=torch.float64),
-        # elliptic (|trace| = 1.98 < 2, det 1): conjugate to a rotation, so it passes
-        "shear_0.5_after_rotation_30": torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=torch.float64)
-        @ r(30),
-        # hyperbolic (|trace| = 2.23 > 2, det 1): powers grow, it fails
-        "shear_1_after_rotation_30": torch.tensor([[1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
-        @ r(30),
-    }
-    expected = {
-        n: n.startswith(("rotation_", "conjugated", "reflection", "shear_0.5_after")) for n in maps
-    }
-    num = measure_inv7(maps, expected)
-    # A compact rot90-invariant receptive field: the group average of a random 7x7 filter.
-    gen = torch.Generator().manual_seed(ctx.seed)
-    w = torch.randn(7, 7, generator=gen, dtype=torch.float64)
-    avg = sum(torch.rot90(w, k) for k in range(4)) / 4
-    inv_err = float((torch.rot90(avg, 1) - avg).abs().max())
-    sym_ev = Evidence(
-        "verified" if sym["ok"] else "failed", {"sympy": sym}, "sympy identities hold"
-    )
-    ev = Evidence.all_of(
-        [
-            sym_ev,
-            num,
-            Evidence.compare("rot90_group_average_invariance_error", inv_err, "<=", EXACT_TOL),
-        ]
-    )
-    m = num.numbers["maps"]
-    ev.summary = (
-        f"sympy: |det sI| = 1 only for s = ±1, shear^n = {sym['shear_power_n']}; numerically "
-        f"||A^±n|| (n<=64): rotation {m['rotation_30']['max_power_norm']:.2f}, conj. rotation "
-        f"{m['conjugated_rotation_30']['max_power_norm']:.2f}, shear 0.5 "
-        f"{m['shear_0.5']['max_power_norm']:.1f}, scaling 2 {m['scaling_2']['max_power_norm']:.1e}"
-    )
-    return ev

@@ -20,7 +20,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from proofs.experiments.samplers import torch_threads
+from models.runio import thread_limit as torch_threads
 from sampling.experiments import paired_auc_difference
 from proofs.registry import CheckContext, Evidence, check, claim
 
@@ -159,7 +159,7 @@ def smp2_evaluate(derivative: tuple[sp.Expr, sp.Expr] | None = None, *, seed: in
     return ev
 
 
-@check("SMP-2", quick=True)
+@check("SMP-2")
 def smp2_bilinear_locality(ctx: CheckContext) -> Evidence:
     """Derive the bilinear location derivative in sympy and check it against autograd."""
     return smp2_evaluate(seed=ctx.seed)
@@ -198,11 +198,10 @@ def smp6_evaluate(summary: dict, *, downsamples: Sequence[int] = (1, 2, 4, 8)) -
 
 def smp6_run(ctx: CheckContext, *, quick: bool) -> dict:
     """Gradient fields of bilinear and linearized on natural images (sizes below)."""
-    from proofs.experiments.samplers import ScaleConfig, gradient_field_experiment
+    from proofs.experiments.samplers import GradientFieldConfig, gradient_field_experiment
 
-    cfg = ScaleConfig(image_size=96 if quick else 128, field_images=1 if quick else 3,
-                      field_grid=9 if quick else 13, field_extent=0.6, trials=0, steps=0, lr=0.01,
-                      ablation_trials=0, ablation_image_size=0, collapse_image_size=0)
+    cfg = GradientFieldConfig(image_size=96 if quick else 128, field_images=1 if quick else 3,
+                              field_grid=9 if quick else 13, field_extent=0.6)
     with torch_threads(1):
         return gradient_field_experiment(cfg, seed=ctx.seed, device=ctx.device,
                                          methods=("bilinear", "linearized"))
@@ -220,13 +219,13 @@ def _smp6(ctx: CheckContext, quick: bool) -> Evidence:
     return ev
 
 
-@check("SMP-6", quick=True, name="smp6_gradient_field_quick")
+@check("SMP-6", name="smp6_gradient_field_quick")
 def smp6_quick(ctx: CheckContext) -> Evidence:
     """1 natural image at 96 px, 9x9 offsets, d = 1, 2, 4, 8."""
     return _smp6(ctx, quick=True)
 
 
-@check("SMP-6", quick=False, name="smp6_gradient_field")
+@check("SMP-6", scales=("full",), name="smp6_gradient_field")
 def smp6_full(ctx: CheckContext) -> Evidence:
     """3 natural images at 128 px, 13x13 offsets, d = 1, 2, 4, 8."""
     return _smp6(ctx, quick=False)
@@ -274,11 +273,10 @@ def smp7_evaluate(results: dict, *, downsamples: Sequence[int], dataset: str = "
 
 def smp7_run(ctx: CheckContext, *, quick: bool) -> dict:
     """Alignment on natural images (paired trials) at the sizes below."""
-    from proofs.experiments.samplers import ScaleConfig, alignment_experiment
+    from proofs.experiments.samplers import AlignmentConfig, alignment_experiment
 
-    cfg = ScaleConfig(image_size=64 if quick else 80, field_images=0, field_grid=2,
-                      field_extent=0.5, trials=24 if quick else 48, steps=100 if quick else 200,
-                      lr=0.01, ablation_trials=0, ablation_image_size=0, collapse_image_size=0)
+    cfg = AlignmentConfig(image_size=64 if quick else 80, trials=24 if quick else 48,
+                          steps=100 if quick else 200, lr=0.01)
     ds = (4, 8) if quick else (1, 2, 4, 8)
     with torch_threads(1):
         return alignment_experiment(cfg, seed=ctx.seed, device=ctx.device, downsamples=ds,
@@ -301,13 +299,13 @@ def _smp7(ctx: CheckContext, quick: bool) -> Evidence:
     return ev
 
 
-@check("SMP-7", quick=True, name="smp7_alignment_quick")
+@check("SMP-7", name="smp7_alignment_quick")
 def smp7_quick(ctx: CheckContext) -> Evidence:
     """24 trials on natural images at 64 px, d = 4, 8, 100 Adam steps."""
     return _smp7(ctx, quick=True)
 
 
-@check("SMP-7", quick=False, name="smp7_alignment")
+@check("SMP-7", scales=("full",), name="smp7_alignment")
 def smp7_full(ctx: CheckContext) -> Evidence:
     """48 trials on natural images at 80 px, d = 1, 2, 4, 8, 200 Adam steps."""
     return _smp7(ctx, quick=False)
@@ -331,7 +329,7 @@ def smp7_ablation_evaluate(k_auc: dict, collapse_auc: dict) -> Evidence:
                 f"{collapse_auc['on']:.2f} vs off {collapse_auc['off']:.2f} (4x up)"))
 
 
-@check("SMP-7", quick=False, name="smp7_ablations")
+@check("SMP-7", scales=("full",), name="smp7_ablations")
 def smp7_ablations(ctx: CheckContext) -> Evidence:
     """K in {4, 32} at 4x down (64 px images) and collapse prevention on/off at 4x up (32 px)."""
     if _natural_or_none() is None:
@@ -344,7 +342,7 @@ def smp7_ablations(ctx: CheckContext) -> Evidence:
 
 
 def _ablation_aucs(ctx: CheckContext, th_max: float) -> dict:
-    from proofs.experiments.samplers import NATURAL_IMAGES, _trial_setup, load_natural_images
+    from proofs.experiments.samplers import NATURAL_IMAGES, trial_setup, load_natural_images
     from sampling import experiments as ex
 
     aucs = {}
@@ -353,7 +351,7 @@ def _ablation_aucs(ctx: CheckContext, th_max: float) -> dict:
                                ("on", 32, 0.25, {"collapse_noise": True}),
                                ("off", 32, 0.25, {"collapse_noise": False})):
         images, _ = load_natural_images(NATURAL_IMAGES, size)
-        idx, pert = _trial_setup(images.shape[0], 24, ctx.seed, "cpu")
+        idx, pert = trial_setup(images.shape[0], 24, ctx.seed, "cpu")
         r = ex.align_images(images[idx].to(ctx.device), perturbation=pert.to(ctx.device),
                             method="linearized", steps=100, lr=0.01, downsample=d,
                             method_options=opts,
@@ -401,14 +399,14 @@ def _judge_record(ctx: CheckContext, name: str, evaluate) -> Evidence:
     return ev
 
 
-@check("SMP-6", quick=True, name="smp6_paper_record")
+@check("SMP-6", name="smp6_paper_record")
 def smp6_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale gradient field (6 images, 21^2 offsets) judged by SMP-6's rule."""
     return _judge_record(ctx, "gradient-field", lambda r: smp6_evaluate(
         r["summary"], downsamples=r["downsamples"]))
 
 
-@check("SMP-7", quick=True, name="smp7_alignment_paper_record")
+@check("SMP-7", name="smp7_alignment_paper_record")
 def smp7_alignment_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale alignment (80 trials, 384 px, 500 steps) judged by SMP-7's rule."""
     return _judge_record(ctx, "alignment", lambda r: smp7_evaluate(
@@ -424,7 +422,7 @@ def smp7_ablation_aucs_from_records(k_rec: dict, collapse_rec: dict) -> tuple[di
     return k_auc, collapse_auc
 
 
-@check("SMP-7", quick=True, name="smp7_ablations_paper_record")
+@check("SMP-7", name="smp7_ablations_paper_record")
 def smp7_ablations_paper_record(ctx: CheckContext) -> Evidence:
     """The committed paper-scale K and collapse-prevention ablations judged by SMP-7's rule."""
     k_rec, missing = _paper_record(ctx, "ablation-k")

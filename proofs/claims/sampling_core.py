@@ -56,7 +56,7 @@ def _analytic(coef, grad_out, h_in, w_in, align_corners):
     return torch.stack([gx, gy], -1)
 
 
-@check("SMP-1", quick=True)
+@check("SMP-1")
 def smp1_forward_is_bilinear(ctx):
     from sampling import linearized_grid_sample
 
@@ -87,7 +87,7 @@ def smp1_forward_is_bilinear(ctx):
                 f"most {err:.1e}.")
 
 
-@check("SMP-3", quick=True)
+@check("SMP-3")
 def smp3_affine_gradient_is_exact(ctx):
     from sampling import linearized_grid_sample
     from sampling.linearized import DEFAULT_EPS, fit_local_gradient
@@ -141,7 +141,7 @@ def smp3_affine_gradient_is_exact(ctx):
                 f"eps / (lambda_min + eps) (worst ratio {errs[DEFAULT_EPS]:.3f}).")
 
 
-@check("SMP-4", quick=True)
+@check("SMP-4")
 def smp4_masking_and_finiteness(ctx):
     from sampling import linearized_grid_sample
     from sampling.linearized import fit_local_gradient
@@ -203,7 +203,7 @@ def smp4_masking_and_finiteness(ctx):
                 f"{nonfinite} NaN/Inf.")
 
 
-@check("SMP-5", quick=True)
+@check("SMP-5")
 def smp5_collapse_prevention(ctx):
     from sampling.linearized import fit_local_gradient
     from sampling.multiscale import gaussian_blur

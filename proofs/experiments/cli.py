@@ -17,6 +17,8 @@ from pathlib import Path
 
 from .samplers import EXPERIMENTS, SCALES
 
+from models import runio
+
 __all__ = ["add_arguments", "run"]
 
 _HELP = {
@@ -44,11 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--threads", type=int, default=1,
                        help="torch intra-op threads (default 1: the tensors are small)")
         p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+        runio.add_json_argument(p, "the result")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen experiment; 0 on success, 2 when no experiment was named."""
-    from sampling.checks import UsageError
+    from models.errors import UsageError
 
     if getattr(args, "experiment", None) is None:
         raise UsageError(f"expected an experiment, one of {', '.join(EXPERIMENTS)}")
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"expected --threads >= 1, got {args.threads}")
     from .samplers import run_experiment
 
-    run_experiment(args.experiment, scale=args.scale, out=args.out, seed=args.seed,
-                   device=args.device, quiet=args.quiet, threads=args.threads)
+    res = run_experiment(args.experiment, scale=args.scale, out=args.out, seed=args.seed,
+                         device=args.device, quiet=args.quiet, threads=args.threads)
+    if args.json is not None:
+        runio.emit_json(args.json, res)
     return 0

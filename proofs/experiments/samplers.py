@@ -25,30 +25,32 @@ loaded 2-core CPU), ``paper`` (003's 80 trials per setting; a GPU helps).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from models import runio
+from models.data import images
 from sampling import experiments as ex
+
+from . import readme
 
 __all__ = [
     "EXPERIMENTS",
     "SCALES",
     "ScaleConfig",
+    "GradientFieldConfig",
+    "AlignmentConfig",
+    "AblationConfig",
     "NATURAL_IMAGES",
     "load_natural_images",
     "load_mnist_digits",
+    "trial_setup",
     "run_experiment",
     "write_readme",
     "torch_threads",
@@ -97,6 +99,47 @@ class ScaleConfig:
     ablation_image_size: int
     collapse_image_size: int
 
+    def gradient_field(self) -> "GradientFieldConfig":
+        return GradientFieldConfig(self.image_size, self.field_images, self.field_grid,
+                                   self.field_extent)
+
+    def alignment(self) -> "AlignmentConfig":
+        return AlignmentConfig(self.image_size, self.trials, self.steps, self.lr)
+
+    def ablation(self, image_size: int) -> "AblationConfig":
+        return AblationConfig(image_size, self.ablation_trials, self.steps, self.lr)
+
+
+@dataclass(frozen=True)
+class GradientFieldConfig:
+    """003 Fig. 8: ``field_images`` natural images at ``image_size``, an ``n x n`` grid of
+    offsets over ``[-field_extent, field_extent]^2``."""
+
+    image_size: int
+    field_images: int
+    field_grid: int
+    field_extent: float
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """003 Fig. 7: ``trials`` per (dataset, d, sampler), ``steps`` Adam steps at ``lr``."""
+
+    image_size: int
+    trials: int
+    steps: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """003 Figs. 9, 10: ``trials`` per setting on natural images at ``image_size``."""
+
+    image_size: int
+    trials: int
+    steps: int
+    lr: float
+
 
 SCALES = {
     "smoke": ScaleConfig(image_size=32, field_images=1, field_grid=5, field_extent=0.5,
@@ -113,112 +156,54 @@ SCALES = {
 
 # ------------------------------------------------------------------------------ data
 def load_natural_images(names=NATURAL_IMAGES, size: int = 96) -> tuple[torch.Tensor, list[str]]:
-    """Grayscale ``skimage.data`` images, centre-cropped square, resized: ``(N, 1, size, size)``.
+    """Grayscale ``skimage.data`` images, centre-cropped square, resized: ``(N, 1, size, size)``
+    float32 in ``[0, 1]``, and their names (:func:`models.data.images.load_natural_images`).
 
-    Values in ``[0, 1]``, float32. Raises ``FileNotFoundError`` if scikit-image
-    or an image is not available.
+    Raises ``FileNotFoundError`` if scikit-image or an image is not available.
     """
-    try:
-        import skimage.color
-        import skimage.data
-        import skimage.transform
-    except ModuleNotFoundError as e:  # pragma: no cover - scikit-image is a dependency
-        raise FileNotFoundError(f"load_natural_images: scikit-image is not installed ({e})") \
-            from None
-    out = []
-    for name in names:
-        try:
-            a = getattr(skimage.data, name)()
-        except Exception as e:  # noqa: BLE001 - a missing bundled file is data, not a bug
-            raise FileNotFoundError(f"load_natural_images: skimage.data.{name} is not "
-                                    f"available ({type(e).__name__}: {e})") from None
-        a = skimage.color.rgb2gray(a[..., :3]) if a.ndim == 3 else a.astype(np.float64) / 255.0
-        h, w = a.shape
-        s = min(h, w)
-        a = a[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]  # centre square
-        a = skimage.transform.resize(a, (size, size), anti_aliasing=True)
-        out.append(a)
-    x = torch.tensor(np.stack(out), dtype=torch.float32).unsqueeze(1)  # (N, 1, S, S)
-    return x, list(names)
+    return images.load_natural_images(names, size), list(names)
 
 
 def load_mnist_digits(n: int, *, seed: int = 0) -> torch.Tensor:
-    """``n`` random MNIST test digits as ``(n, 1, 28, 28)`` float32 in ``[0, 1]``.
+    """``n`` random MNIST test digits as ``(n, 1, 28, 28)`` float32 in ``[0, 1]``
+    (:func:`models.data.images.load_mnist_digits`).
 
     Raises:
-        FileNotFoundError: MNIST is not cached ("run `stnlab data fetch mnist`"),
-            or the loader module is not available.
+        FileNotFoundError: MNIST is not cached ("run `stnlab data fetch mnist`").
     """
-    try:
-        from models.data.mnist import load_mnist
-    except ModuleNotFoundError as e:
-        raise FileNotFoundError(f"MNIST loader not available ({e}); run `stnlab data fetch "
-                                f"mnist` once it is") from None
-    loaded = load_mnist("test")
-    images = loaded[0] if isinstance(loaded, tuple) else loaded  # (N, 28, 28) uint8
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(images.shape[0], generator=g)[:n]
-    return (images[idx].float() / 255.0).unsqueeze(1)  # (n, 1, 28, 28)
+    return images.load_mnist_digits(n, seed=seed)
 
 
 # --------------------------------------------------------------------------- helpers
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore.
-
-    The experiments' tensors are small (tens of pixels per side after
-    downsampling); on a shared 2-core machine intra-op threads mostly wait for
-    each other, and one thread was ~10x faster than two in our measurements.
-    """
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+#: Run a block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore.
+#: The experiments' tensors are small (tens of pixels per side after downsampling); on a
+#: shared 2-core machine intra-op threads mostly wait for each other, and one thread was
+#: ~10x faster than two in our measurements.
+torch_threads = runio.thread_limit
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
-    v = {"python": platform.python_version(), "torch": torch.__version__,
-         "numpy": np.__version__}
-    for pkg in ("scikit-image", "stnlab"):
-        try:
-            v[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            v[pkg] = None
-    try:
-        root = Path(__file__).resolve().parents[2]
-        v["git_sha"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                      text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        v["git_sha"] = None
-    return v
+    return {**runio.package_versions(("scikit-image", "stnlab")), "git_sha": runio.git_commit()}
 
 
 def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
+        return f"cuda ({runio.device_name(device)})"
     n = torch.get_num_threads()
-    return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'s' if n > 1 else ''})"
+    return f"cpu ({runio.device_name('cpu')}, {n} thread{'s' if n > 1 else ''})"
 
 
 class _Progress:
-    """``[i/n] what  elapsed  ETA`` lines on stderr (or silent)."""
+    """``[i/n] what  elapsed  ETA`` lines on stderr (or silent): :class:`models.runio.Progress`."""
 
     def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.done, self.t0, self.stream = total, 0, time.perf_counter(), stream
+        self.done = 0
+        self._line = runio.Progress("", total, stream=stream, enabled=stream is not None,
+                                    every_s=0.0)
 
     def step(self, what: str) -> None:
         self.done += 1
-        if self.stream is None:
-            return
-        el = time.perf_counter() - self.t0
-        eta = el / self.done * (self.total - self.done)
-        print(f"[{self.done}/{self.total}] {what}  elapsed {el:.0f}s  ETA {eta:.0f}s",
-              file=self.stream, flush=True)
+        self._line.update(self.done, what=what, force=True)
 
 
 def _summary_recall(res: ex.AlignmentResult) -> dict:
@@ -234,7 +219,7 @@ def _summary_recall(res: ex.AlignmentResult) -> dict:
             "output_size": list(res.output_size)}
 
 
-def _trial_setup(n_images: int, trials: int, seed: int, device, dtype=torch.float32):
+def trial_setup(n_images: int, trials: int, seed: int, device, dtype=torch.float32):
     """Image indices and perturbation matrices shared by every sampler of a setting (paired)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, n_images, (trials,), generator=g)
@@ -243,7 +228,7 @@ def _trial_setup(n_images: int, trials: int, seed: int, device, dtype=torch.floa
 
 
 # ----------------------------------------------------------------------- experiments
-def gradient_field_experiment(cfg: ScaleConfig, *, seed: int, device: str,
+def gradient_field_experiment(cfg: GradientFieldConfig, *, seed: int, device: str,
                               progress: _Progress | None = None,
                               methods=METHODS, downsamples=DOWNSAMPLES) -> dict:
     """003 Fig. 8 on ``cfg.field_images`` natural images; returns the result dict."""
@@ -287,7 +272,7 @@ def gradient_field_experiment(cfg: ScaleConfig, *, seed: int, device: str,
                        "parameters": "translation (tx, ty) of the crop, input normalized units"}}
 
 
-def alignment_experiment(cfg: ScaleConfig, *, seed: int, device: str,
+def alignment_experiment(cfg: AlignmentConfig, *, seed: int, device: str,
                          progress: _Progress | None = None, methods=METHODS,
                          downsamples=DOWNSAMPLES, datasets=("natural", "mnist")) -> dict:
     """003 Fig. 7: recall vs threshold per dataset, d and sampler (paired trials)."""
@@ -310,7 +295,7 @@ def alignment_experiment(cfg: ScaleConfig, *, seed: int, device: str,
                 continue
             crop = 1.0
         images = images.to(device)
-        idx, pert = _trial_setup(images.shape[0], cfg.trials, seed, device)
+        idx, pert = trial_setup(images.shape[0], cfg.trials, seed, device)
         # natural: trials draw from the 6 images; MNIST: one distinct random digit per trial
         batch = images[idx] if dname == "natural" else images  # (trials, 1, S, S)
         trials[dname] = cfg.trials
@@ -337,12 +322,12 @@ def alignment_experiment(cfg: ScaleConfig, *, seed: int, device: str,
                        "loss": "mean squared error vs the same sampler's rendering at the truth"}}
 
 
-def _ablation(cfg: ScaleConfig, *, seed: int, device: str, progress, settings, image_size: int,
+def _ablation(cfg: AblationConfig, *, seed: int, device: str, progress, settings,
               title: str, parameter: str) -> dict:
     """Run ``settings`` = list of (label, group, variant, method, downsample, options)."""
-    images, _ = load_natural_images(NATURAL_IMAGES, image_size)
+    images, _ = load_natural_images(NATURAL_IMAGES, cfg.image_size)
     images = images.to(device)
-    idx, pert = _trial_setup(images.shape[0], cfg.ablation_trials, seed, device)
+    idx, pert = trial_setup(images.shape[0], cfg.trials, seed, device)
     batch = images[idx]
     entries = []
     for label, group, variant, method, d, opts in settings:
@@ -355,9 +340,9 @@ def _ablation(cfg: ScaleConfig, *, seed: int, device: str, progress, settings, i
         if progress:
             progress.step(f"{title}: {label}: AUC {s['auc']:.2f}")
     return {"title": title, "parameter": parameter, "entries": entries,
-            "thresholds": list(THRESHOLDS), "trials": cfg.ablation_trials,
+            "thresholds": list(THRESHOLDS), "trials": cfg.trials,
             "config": {"steps": cfg.steps, "lr": cfg.lr, "optimizer": "Adam",
-                       "image_size": image_size, "crop": 2 / 3,
+                       "image_size": cfg.image_size, "crop": 2 / 3,
                        "perturbation": ex.Perturbation().to_dict()}}
 
 
@@ -411,7 +396,7 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
     Raises:
         ValueError: unknown experiment or scale, or CUDA asked for but absent.
     """
-    from sampling.checks import UsageError
+    from models.errors import UsageError
 
     if name not in EXPERIMENTS:
         raise UsageError(f"experiment: expected one of {', '.join(EXPERIMENTS)}, got {name!r}")
@@ -448,24 +433,24 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
 
 
 def _dispatch(name: str, cfg: ScaleConfig, **kw) -> dict:
-    if name == "gradient-field":
-        res = gradient_field_experiment(cfg, **kw)
-    elif name == "alignment":
-        res = alignment_experiment(cfg, **kw)
-    elif name == "ablation-sigma":
-        res = _ablation(cfg, settings=ablation_sigma_settings(), image_size=cfg.ablation_image_size,
-                        title=f"sigma ablation (003 Fig. 9a), {ABLATION_DOWNSAMPLE}x down",
-                        parameter="sigma", **kw)
-    elif name == "ablation-k":
-        res = _ablation(cfg, settings=ablation_k_settings(), image_size=cfg.ablation_image_size,
-                        title=f"K ablation (003 Fig. 10a), {ABLATION_DOWNSAMPLE}x down",
-                        parameter="num_samples", **kw)
-    else:
-        res = _ablation(cfg, settings=ablation_collapse_settings(),
-                        image_size=cfg.collapse_image_size,
-                        title="collapse prevention ablation (003 Fig. 10b)",
-                        parameter="collapse_noise", **kw)
-    return res
+    """Run experiment ``name`` with its own config, cut from the scale's ``cfg``."""
+    run = {
+        "gradient-field": lambda: gradient_field_experiment(cfg.gradient_field(), **kw),
+        "alignment": lambda: alignment_experiment(cfg.alignment(), **kw),
+        "ablation-sigma": lambda: _ablation(
+            cfg.ablation(cfg.ablation_image_size), settings=ablation_sigma_settings(),
+            title=f"sigma ablation (003 Fig. 9a), {ABLATION_DOWNSAMPLE}x down",
+            parameter="sigma", **kw),
+        "ablation-k": lambda: _ablation(
+            cfg.ablation(cfg.ablation_image_size), settings=ablation_k_settings(),
+            title=f"K ablation (003 Fig. 10a), {ABLATION_DOWNSAMPLE}x down",
+            parameter="num_samples", **kw),
+        "ablation-collapse": lambda: _ablation(
+            cfg.ablation(cfg.collapse_image_size), settings=ablation_collapse_settings(),
+            title="collapse prevention ablation (003 Fig. 10b)", parameter="collapse_noise",
+            **kw),
+    }
+    return run[name]()
 
 
 def _round_floats(obj, digits: int = 6):
@@ -481,9 +466,8 @@ def _round_floats(obj, digits: int = 6):
 
 def _write_json(path: Path, obj: dict) -> None:
     """Write ``obj`` atomically (temporary file, then rename); floats to 6 significant digits."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_round_floats(obj), separators=(",", ":"), allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    runio.atomic_write_json(path, _round_floats(obj), indent=None, separators=(",", ":"),
+                            allow_nan=False)
 
 
 def draw_figures(res: dict, out: Path) -> list[Path]:
@@ -500,92 +484,7 @@ def draw_figures(res: dict, out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- README
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
-def _errors(cell) -> torch.Tensor:
-    return torch.tensor([float(x) for x in cell["errors"]], dtype=torch.float64)
-
-
-def _paired_table(r: dict, res: dict) -> list[str]:
-    """Linearized minus each baseline: recall-AUC difference on the same trials, 95%
-    paired bootstrap interval (computed here from the per-trial errors in the JSON)."""
-    base = [m for m in r["methods"] if m != "linearized"]
-    if "linearized" not in r["methods"] or not base:
-        return []
-    lines = ["Linearized minus baseline, recall AUC on the same trials (95% paired bootstrap "
-             "interval, 2000 resamples; an interval containing 0 means the trials cannot "
-             "tell the two apart):", "",
-             "| d | " + " | ".join(f"linearized - {m}" for m in base) + " |",
-             "|---|" + "---|" * len(base)]
-    for d in r["downsamples"]:
-        cells = []
-        for m in base:
-            c = ex.paired_auc_difference(_errors(res["linearized"][str(d)]),
-                                         _errors(res[m][str(d)]),
-                                         max_threshold=max(r["thresholds"]))
-            cells.append(f"{c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}]")
-        lines.append(f"| {d}x | " + " | ".join(cells) + " |")
-    return lines + [""]
-
-
 def write_readme(out: Path) -> Path:
-    """Regenerate ``<out>/README.md``: one table per result JSON found in ``out``."""
-    out = Path(out)
-    lines = ["# Sampler experiments (003 Sec. 6.3-6.5)", "",
-             "Written by `stnlab experiment` (`proofs/experiments/samplers.py`); numbers are "
-             "ours, measured on the device and date stated per experiment. Errors and "
-             "thresholds are in normalized units of the input image (full width = 2).", ""]
-    for name in EXPERIMENTS:
-        p = out / f"{name}.json"
-        if not p.exists():
-            continue
-        r = json.loads(p.read_text())
-        lines += [f"## {name}", "",
-                  f"scale `{r['scale']}`, seed {r['seed']}, device {r['device']}, "
-                  f"{r['date']}, {r['wall_seconds']} s. Figure: `{name}.png`.", ""]
-        if name == "gradient-field":
-            ds = r["downsamples"]
-            lines += [f"Basin fraction (cos > 0.7, mean over {len(r['images'])} images: "
-                      f"{', '.join(r['images'])}; {r['config']['field_grid']}^2 offsets in "
-                      f"[-{r['config']['field_extent']}, {r['config']['field_extent']}]^2) / "
-                      "basin radius:", "",
-                      "| sampler | " + " | ".join(f"{d}x" for d in ds) + " |",
-                      "|---|" + "---|" * len(ds)]
-            for m in r["methods"]:
-                cells = [f"{r['summary'][m][str(d)]['basin_fraction_mean']:.2f} / "
-                         f"{r['summary'][m][str(d)]['basin_radius_mean']:.2f}" for d in ds]
-                lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        elif name == "alignment":
-            for dname, res in r["results"].items():
-                if not res:
-                    lines += [f"{dname}: skipped ({r['skipped'].get(dname, '')})", ""]
-                    continue
-                lines += [f"{dname} ({r['trials'][dname]} trials per cell, "
-                          f"{r['config']['steps']} Adam steps, lr {r['config']['lr']}): recall at "
-                          f"thresholds {', '.join(f'{t:g}' for t in REPORT_THRESHOLDS)}; AUC over "
-                          f"[0, {max(r['thresholds']):g}]", "",
-                          "| d | sampler | " + " | ".join(f"R@{t:g}" for t in REPORT_THRESHOLDS)
-                          + " | AUC |", "|---|---|" + "---|" * (len(REPORT_THRESHOLDS) + 1)]
-                for d in r["downsamples"]:
-                    for m in r["methods"]:
-                        c = res[m][str(d)]
-                        lines.append(f"| {d}x | {m} | " + " | ".join(
-                            _fmt(c["recall_at"][f"{t:g}"]) for t in REPORT_THRESHOLDS)
-                            + f" | {c['auc']:.2f} |")
-                lines.append("")
-                lines += _paired_table(r, res)
-        else:
-            lines += [f"{r['title']}, {r['trials']} trials per setting:", "",
-                      "| setting | " + " | ".join(f"R@{t:g}" for t in REPORT_THRESHOLDS)
-                      + " | AUC |", "|---|" + "---|" * (len(REPORT_THRESHOLDS) + 1)]
-            for e in r["entries"]:
-                lines.append(f"| {e['label']} | " + " | ".join(
-                    _fmt(e["recall_at"][f"{t:g}"]) for t in REPORT_THRESHOLDS)
-                    + f" | {e['auc']:.2f} |")
-        lines.append("")
-    p = out / "README.md"
-    p.write_text("\n".join(lines).rstrip() + "\n")
-    return p
-
+    """Regenerate ``<out>/README.md``: one table per result JSON found in ``out``
+    (:func:`proofs.experiments.readme.write_readme`)."""
+    return readme.write_readme(out, EXPERIMENTS, REPORT_THRESHOLDS)

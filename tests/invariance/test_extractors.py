@@ -120,3 +120,15 @@ def test_bank_rejects_bad_input():
         OrientedBank(direction=2)
     with pytest.raises(ValueError, match="x"):
         OrientedBank()(torch.rand(1, 3, 8, 8))
+
+
+def test_every_extractor_is_a_feature_extractor_and_a_plain_module_is_not():
+    import torch.nn as nn
+
+    from invariance import FeatureExtractor
+    from invariance.extractors import FeatureHook, IsotropicBank, OrientedBank, random_cnn
+
+    for net in (random_cnn(2, 4, seed=0), OrientedBank(), IsotropicBank(),
+                FeatureHook(nn.Sequential(nn.Conv2d(1, 2, 3)), "0")):
+        assert isinstance(net, FeatureExtractor), type(net).__name__
+    assert not isinstance(nn.Sequential(nn.ReLU()), FeatureExtractor)  # no stride: refused

@@ -33,7 +33,6 @@ def test_list_params_table(capsys):
     (["--suite", "svhn"], "--suite"),
     (["--lr", "-1"], "lr"),
     (["--seeds", "0"], "--seeds"),
-    (["--json"], "--list-params"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, match):
     code = main(["train", "--scale", "smoke", "--out", str(tmp_path)] + argv)
@@ -42,11 +41,47 @@ def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, match):
     assert match in err and err.count("\n") == 1
 
 
-def test_train_without_out_is_an_error(capsys):
-    assert main(["train", "--scale", "smoke"]) == 2
-    assert "--out" in capsys.readouterr().err
+def test_default_out_and_resume_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--scale", "smoke", "--resume"]) == 2  # default out: runs/mnist-smoke
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs/mnist-smoke does not exist; nothing to resume" in err[0]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "suite.json").write_text(json.dumps({"scale": "small", "runs": {}}))
+    assert main(["train", "--scale", "smoke", "--out", "s", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a --scale small suite, asked for --scale smoke" in err[0]
+
+
+def test_every_argument_is_checked_before_anything_is_written(capsys, tmp_path):
+    out = tmp_path / "new"
+    assert main(["train", "--scale", "smoke", "--out", str(out), "--variant", "R,S",
+                 "--lr", "-1"]) == 2
+    assert main(["train", "--scale", "smoke", "--out", str(out), "--data", "standin"]) == 2
+    assert not out.exists()
 
 
 def test_report_on_missing_dir_is_an_error(capsys, tmp_path):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_json_path_convention_file_or_stdout(tmp_path, capsys):
+    dest = tmp_path / "sub" / "params.json"
+    assert main(["train", "--list-params", "--json", str(dest)]) == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads(dest.read_text())["R"]["CNN"] == 54122
+    assert main(["train", "--list-params", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["R"]["CNN"] == 54122
+
+
+def test_ctrl_c_says_how_to_resume(capsys, tmp_path, monkeypatch):
+    import models.cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.cli, "run_suite", interrupted)
+    assert main(["train", "--scale", "smoke", "--out", str(tmp_path / "o"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'o'} --resume" in err and "interrupted" in err

@@ -8,7 +8,7 @@ from torch import nn
 
 from models import plankton_nets as P
 from models.data import plankton as plankton_data
-from sampling.checks import UsageError
+from models.errors import ConfigError as UsageError
 from sampling.warp import warp_affine
 
 BETWEEN = (nn.LeakyReLU, nn.MaxPool2d, nn.Dropout)

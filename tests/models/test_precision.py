@@ -9,7 +9,8 @@ import torch
 
 from models.precision import PRECISIONS, Precision, is_channels_last, to_channels_last
 from models.train import init_models, make_step, preset
-from sampling.checks import UsageError
+from models.suites.mnist import SUITE as MNIST
+from models.errors import ConfigError as UsageError
 from tests.tolerances import tol
 
 #: bf16 unit roundoff: an 8-bit significand (7 stored + 1 implicit) rounds to within 2^-8.
@@ -28,7 +29,7 @@ BF16_GRAD_RTOL = 2 * BF16_FWD_RTOL
 
 def _setup(variant, net, seeds, batch=6, seed=0):
     cfg = preset("small", variant, net, seeds=tuple(range(seeds)), batch_size=batch)
-    base, params = init_models(cfg)
+    base, params = init_models(cfg, MNIST.build)
     gen = torch.Generator().manual_seed(seed)
     shape = (seeds, batch) + tuple(base.in_shape)
     x = torch.rand(shape, generator=gen)  # (S, B, C, H, W)

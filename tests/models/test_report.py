@@ -9,9 +9,11 @@ import torch
 
 from figures.models import fig5_gallery, fig6_rotation, training_curves
 from models.data.perturb import PerturbedMNIST
-from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_suite, render_run, render_suite
+from models.record import SuiteRecord
+from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_suite
 from models.train import run_suite
 from proofs.cli import main
+from proofs.suite_report import render_run, render_suite
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,10 @@ def test_report_of_one_run_and_cli(suite, tmp_path, capsys):
 
 
 def test_figures_return_none_without_data(tmp_path):
-    assert fig5_gallery(tmp_path, tmp_path / "a.png") is None
-    assert fig6_rotation(tmp_path, tmp_path / "b.png") is None
-    assert training_curves(tmp_path, tmp_path / "c.png") is None
+    empty = SuiteRecord.load(tmp_path)
+    assert fig5_gallery(empty, tmp_path / "a.png") is None
+    assert fig6_rotation(empty, tmp_path / "b.png") is None
+    assert training_curves(empty, tmp_path / "c.png") is None
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         render_suite(tmp_path)
     assert load_suite(tmp_path) == {}

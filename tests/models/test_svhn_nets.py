@@ -8,7 +8,7 @@ from torch import nn
 
 from models import svhn_nets as S
 from models.data import svhn as svhn_data
-from sampling.checks import UsageError
+from models.errors import ConfigError as UsageError
 from sampling.warp import warp_affine
 
 BETWEEN = (nn.ReLU, nn.MaxPool2d, nn.Dropout)

@@ -8,9 +8,11 @@ import json
 import pytest
 import torch
 
+from models import runio
 from models.data.perturb import PerturbedMNIST
-from models.train import (TrainConfig, TrainingDiverged, init_models, load_checkpoint,
-                          make_step, preset, run_suite, train)
+from models.suites import get_suite
+from models.train import (CheckpointDamaged, TrainConfig, TrainingDiverged, init_models,
+                          load_checkpoint, make_step, preset, run_suite, train)
 
 
 def _digits(n=64, seed=0):
@@ -46,7 +48,7 @@ def test_vmap_three_seeds_equal_three_single_runs(tmp_path, data_r):
 
 def test_vmap_step_matches_sequential_step_and_differs_across_seeds(data_r):
     cfg = _cfg(seeds=(0, 1, 2))
-    base, params = init_models(cfg)
+    base, params = init_models(cfg, get_suite("mnist").build)
     g = torch.Generator().manual_seed(0)
     b = data_r.train_batch(8, g)
     x, y = b.images.expand(3, -1, -1, -1, -1), b.labels.expand(3, -1)
@@ -106,7 +108,7 @@ def test_a_skipped_resume_is_detectably_different(tmp_path, data_r):
     train(cfg, tmp_path / "cut", data_r, None, progress=False, stop_after=3)
     ck = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     ck["generators"] = [torch.Generator().manual_seed(123).get_state()]  # lose the RNG state
-    torch.save(ck, tmp_path / "cut" / "checkpoint.pt")
+    runio.save_checkpoint(tmp_path / "cut" / "checkpoint.pt", ck, keep_previous=False)
     train(cfg, tmp_path / "cut", data_r, None, progress=False, resume=True)
     a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["params"]
     b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["params"]
@@ -230,3 +232,56 @@ def test_finished_run_without_checkpoint_is_kept(tmp_path, data_r):
         train(cfg, tmp_path, data_r, data_r, progress=False)
     assert train(cfg, tmp_path, data_r, data_r, progress=False, resume=True) == \
         json.loads(json.dumps(first))
+
+
+def _truncate(p):
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def _flip_64_middle_bytes(p):
+    b = bytearray(p.read_bytes())
+    mid = len(b) // 2
+    for i in range(mid - 32, mid + 32):
+        b[i] ^= 0xFF
+    p.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_64_middle_bytes])
+def test_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path, data_r, capsys,
+                                                                 damage):
+    cfg = _cfg(seeds=(0,), checkpoint_every=2)  # 6 steps: checkpoints at 2, 4, 6
+    train(cfg, tmp_path / "full", data_r, None, progress=False)
+    train(cfg, tmp_path / "cut", data_r, None, progress=False, stop_after=5)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.prev.pt")["step"] == 2
+    damage(tmp_path / "cut" / "checkpoint.pt")
+    with pytest.raises(CheckpointDamaged, match="damaged|cannot be read"):
+        load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    capsys.readouterr()
+    train(cfg, tmp_path / "cut", data_r, None, progress=False, resume=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint.pt" in err[0] and "previous" in err[0]
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["params"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["params"]
+    for k in a:  # resumed from step 2, still bit-identical to the uninterrupted run
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_no_good_checkpoint_stops_with_exit_2(tmp_path, data_r, capsys):
+    from proofs.cli import main
+
+    cfg = _cfg(seeds=(0,), checkpoint_every=2)
+    rd = tmp_path / "R" / "CNN"
+    train(dataclasses.replace(cfg, net="CNN"), rd, data_r, None, progress=False, stop_after=5)
+    _truncate(rd / "checkpoint.pt")
+    _flip_64_middle_bytes(rd / "checkpoint.prev.pt")
+    with pytest.raises(CheckpointDamaged, match="no good checkpoint"):
+        train(dataclasses.replace(cfg, net="CNN"), rd, data_r, None, progress=False,
+              resume=True)
+    capsys.readouterr()
+    code = main(["train", "--suite", "mnist", "--variant", "R", "--net", "CNN", "--scale",
+                 "smoke", "--out", str(tmp_path), "--resume", "--quiet",
+                 "--checkpoint-every", "2", "--test-perturb", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert any("no good checkpoint" in ln for ln in err)
+    assert not any("Traceback" in ln for ln in err)

@@ -10,7 +10,7 @@ import torch
 from models.data.perturb import PerturbedMNIST
 from proofs.bench_train import MODES, bench_train, cpu_info, format_table
 from proofs.cli import main
-from sampling.checks import UsageError
+from models.errors import UsageError
 
 
 @pytest.fixture(autouse=True)

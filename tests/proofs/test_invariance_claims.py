@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 import proofs.claims.invariance as inv
+import proofs.claims.invariance_scale as inv_s
 from invariance.extractors import IsotropicBank, OrientedBank, random_cnn
 from invariance.search import SearchSpace
 from proofs.registry import CheckContext, registry, run_claims
@@ -159,8 +160,8 @@ def test_inv5_verdict_fails_for_pointwise_extractor(images):
     interpolation, so the 'bounded away from 0' check must fail."""
     torch.manual_seed(0)
     pw = nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU()).double()
-    rows = inv.measure_scales(pw, images, (0.5, 1.0, 2.0))
-    ev = inv.inv5_verdict(rows, floor=inv.interpolation_floor(pw, images))
+    rows = inv_s.measure_scales(pw, images, (0.5, 1.0, 2.0))
+    ev = inv_s.inv5_verdict(rows, floor=inv_s.interpolation_floor(pw, images))
     assert ev.status == "failed"
 
 
@@ -171,10 +172,10 @@ def test_inv5_verdict_needs_growth():
         {"s": 1.0, "mix_error": 0.0},
         {"s": 2.0, "mix_error": 0.3},
     ]
-    ev = inv.inv5_verdict(rows, floor=0.01)
+    ev = inv_s.inv5_verdict(rows, floor=0.01)
     assert ev.status == "failed" and ev.numbers["grows_with_abs_log_s"] == 0.0
     rows[0]["mix_error"] = 0.25
-    assert inv.inv5_verdict(rows, floor=0.01).status == "verified"
+    assert inv_s.inv5_verdict(rows, floor=0.01).status == "verified"
 
 
 # -- INV-6
@@ -182,7 +183,7 @@ def test_inv5_verdict_needs_growth():
 
 def test_inv6_fails_when_oriented_bank_passed_as_isotropic(images):
     ori = OrientedBank((1.0,), dtype=torch.float64)
-    ev = inv.measure_inv6(ori, ori, images, angles_deg=(30.0,), scales=(2.0,))
+    ev = inv_s.measure_inv6(ori, ori, images, angles_deg=(30.0,), scales=(2.0,))
     assert ev.status == "failed" and ev.numbers["max_isotropic_rotation_error"] > inv.INTERP_TOL
 
 
@@ -190,11 +191,11 @@ def test_inv6_fails_when_oriented_bank_passed_as_isotropic(images):
 
 
 def test_inv7_symbolic_and_classification():
-    sym = inv.inv7_symbolic()
+    sym = inv_s.inv7_symbolic()
     assert sym["ok"] and sym["shear_power_n"] == "Matrix([[1, k*n], [0, 1]])"
     maps = {
         "shear": torch.tensor([[1.0, 0.5], [0.0, 1.0]]),
         "rot": torch.tensor([[0.0, -1.0], [1.0, 0.0]]),
     }
-    assert inv.measure_inv7(maps, {"shear": False, "rot": True}).status == "verified"
-    assert inv.measure_inv7(maps, {"shear": True, "rot": True}).status == "failed"
+    assert inv_s.measure_inv7(maps, {"shear": False, "rot": True}).status == "verified"
+    assert inv_s.measure_inv7(maps, {"shear": True, "rot": True}).status == "failed"

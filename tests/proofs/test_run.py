@@ -51,8 +51,8 @@ def test_json_summary(tmp_path, capsys):
 
 
 def test_failing_check_exits_1(tmp_path, capsys, monkeypatch):
-    claim = reg.registry()["INV-7"]
-    broken = reg.Check("broken", lambda ctx: Evidence.compare("x", 1.0, "<=", 0.0), True)
+    claim = reg.load_all()["INV-7"]
+    broken = reg.Check("broken", lambda ctx: Evidence.compare("x", 1.0, "<=", 0.0), reg.PROVE_SCALES)
     monkeypatch.setattr(claim, "checks", [*claim.checks, broken])
     rc, stdout, _ = _run(["--quick", "--only", "INV-7", "--out", str(tmp_path)], capsys)
     assert rc == 1
@@ -62,12 +62,12 @@ def test_failing_check_exits_1(tmp_path, capsys, monkeypatch):
 
 
 def test_crashing_check_is_failed_not_verified(tmp_path, capsys, monkeypatch):
-    claim = reg.registry()["INV-7"]
+    claim = reg.load_all()["INV-7"]
 
     def boom(ctx):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(claim, "checks", [reg.Check("boom", boom, True)])
+    monkeypatch.setattr(claim, "checks", [reg.Check("boom", boom, reg.PROVE_SCALES)])
     rc, _, _ = _run(["--quick", "--only", "INV-7", "--out", str(tmp_path)], capsys)
     assert rc == 1
     ev = json.loads((tmp_path / "report.json").read_text())
@@ -117,3 +117,9 @@ def test_a_failing_figure_does_not_change_the_verdict(tmp_path, capsys):
 
     assert ctx.draw("y.png", ok, {}) == "figures/y.png"
     assert (tmp_path / "figures" / "y.png").read_bytes() == b"png"
+
+
+def test_device_is_checked_before_any_check_runs(tmp_path, capsys):
+    rc, _, stderr = _run(["--device", "tpu", "--only", "GEO-1", "--out", str(tmp_path)], capsys)
+    assert rc == 2 and "--device: expected cpu or cuda[:i], got 'tpu'" in stderr
+    assert not (tmp_path / "report.json").exists()

@@ -490,7 +490,7 @@ def test_cuda_autograd_runs_the_kernel(cuda_ops):
 def test_fused_backward_allocates_only_its_result(ops):
     """Peak memory: the (N, h, w, 2) result and the noise field, nothing K-sized (after a
     first call, which also draws the noise pool of sampling.linearized once per dtype)."""
-    from sampling.bench import peak_memory
+    from proofs.bench import peak_memory
 
     g = torch.Generator().manual_seed(0)
     n, c, h, k = 16, 3, 16, 8

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from proofs.cli import main
-from sampling.bench import bench_sampler, format_table, peak_memory
+from proofs.bench import bench_sampler, format_table, peak_memory
 
 
 @pytest.fixture(autouse=True)

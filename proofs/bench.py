@@ -26,18 +26,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .checks import UsageError
+from models import runio
+from models.errors import UsageError
 
 __all__ = ["add_arguments", "run", "bench_sampler", "BENCH_SHAPES", "peak_memory"]
 
@@ -67,8 +66,8 @@ class _GathersOnly(torch.autograd.Function):
 
 
 def _samplers(num_samples: int, seed: int):
-    from .linearized import linearized_grid_sample
-    from .multiscale import multiscale_grid_sample
+    from sampling.linearized import linearized_grid_sample
+    from sampling.multiscale import multiscale_grid_sample
 
     gen = torch.Generator().manual_seed(seed)
     return {
@@ -221,7 +220,7 @@ def bench_sampler(*, device="cpu", repeats: int = 20, shapes=BENCH_SHAPES,
 
 def _kernel_name(device) -> str:
     """Which backward the linearized rows ran: the fused kernel (and its SIMD copy) or eager."""
-    from . import _ext
+    from sampling import _ext
 
     ops = _ext.load(device.type) if device.type in _ext.KERNELS else None
     if ops is None:
@@ -272,7 +271,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "and peak memory, on the issue's shapes.")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--repeats", type=int, default=20, help="timed repetitions (default 20)")
-    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    runio.add_json_argument(p, "the report")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's default)")
     p.add_argument("--num-samples", type=int, default=8, help="K (default 8)")
@@ -301,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UsageError(f"--threads: expected an int >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    from . import _ext
+    from sampling import _ext
 
     isa = _ext.isa
     _ext.isa = _CPU_KERNELS[getattr(args, "cpu_kernel", "best")]
@@ -313,8 +312,7 @@ def run(args: argparse.Namespace) -> int:
                                progress=lambda s: print(s, file=sys.stderr, flush=True))
     finally:
         _ext.isa = isa
-    print(format_table(report))
+    print(format_table(report), file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        runio.emit_json(args.json, report, indent=2)
     return 0

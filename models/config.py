@@ -1,0 +1,138 @@
+"""The training configuration: :class:`TrainConfig` and the scale names.
+
+A config fixes everything that determines a run; presets per scale are the suite's
+(:func:`models.suites.mnist.preset` for MNIST). It validates names against the MNIST
+networks (the only suite so far); a new suite with other names brings its own frozen
+dataclass with the same fields the loop reads (``seeds``, ``batch_size``, ``total_steps``,
+``lr_at``, ``device``, ``method``, ``vmap``, ``log_every``, ``checkpoint_every``,
+``variant``, ``net``, ``scale``, ``to_json`` / ``from_json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import sampling
+from .errors import ConfigError
+
+from .mnist_nets import NETS, VARIANT_SHAPES
+
+__all__ = ["TrainConfig", "SCALES"]
+
+SCALES = ("smoke", "small", "medium", "paper")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a run (000 App. A.1 at ``scale="paper"``).
+
+    Attributes:
+        variant: ``"R"``, ``"T"`` or ``"S"``.
+        net: one of :data:`models.mnist_nets.NETS`.
+        scale: preset name the config came from (``"smoke"``, ``"small"``, ``"paper"``).
+        seeds: one run trains all these seeds (stacked, vmapped).
+        batch_size: images per step and seed.
+        iters: steps at the initial learning rate.
+        iters_low: further steps at ``lr * lr_drop``.
+        lr: initial learning rate (plain SGD, no momentum, no weight decay).
+        train_digits: use only the first ``train_digits`` training digits (None: all 60k).
+        test_digits: use only the first ``test_digits`` test digits (None: all 10k).
+        test_perturb: fixed perturbations per test digit (000: 10).
+        test_seed: seed of the fixed test perturbations.
+        eval_batch: test images per forward pass.
+        checkpoint_every: steps between checkpoints (one is always written at the end).
+        log_every: steps between log lines.
+        method: ST sampler (``"bilinear"``, ``"linearized"``, ``"multiscale"``).
+        padding_mode: ``"border"`` (000 App. A.1) or ``"zeros"``.
+        device: ``"cpu"`` or ``"cuda"``; data are generated on this device.
+        vmap: train the seeds with ``torch.func.vmap`` (else one after another).
+    """
+
+    variant: str
+    net: str
+    scale: str = "custom"
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 256
+    iters: int = 50_000
+    iters_low: int = 20_000
+    lr: float = 0.02
+    lr_drop: float = 0.1
+    train_digits: int | None = None
+    test_digits: int | None = None
+    test_perturb: int = 10
+    test_seed: int = 0
+    eval_batch: int = 1000
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    method: str = "bilinear"
+    padding_mode: str = "border"
+    device: str = "cpu"
+    vmap: bool = True
+
+    def __post_init__(self):
+        fn = "TrainConfig"
+        if self.variant not in VARIANT_SHAPES:
+            raise ConfigError(f"{fn}: expected variant in {list(VARIANT_SHAPES)}, got "
+                             f"{self.variant!r}")
+        if self.net not in NETS:
+            raise ConfigError(f"{fn}: expected net (architecture) in {list(NETS)}, got "
+                             f"{self.net!r}")
+        seeds = tuple(self.seeds)
+        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
+                or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        for name in ("batch_size", "test_perturb", "eval_batch", "checkpoint_every",
+                     "log_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
+        for name in ("iters", "iters_low"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
+        if self.iters + self.iters_low < 1:
+            raise ConfigError(f"{fn}: expected iters + iters_low >= 1, got 0")
+        for name in ("train_digits", "test_digits"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
+        for name in ("lr", "lr_drop"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+        if self.method not in sampling.METHODS:
+            raise ConfigError(f"{fn}: expected method in {list(sampling.METHODS)}, got "
+                             f"{self.method!r}")
+        if self.padding_mode not in ("border", "zeros"):
+            raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
+                             f"{self.padding_mode!r}")
+        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
+            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.iters + self.iters_low
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of (0-based) ``step``."""
+        return self.lr if step < self.iters else self.lr * self.lr_drop
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["seeds"] = tuple(d["seeds"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"TrainConfig: unknown keys {unknown}")
+        return cls(**d)
+
+

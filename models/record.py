@@ -1,0 +1,198 @@
+"""The typed run record: one place that owns the ``<suite>/<variant>/<net>/`` layout.
+
+A *run directory* holds one network trained on one variant (several seeds)::
+
+    config.json    the resolved config          env.json       where it ran (models.runio)
+    log.jsonl      one line per log interval    metrics.json   final metrics
+    fig_data.json  data the figures draw from   gallery.npz    a few inputs / ST outputs
+    checkpoint.pt  (+ .sha256, checkpoint.prev.pt) while training
+
+A *suite directory* holds run directories ``<variant>/<net>/`` and ``suite.json``.
+Drivers write through :meth:`RunRecord.save` / :meth:`SuiteRecord.save`; the report, the
+figures and the claims read :meth:`RunRecord.load` / :meth:`SuiteRecord.load` and never
+build these paths themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .runio import atomic_write_json
+
+__all__ = ["RunRecord", "SuiteRecord", "METRICS", "CONFIG", "ENV", "LOG", "FIG_DATA",
+           "GALLERY", "SUITE"]
+
+METRICS, CONFIG, ENV, LOG = "metrics.json", "config.json", "env.json", "log.jsonl"
+FIG_DATA, GALLERY, SUITE = "fig_data.json", "gallery.npz", "suite.json"
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its metrics and config, and lazy access to its saved data.
+
+    Attributes:
+        path: the run directory.
+        metrics: contents of ``metrics.json`` (``variant``, ``net``, ``scale``, ``seeds``,
+            ``error``, ... as the suite's evaluation wrote them).
+        config: contents of ``config.json`` (None if absent).
+    """
+
+    path: Path
+    metrics: dict
+    config: dict | None = None
+
+    @property
+    def variant(self) -> str:
+        return self.metrics["variant"]
+
+    @property
+    def net(self) -> str:
+        return self.metrics["net"]
+
+    @property
+    def scale(self) -> str | None:
+        return self.metrics.get("scale")
+
+    @classmethod
+    def is_run(cls, run_dir: str | Path) -> bool:
+        """Whether ``run_dir`` holds a finished run (``metrics.json``)."""
+        return (Path(run_dir) / METRICS).is_file()
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunRecord":
+        """Read ``metrics.json`` (required) and ``config.json`` (optional).
+
+        Raises:
+            FileNotFoundError: ``run_dir`` has no ``metrics.json``.
+        """
+        run_dir = Path(run_dir)
+        m = run_dir / METRICS
+        if not m.is_file():
+            raise FileNotFoundError(f"RunRecord.load: expected {m} (a finished run), "
+                                    f"found none")
+        return cls(run_dir, json.loads(m.read_text()), _read_json(run_dir / CONFIG))
+
+    def save(self) -> None:
+        """Write ``metrics.json`` atomically (config and the rest are the driver's)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / METRICS, self.metrics)
+
+    def with_config(self) -> dict:
+        """``metrics`` plus ``{"config": config}`` where a config was saved."""
+        return {**self.metrics, "config": self.config} if self.config is not None \
+            else dict(self.metrics)
+
+    def fig_data(self) -> dict | None:
+        """``fig_data.json`` or None."""
+        return _read_json(self.path / FIG_DATA)
+
+    def gallery(self) -> dict | None:
+        """``{name: array}`` of ``gallery.npz`` or None."""
+        p = self.path / GALLERY
+        if not p.exists():
+            return None
+        with np.load(p) as z:
+            return {k: z[k] for k in z.files}
+
+    def log(self) -> list[dict]:
+        """The rows of ``log.jsonl`` ([] if absent)."""
+        p = self.path / LOG
+        if not p.exists():
+            return []
+        return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+
+
+@dataclass
+class SuiteRecord:
+    """The finished runs of a suite directory, by variant and network.
+
+    Attributes:
+        path: the suite directory.
+        runs: ``{variant: {net: RunRecord}}`` in the order ``variants`` x ``nets``.
+        variants: variant order (given to :meth:`load`, else the directories' sorted names).
+        nets: network order (likewise).
+        scale: the suite's scale from ``suite.json`` (None if absent).
+    """
+
+    path: Path
+    runs: dict = field(default_factory=dict)
+    variants: tuple = ()
+    nets: tuple = ()
+    scale: str | None = None
+
+    @classmethod
+    def run_dir(cls, suite_dir: str | Path, variant: str, net: str) -> Path:
+        """Where the run of ``net`` on ``variant`` lives."""
+        return Path(suite_dir) / variant / net
+
+    @classmethod
+    def is_suite(cls, suite_dir: str | Path) -> bool:
+        """Whether ``suite_dir`` holds at least one finished run ``<variant>/<net>/``."""
+        return any(Path(suite_dir).glob(f"*/*/{METRICS}"))
+
+    @classmethod
+    def load(cls, suite_dir: str | Path, *, variants=None, nets=None,
+             exclude_scales=()) -> "SuiteRecord":
+        """Every finished run ``<variant>/<net>/metrics.json`` under ``suite_dir``.
+
+        Args:
+            variants, nets: the order to list runs in (names not given come after, sorted).
+            exclude_scales: skip runs whose ``scale`` is one of these (e.g. ``("smoke",)``).
+        """
+        suite_dir = Path(suite_dir)
+        found = {}
+        for m in sorted(suite_dir.glob(f"*/*/{METRICS}")):
+            rec = RunRecord.load(m.parent)
+            if rec.scale in exclude_scales:
+                continue
+            found[(m.parent.parent.name, m.parent.name)] = rec
+
+        def order(given, names):
+            given = tuple(given or ())
+            return given + tuple(sorted(set(names) - set(given)))
+
+        vs = order(variants, {v for v, _ in found})
+        ns = order(nets, {n for _, n in found})
+        runs: dict = {}
+        for v in vs:
+            for n in ns:
+                if (v, n) in found:
+                    runs.setdefault(v, {})[n] = found[(v, n)]
+        meta = _read_json(suite_dir / SUITE) or {}
+        return cls(suite_dir, runs, vs, ns, meta.get("scale"))
+
+    def get(self, variant: str, net: str) -> RunRecord | None:
+        return self.runs.get(variant, {}).get(net)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs.values())
+
+    def records(self):
+        """Every :class:`RunRecord`, variant-major."""
+        return [r for row in self.runs.values() for r in row.values()]
+
+    def as_dicts(self) -> dict:
+        """``{variant: {net: metrics + {"config"}}}`` (the report's JSON form)."""
+        return {v: {n: r.with_config() for n, r in row.items()} for v, row in self.runs.items()}
+
+    @staticmethod
+    def save_index(suite_dir: str | Path, index: dict) -> None:
+        """Write ``suite.json``: ``{"scale", "runs": {variant: {net: metrics}}}``."""
+        atomic_write_json(Path(suite_dir) / SUITE, index)
+
+    @staticmethod
+    def load_index(suite_dir: str | Path, scale: str) -> dict:
+        """``suite.json`` as written by :meth:`save_index`; a new one for ``scale`` if absent."""
+        d = _read_json(Path(suite_dir) / SUITE)
+        if d is None:
+            return {"scale": scale, "runs": {}}
+        d.setdefault("runs", {})
+        return d

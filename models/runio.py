@@ -1,0 +1,313 @@
+"""Run I/O, written once: the environment record, atomic writes, checkpoints, progress, threads.
+
+Every driver that writes a run (``models.train``, ``proofs.run``,
+``proofs.experiments.samplers``) uses these; none writes its own.
+
+- :func:`environment` -- git commit, package versions, device, threads, argv.
+- :func:`atomic_write_json`, :func:`atomic_write_bytes` -- written to ``NAME.tmp`` and
+  renamed, so a reader never sees half a file.
+- :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_good_checkpoint` --
+  ``torch.save`` files whose sha256 digest is written beside them (``NAME.sha256``) and
+  verified on load; the last two are kept (``checkpoint.pt``, ``checkpoint.prev.pt``), so
+  a damaged latest one falls back to the previous one.
+- :class:`Progress` -- one status line: iteration, loss, error, images/s, ETA.
+- :func:`thread_limit` -- a block with ``torch.set_num_threads(n)``, restored after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["environment", "git_commit", "package_versions", "device_name",
+           "atomic_write_bytes", "atomic_write_json", "CheckpointDamaged", "save_checkpoint",
+           "load_checkpoint", "latest_good_checkpoint", "checkpoint_paths", "Progress",
+           "thread_limit", "add_json_argument", "emit_json"]
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------
+# Environment
+# --------------------------------------------------------------------------------------
+def git_commit(*, short: bool = False) -> str | None:
+    """The source tree's ``git rev-parse HEAD`` (``--short`` if asked), or None."""
+    cmd = ["git", "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=_ROOT,
+                              timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions(extra: tuple[str, ...] = ()) -> dict:
+    """``{"python", "torch", "numpy", *extra}`` versions (None where not installed)."""
+    import importlib.metadata as md
+
+    v = {"python": platform.python_version(), "torch": torch.__version__,
+         "numpy": np.__version__}
+    for pkg in extra:
+        try:
+            v[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            v[pkg] = None
+    return v
+
+
+def device_name(device: str) -> str:
+    """The GPU's name for ``cuda[:i]``, else the CPU's processor (or machine) string."""
+    device = str(device)
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str = "cpu", **extra) -> dict:
+    """What a run records about where it ran: versions, platform, device, threads, commit.
+
+    Args:
+        device: ``"cpu"`` or ``"cuda[:i]"``.
+        **extra: further keys put first (e.g. ``seeds``).
+
+    Returns:
+        ``{**extra, "python", "torch", "numpy", "platform", "device", "device_name",
+        "threads", "git_commit", "argv"}``.
+    """
+    return {**extra, **package_versions(), "platform": platform.platform(),
+            "device": str(device), "device_name": device_name(device),
+            "threads": torch.get_num_threads(), "git_commit": git_commit(), "argv": sys.argv}
+
+
+# --------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path.tmp``, flush it to disk, rename it to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: str | Path, obj, *, indent: int | None = 1,
+                      separators=None, allow_nan: bool = True) -> None:
+    """``json.dumps(obj)`` plus a newline, written atomically (see :func:`atomic_write_bytes`)."""
+    text = json.dumps(obj, indent=indent, separators=separators, allow_nan=allow_nan) + "\n"
+    atomic_write_bytes(path, text.encode())
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------
+class CheckpointDamaged(ValueError):
+    """A checkpoint's bytes do not match its recorded sha256 digest (or cannot be read)."""
+
+
+def checkpoint_paths(run_dir: str | Path) -> tuple[Path, Path]:
+    """``(latest, previous)`` checkpoint paths of a run directory."""
+    run_dir = Path(run_dir)
+    return run_dir / "checkpoint.pt", run_dir / "checkpoint.prev.pt"
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def save_checkpoint(path: str | Path, state: dict, *, keep_previous: bool = True) -> str:
+    """Write ``state`` with ``torch.save`` atomically and its sha256 beside it.
+
+    With ``keep_previous``, an existing ``path`` (and its digest) first becomes
+    ``<stem>.prev<suffix>`` (``checkpoint.pt`` -> ``checkpoint.prev.pt``), so the last two
+    checkpoints are on disk. Returns the hex digest.
+    """
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    if keep_previous and path.exists():
+        prev = path.with_name(path.stem + ".prev" + path.suffix)
+        os.replace(path, prev)
+        if _digest_path(path).exists():
+            os.replace(_digest_path(path), _digest_path(prev))
+        else:
+            _digest_path(prev).unlink(missing_ok=True)
+    _digest_path(path).unlink(missing_ok=True)  # never a stale digest beside new bytes
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(_digest_path(path), (digest + "\n").encode())
+    return digest
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Verify ``path`` against its sha256 file, then ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        CheckpointDamaged: no digest file, a digest mismatch, or bytes torch cannot read.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    dp = _digest_path(path)
+    if not dp.exists():
+        raise CheckpointDamaged(f"load_checkpoint: {path} has no digest file {dp.name}")
+    want = dp.read_text().strip()
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise CheckpointDamaged(f"load_checkpoint: {path} is damaged (sha256 {got[:12]}..., "
+                                f"expected {want[:12]}...)")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable payload is damage
+        why = (str(e).splitlines() or [type(e).__name__])[0].split(". ")[0]
+        raise CheckpointDamaged(f"load_checkpoint: {path} cannot be read ({why})") from None
+
+
+def latest_good_checkpoint(run_dir: str | Path, *, warn=None) -> tuple[dict, Path] | None:
+    """The newest checkpoint of ``run_dir`` that verifies, and its path; None if none exists.
+
+    A damaged one is reported through ``warn`` (one line each; default: stderr) and
+    skipped.
+
+    Raises:
+        CheckpointDamaged: checkpoints exist but none verifies.
+    """
+    warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+    found, damaged = [], []
+    for p in checkpoint_paths(run_dir):
+        if not p.exists():
+            continue
+        found.append(p)
+        try:
+            return load_checkpoint(p), p
+        except CheckpointDamaged as e:
+            damaged.append(str(e).split(": ", 1)[-1])
+            warn(f"train: {str(e).split(': ', 1)[-1]}; trying the previous checkpoint")
+    if found:
+        raise CheckpointDamaged(f"train: no good checkpoint in {run_dir} ({'; '.join(damaged)}); "
+                                f"delete the run directory to start again")
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------------------
+class Progress:
+    """One status line on a stream: iteration, loss, error, images/s, ETA.
+
+    On a terminal the line is redrawn at most twice a second; elsewhere (logs) a line is
+    written at most every ``every_s`` seconds (15 by default) or when forced.
+
+    Args:
+        label: shown in brackets at the start of the line (``""``: the line starts with
+            ``[step/total]``, for counting tasks rather than iterations).
+        total: number of iterations of the whole run.
+        start: iteration the run (re)starts from (the rate counts from here).
+        images_per_step: images per iteration, for the images/s figure (0: not shown).
+        enabled: False makes every call a no-op.
+        stream: default ``sys.stderr``.
+    """
+
+    def __init__(self, label: str, total: int, start: int = 0, images_per_step: int = 0,
+                 enabled: bool = True, stream=None, every_s: float = 15.0):
+        self.label, self.total, self.start = label, total, start
+        self.ipstep = images_per_step
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.every_s = every_s
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def rate(self, step: int) -> float:
+        """Iterations per second since ``start``."""
+        dt = time.perf_counter() - self.t0
+        return (step - self.start) / dt if dt > 0 else 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def eta(self, step: int) -> float:
+        r = self.rate(step)
+        return (self.total - step) / r if r > 0 else float("nan")
+
+    def update(self, step: int, loss: float | None = None, err: float | None = None,
+               force: bool = False, what: str | None = None) -> None:
+        """Show iteration ``step`` (with its loss / error / what it is doing)."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < (0.5 if self.tty else self.every_s):
+            return
+        self.last = now
+        eta = self.eta(step)
+        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+        parts = [f"[{self.label}] it {step}/{self.total}" if self.label
+                 else f"[{step}/{self.total}]"]
+        if what:
+            parts.append(what)
+        if loss is not None:
+            parts.append(f"loss {loss:.4f}")
+        if err is not None:
+            parts.append(f"err {100 * err:5.2f}%")
+        if self.ipstep:
+            parts.append(f"{self.rate(step) * self.ipstep:7.0f} img/s")
+        parts.append(f"elapsed {self.elapsed():.0f}s  ETA {eta_s}")
+        line = "  ".join(parts)
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------
+# The --json [PATH] convention of every sub-command
+# --------------------------------------------------------------------------------------
+def add_json_argument(parser, what: str = "the result") -> None:
+    """``--json [PATH]``: write ``what`` as JSON to PATH, or to stdout for ``-`` / no PATH."""
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help=f"write {what} as JSON to PATH ('-' or no PATH: stdout)")
+
+
+def emit_json(dest: str | Path, obj, *, indent: int | None = 1) -> None:
+    """Write ``obj`` to ``dest`` (``"-"``: stdout; else a file, atomically)."""
+    if str(dest) == "-":
+        print(json.dumps(obj, indent=indent), flush=True)
+        return
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(dest, obj, indent=indent)
+
+
+# --------------------------------------------------------------------------------------
+# Threads
+# --------------------------------------------------------------------------------------
+@contextmanager
+def thread_limit(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: unchanged), then restore."""
+    old = torch.get_num_threads()
+    if n is not None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"thread_limit: expected n to be None or an int >= 1, got {n!r}")
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -1,0 +1,98 @@
+"""``stnlab report``: render a run directory or a suite as Markdown, paper numbers alongside.
+
+``stnlab report results/mnist-small`` writes ``results/mnist-small/report.md`` (and
+``report.json``) plus ``figures/*.png`` next to it; ``--out FILE.md`` puts them elsewhere.
+The tables are the suite's (:mod:`models.report` for MNIST), the figures are
+:mod:`figures.models`'; both read loaded records only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from models.record import RunRecord
+from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
+from models.runio import add_json_argument, atomic_write_json, emit_json
+
+__all__ = ["render_suite", "render_run", "add_arguments", "run"]
+
+_CAPTIONS = {"fig5_gallery": "Fig. 5: perturbed test digits (top) and the ST outputs "
+             "(STN-C1: its matrix applied to the input)",
+             "fig6_rotation": "Fig. 6: predicted vs applied rotation on (R)",
+             "training_curves": "Training loss"}
+
+
+def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
+    """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
+    suite_dir = Path(suite_dir)
+    suite = load_records(suite_dir)
+    runs = {v: {n: r.with_config() for n, r in row.items()} for v, row in suite.runs.items()}
+    if not runs:
+        raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
+    scales = sorted({r.get("scale", "?") for row in runs.values() for r in row.values()})
+    n_done = sum(len(r) for r in runs.values())
+    lines = [f"# MNIST STN suite: {suite_dir.name}", "",
+             f"Scale: {', '.join(scales)}; {n_done} of 15 networks finished. Paper = "
+             "Finnveden et al. 000 (columns labelled *paper* are copied from its tables for "
+             "comparison, never used as ours).", ""]
+    lines += suite_tables(runs)
+    figs = {}
+    if figures and out_md is not None:
+        from figures.models import draw_suite  # matplotlib only when drawing
+
+        figs = draw_suite(suite, Path(out_md).parent / "figures")
+        if figs:
+            lines += ["### Figures", ""]
+            for name, p in figs.items():
+                rel = os.path.relpath(p, Path(out_md).parent)
+                lines += [f"![{_CAPTIONS.get(name, name)}]({rel})", ""]
+    text = "\n".join(lines)
+    if out_md is not None:
+        out_md = Path(out_md)
+        out_md.parent.mkdir(parents=True, exist_ok=True)
+        out_md.write_text(text)
+        atomic_write_json(out_md.with_suffix(".json"),
+                          {"suite": str(suite_dir), "runs": runs, "figures": figs,
+                           "paper": {"table_i": PAPER_TABLE_I, "table_ii": PAPER_TABLE_II}})
+    return text
+
+
+def render_run(run_dir, out_md=None) -> str:
+    """Markdown for a single run directory (``metrics.json`` and ``config.json``)."""
+    text = "\n".join(run_table(RunRecord.load(run_dir))) + "\n"
+    if out_md is not None:
+        Path(out_md).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_md).write_text(text)
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``stnlab report``."""
+    parser.add_argument("path", help="a suite directory (<variant>/<net>/ runs) or one run")
+    parser.add_argument("--out", default=None,
+                        help="Markdown file to write (default: PATH/report.md)")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    add_json_argument(parser, "the report (suite: as report.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``stnlab report``."""
+    path = Path(args.path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"report: {path} is not a directory")
+    out = Path(args.out) if args.out else path / "report.md"
+    if RunRecord.is_run(path):
+        text = render_run(path, out)
+        js = RunRecord.load(path).with_config()
+    else:
+        text = render_suite(path, out, figures=not args.no_figures)
+        js = json.loads(out.with_suffix(".json").read_text())
+    print(text, file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.json is not None:
+        emit_json(args.json, js)
+    print(f"stnlab report: wrote {out}", file=sys.stderr)
+    return 0
