@@ -81,3 +81,45 @@ def test_permutation_recovery_for_random_quarter_turns(seed, k, two_scales):
     res = feature_alignment_error(back, bank(f), None, mode="permutation")
     assert torch.equal(res.permutation, bank.orientation_shift(k))
     assert res.total <= 1e-12
+
+
+def test_batched_mix_is_oriented_like_the_single_one():
+    """Each batch entry's mix M satisfies M @ cand ≈ ref (a transposed mix would not)."""
+    gen = torch.Generator().manual_seed(1)
+    ref = torch.randn(4, 200, generator=gen, dtype=torch.float64)
+    ms = torch.randn(3, 4, 4, generator=gen, dtype=torch.float64)  # non-symmetric
+    cand = torch.linalg.solve(ms, ref.expand(3, 4, 200))  # ms[g] @ cand[g] = ref
+    found = ch.best_channel_mix(ref, cand)
+    torch.testing.assert_close(found, ms, rtol=1e-6, atol=1e-6)
+    for g in range(3):
+        torch.testing.assert_close(found[g], ch.best_channel_mix(ref, cand[g]))
+        as_maps = cand[g].reshape(1, 4, 200, 1)  # (N, C, H, W)
+        torch.testing.assert_close(ch.apply_mix(as_maps, found[g]).reshape(4, 200), ref,
+                                   rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(found.transpose(-1, -2), ms, atol=1e-3)
+
+
+def test_mix_ridge_is_relative_and_tiny():
+    """The ridge λ = ridge · tr(A Aᵀ) / C: scaling cand scales the mix inversely."""
+    gen = torch.Generator().manual_seed(2)
+    cand = torch.randn(3, 100, generator=gen, dtype=torch.float64)
+    ref = torch.randn(3, 100, generator=gen, dtype=torch.float64)
+    m1 = ch.best_channel_mix(ref, cand)
+    m2 = ch.best_channel_mix(ref, 1e3 * cand)
+    torch.testing.assert_close(m2 * 1e3, m1, rtol=1e-9, atol=1e-12)
+    # a huge ridge shrinks the mix towards 0, i.e. it is added (not subtracted)
+    big = ch.best_channel_mix(ref, cand, ridge=1e6)
+    assert big.abs().max() < 1e-3 * m1.abs().max()
+
+
+def test_permutations_batched_and_distances_known():
+    ref = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    cand = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [1.0, 1.0]]], dtype=torch.float64)
+    d = ch.channel_distances(ref, cand)
+    torch.testing.assert_close(d, torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 2.0], [1.0, 1.0]]],
+                                               dtype=torch.float64))
+    p = ch.best_permutations(d)
+    assert p.tolist() == [[1, 0], [0, 1]]
+    sim = ch.channel_similarity(torch.tensor([[1.0, 0.0], [0.0, 0.0]]),
+                                torch.tensor([[2.0, 0.0], [1.0, 1.0]]))
+    torch.testing.assert_close(sim, torch.tensor([[1.0, 2 ** -0.5], [0.0, 0.0]]))

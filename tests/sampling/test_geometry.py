@@ -242,3 +242,25 @@ def test_singular_and_reflected_matrices_are_refused():
 def test_integer_matrices_are_refused():
     with pytest.raises(ValueError, match="floating-point"):
         g.invert(torch.zeros(1, 2, 3, dtype=torch.int64))
+
+
+def test_invert_singularity_is_relative_to_the_matrix_scale():
+    """diag(1, 0) is singular whatever its norm (a clear ValueError, not inf/NaN);
+    0.03 I is well conditioned in float32 (|det| = 9e-4 is small only in absolute terms)."""
+    with pytest.raises(ValueError, match=r"invert: expected m with an invertible linear part, "
+                                         r"got a singular matrix \(det=0\) at index 1"):
+        g.invert(torch.tensor([[[1.0, 0, 0], [0, 1, 0]], [[1.0, 0, 0], [0, 0, 0]]]))
+    for scale in (0.03, 1e-6, 1e6):
+        m = scale * torch.eye(2, 3, dtype=torch.float32)[None]
+        torch.testing.assert_close(g.invert(m), torch.eye(2, 3)[None] / scale, **tol(torch.float32))
+    # nearly singular relative to its scale: condition number ~1e9 > 1 / (64 eps_32)
+    with pytest.raises(ValueError, match="singular"):
+        g.invert(torch.tensor([[[1.0, 0, 0], [0, 1e-9, 0]]]))
+    g.invert(torch.tensor([[[1.0, 0, 0], [0, 1e-9, 0]]], dtype=torch.float64))  # fine in f64
+
+
+def test_invert_known_value_with_translation():
+    m = torch.tensor([[[2.0, 1.0, 3.0], [0.0, 4.0, -2.0]]], dtype=torch.float64)
+    # inverse linear part [[1/2, -1/8], [0, 1/4]]; t' = -A^{-1} t = -(3/2 + 2/8, -2/4)
+    want = torch.tensor([[[0.5, -0.125, -1.75], [0.0, 0.25, 0.5]]], dtype=torch.float64)
+    torch.testing.assert_close(g.invert(m), want, **tol(torch.float64))
