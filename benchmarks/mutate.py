@@ -166,6 +166,9 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds per mutant (default: 3 x the clean run + 10)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--survivors-from", default=None, metavar="LOG",
+                   help="rerun only the survivors listed in an earlier run's output (after "
+                        "new tests; the module itself must be unchanged)")
     args = p.parse_args(argv)
 
     repo = Path.cwd()
@@ -174,6 +177,14 @@ def main(argv=None) -> int:
     total = len(todo)
     if args.sample is not None and args.sample < total:
         todo = sorted(random.Random(args.seed).sample(todo, args.sample))
+    if args.survivors_from:
+        prefix = f"  survivor {args.module}:"
+        old = {line[len(prefix):].rstrip("\n") for line in open(args.survivors_from)
+               if line.startswith(prefix)}
+        todo = [t for t in todo if t[2] in old]
+        if len(todo) != len(old):
+            raise SystemExit(f"mutate: {len(old) - len(todo)} earlier survivors not found "
+                             "(was the module edited?)")
     if args.list:
         for _, _, desc in todo:
             print(f"{args.module}:{desc}")

@@ -133,3 +133,19 @@ def test_permutation_and_mix_modes_recover_known_channel_maps():
     mx = feature_alignment_error(mixed, ref, None, mode="mix")
     torch.testing.assert_close(mx.mix, torch.linalg.inv(mix), rtol=1e-6, atol=1e-6)
     assert mx.total < 1e-6 and mx.per_channel.max() < 1e-6
+
+
+def test_defaults_names_and_non_square_maps():
+    """Default radius 0.35; a non-square map (6 x 12) is measured over its own disk; a bad
+    reference is reported under its own name."""
+    from invariance.warps import central_mask
+
+    ref = torch.rand(2, 3, 6, 12, dtype=torch.float64) + 0.1
+    e = feature_alignment_error(ref * 1.5, ref, None)
+    assert e.region["radius_normalized"] == 0.35
+    assert e.region["pixels"] == int(central_mask(6, 12, 0.35).sum()) > 0
+    assert e.total == pytest.approx(0.5, rel=1e-12) and e.mode == "spatial"
+    assert e.permutation is None and e.mix is None and torch.equal(e.aligned, ref * 1.5)
+    with pytest.raises(ValueError, match=r"feature_alignment_error: expected reference of shape "
+                                         r"\(N, C, h, w\), got \(1, 2, 8\)"):
+        feature_alignment_error(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8), None)
