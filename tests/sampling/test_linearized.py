@@ -471,7 +471,8 @@ def test_eager_path_equals_the_independent_numpy_reference(align_corners, sigma,
     anisotropic, sheared footprint (7 rows x 9 columns, partly out of bounds) on a
     non-affine image, against proofs/reference/linearized_numpy.py (float64 NumPy from
     003 Eqs. 2-9, sharing only the standard normal variates). Gradient, normal matrix and
-    in-bounds count must agree; rtol 1e-9 derived as in tests/proofs/test_linearized_reference.py."""
+    in-bounds count must agree; rtol 1e-9 derived as in
+    tests/proofs/test_linearized_reference.py."""
     import numpy as np
 
     import sampling.linearized as lin
