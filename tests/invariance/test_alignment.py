@@ -149,3 +149,14 @@ def test_defaults_names_and_non_square_maps():
     with pytest.raises(ValueError, match=r"feature_alignment_error: expected reference of shape "
                                          r"\(N, C, h, w\), got \(1, 2, 8\)"):
         feature_alignment_error(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8), None)
+
+
+def test_small_but_live_reference_channel_is_measured():
+    """A reference channel with ‖b_c‖² = 0.04 (< 1) is live: its error is a number, not nan."""
+    ref = torch.zeros(1, 2, 2, 2, dtype=torch.float64)
+    ref[:, 0] = 0.1  # ‖b_0‖² = 4 * 0.01 = 0.04
+    ref[:, 1] = 3.0
+    aligned = ref.clone()
+    aligned[:, 0] = 0.2  # ‖a_0 − b_0‖² = 0.04: relative error exactly 1
+    _, per_c, _ = relative_error(aligned, ref, torch.ones(2, 2, dtype=torch.bool))
+    torch.testing.assert_close(per_c, torch.tensor([1.0, 0.0], dtype=torch.float64))
