@@ -64,6 +64,11 @@ class Interval:
         """Whether ``lo <= value <= hi``."""
         return self.lo <= value <= self.hi
 
+    def as_dict(self) -> dict:
+        """Plain JSON-ready fields (for ``report.json``)."""
+        return dict(estimate=self.estimate, lo=self.lo, hi=self.hi, level=self.level,
+                    method=self.method, n=self.n)
+
     def __str__(self) -> str:
         return f"{self.estimate:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
 

@@ -160,3 +160,10 @@ def test_bad_inputs_have_clear_errors():
         stats.clopper_pearson(5, 3)
     with pytest.raises(ValueError, match="resamples"):
         stats.bootstrap_mean_ci([1.0, 2.0], resamples=10)
+
+
+def test_interval_label_and_dict():
+    ci = stats.Interval(0.5, 0.25, 0.75, 0.95, "hand", 12)
+    assert str(ci) == "0.5 [0.25, 0.75]"  # `estimate [lo, hi]`, as the report labels it
+    assert ci.as_dict() == dict(estimate=0.5, lo=0.25, hi=0.75, level=0.95, method="hand", n=12)
+    assert ci.contains(0.25) and ci.contains(0.75) and not ci.contains(0.76)
