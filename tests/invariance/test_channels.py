@@ -123,3 +123,30 @@ def test_permutations_batched_and_distances_known():
     sim = ch.channel_similarity(torch.tensor([[1.0, 0.0], [0.0, 0.0]]),
                                 torch.tensor([[2.0, 0.0], [1.0, 1.0]]))
     torch.testing.assert_close(sim, torch.tensor([[1.0, 2 ** -0.5], [0.0, 0.0]]))
+
+
+def test_distances_are_never_negative():
+    """rr + cc - 2 cross cancels for identical large channels and rounds below 0 (float64:
+    -3e-5 here): the clamp keeps squared distances >= 0."""
+    x = torch.randn(6, 1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = 1e3 * x + 1e4
+    d = ch.channel_distances(x, x)
+    assert (d >= 0).all()
+
+
+def test_mix_normal_equations_with_a_visible_ridge():
+    """ridge = 0.5: M^T = (A A^T + λ I)^{-1} A B^T with λ = 0.5 tr(A A^T) / C, against a
+    direct float64 solve (the ridge is added, and scaled by the mean channel energy)."""
+    gen = torch.Generator().manual_seed(4)
+    a = torch.randn(3, 50, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, 50, generator=gen, dtype=torch.float64)
+    gram = a @ a.T
+    lam = 0.5 * torch.trace(gram) / 3
+    want = torch.linalg.solve(gram + lam * torch.eye(3, dtype=torch.float64), a @ b.T).T
+    torch.testing.assert_close(ch.best_channel_mix(b, a, ridge=0.5), want)
+
+
+def test_flatten_region_refuses_three_dims():
+    with pytest.raises(ValueError, match=r"flatten_region: expected x of shape "
+                                         r"\(\.\.\., N, C, H, W\), got \(2, 4, 4\)"):
+        ch.flatten_region(torch.rand(2, 4, 4), torch.ones(4, 4, dtype=torch.bool))
