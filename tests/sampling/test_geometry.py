@@ -264,3 +264,37 @@ def test_invert_known_value_with_translation():
     # inverse linear part [[1/2, -1/8], [0, 1/4]]; t' = -A^{-1} t = -(3/2 + 2/8, -2/4)
     want = torch.tensor([[[0.5, -0.125, -1.75], [0.0, 0.25, 0.5]]], dtype=torch.float64)
     torch.testing.assert_close(g.invert(m), want, **tol(torch.float64))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: g.pixel_units(0), r"pixel_units: expected width to be a positive int, got 0"),
+    (lambda: g.pixel_units(2.5), r"pixel_units: expected width to be a positive int, got 2.5"),
+    (lambda: g.normalized_to_pixel(torch.zeros(2), (5,)), r"normalized_to_pixel: expected size"),
+    (lambda: g.normalized_to_pixel(torch.zeros(2), (5, 2.0)), r"expected size to be \(H, W\)"),
+    (lambda: g.normalized_to_pixel(torch.zeros(2), 5), r"expected size to be \(H, W\)"),
+    (lambda: g.normalized_to_pixel([0.0, 0.0], (5, 5)), r"expected xy of shape \(\.\.\., 2\), "
+                                                         r"got list"),
+    (lambda: g.normalized_to_pixel(torch.tensor(0.0), (5, 5)), r"got \(\)"),
+    (lambda: g.pixel_to_normalized(torch.zeros(2), (1, 5), align_corners=True), "size >= 2"),
+    (lambda: g.pixel_to_normalized(torch.zeros(2), (5, 1), align_corners=True), "size >= 2"),
+])
+def test_pixel_conversions_refuse_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_pixel_conversions_accept_edge_sizes_and_known_values():
+    """1-pixel axes work without align_corners; list sizes work; hand values."""
+    out = g.pixel_to_normalized(torch.tensor([0.0, 0.0]), [1, 1])  # the single pixel's centre
+    torch.testing.assert_close(out, torch.zeros(2))
+    # (H, W) = (3, 5): x = 1 is pixel 4 (ac) / 4.5 (no ac); y = -1 is pixel 0 / -0.5
+    p = g.normalized_to_pixel(torch.tensor([1.0, -1.0]), (3, 5), align_corners=True)
+    torch.testing.assert_close(p, torch.tensor([4.0, 0.0]))
+    p = g.normalized_to_pixel(torch.tensor([1.0, -1.0]), (3, 5))
+    torch.testing.assert_close(p, torch.tensor([4.5, -0.5]))
+    mat = g.pixel_from_normalized_matrix((3, 5), align_corners=True, dtype=torch.float64)
+    torch.testing.assert_close(mat, torch.tensor([[2.0, 0, 2], [0, 1, 1], [0, 0, 1]],
+                                                 dtype=torch.float64))
+    mat = g.pixel_from_normalized_matrix((3, 5), dtype=torch.float64)
+    torch.testing.assert_close(mat, torch.tensor([[2.5, 0, 2], [0, 1.5, 1], [0, 0, 1]],
+                                                 dtype=torch.float64))
