@@ -150,3 +150,10 @@ def test_flatten_region_refuses_three_dims():
     with pytest.raises(ValueError, match=r"flatten_region: expected x of shape "
                                          r"\(\.\.\., N, C, H, W\), got \(2, 4, 4\)"):
         ch.flatten_region(torch.rand(2, 4, 4), torch.ones(4, 4, dtype=torch.bool))
+
+
+def test_mix_of_all_dead_channels_is_finite():
+    """Every candidate channel zero: tr(A A^T) = 0, the ridge floor keeps the solve finite."""
+    m = ch.best_channel_mix(torch.randn(3, 20, dtype=torch.float64),
+                            torch.zeros(3, 20, dtype=torch.float64))
+    assert torch.isfinite(m).all() and torch.equal(m, torch.zeros(3, 3, dtype=torch.float64))

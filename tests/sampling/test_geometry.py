@@ -298,3 +298,11 @@ def test_pixel_conversions_accept_edge_sizes_and_known_values():
     mat = g.pixel_from_normalized_matrix((3, 5), dtype=torch.float64)
     torch.testing.assert_close(mat, torch.tensor([[2.5, 0, 2], [0, 1.5, 1], [0, 0, 1]],
                                                  dtype=torch.float64))
+
+
+def test_affine_params_are_immutable():
+    import dataclasses
+
+    p = g.matrix_to_params(g.identity(1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.angle = torch.zeros(1)
