@@ -257,6 +257,9 @@ def test_invert_singularity_is_relative_to_the_matrix_scale():
     with pytest.raises(ValueError, match="singular"):
         g.invert(torch.tensor([[[1.0, 0, 0], [0, 1e-9, 0]]]))
     g.invert(torch.tensor([[[1.0, 0, 0], [0, 1e-9, 0]]], dtype=torch.float64))  # fine in f64
+    # the scale is the whole linear part's: here its second column (cond ~1e10)
+    with pytest.raises(ValueError, match="singular"):
+        g.invert(torch.tensor([[[1e-5, 1.0, 0], [0, 1e-5, 0]]]))
 
 
 def test_invert_known_value_with_translation():
