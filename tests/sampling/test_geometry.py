@@ -309,3 +309,11 @@ def test_affine_params_are_immutable():
     p = g.matrix_to_params(g.identity(1))
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.angle = torch.zeros(1)
+
+
+def test_python_scalars_take_the_dtype_of_angle():
+    """Scalar shear/translation are made in angle's dtype (float64 here), not the default
+    float32: 0.1 stays the float64 0.1."""
+    z = torch.zeros(1, dtype=torch.float64)
+    m = g.params_to_matrix(z, z, 0.0, 0.1)
+    assert m.dtype == torch.float64 and float(m[0, 0, 2]) == 0.1 and float(m[0, 1, 2]) == 0.1
