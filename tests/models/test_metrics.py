@@ -187,3 +187,9 @@ def test_final_pose_translation_and_scale_known_values():
     for bad_m in (0.0, -1.0):
         with pytest.raises(ValueError, match=r"final_pose: expected m > 0"):
             final_pose("T", theta, translation=torch.zeros(1, 2), m=bad_m)
+
+
+def test_orthogonal_regression_slope_two_points():
+    """Two points are enough: the line through them."""
+    x, y = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0])
+    assert orthogonal_regression_slope(x, y) == pytest.approx(0.5, rel=1e-12)
