@@ -532,3 +532,13 @@ def test_one_pixel_wide_input_with_align_corners(diagnostics):
                              align_corners=True, padding_mode="zeros", diagnostics=diagnostics)
     gg = out.grad_grid if diagnostics else out
     assert torch.isfinite(gg).all()
+
+
+def test_empty_batch_diagnostics_shapes():
+    x = torch.rand(0, 1, 5, 5, dtype=torch.float64)
+    grid = torch.zeros(0, 3, 4, 2, dtype=torch.float64)
+    fit = fit_local_gradient(x, grid, torch.zeros(0, 1, 3, 4, dtype=torch.float64), seed=0,
+                             num_samples=4, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+                             align_corners=False, padding_mode="zeros", diagnostics=True)
+    assert fit.grad_grid.shape == (0, 3, 4, 2)
+    assert fit.normal.shape == (0, 3, 4, 3) and fit.count.shape == (0, 3, 4)
