@@ -181,9 +181,10 @@ def main(argv=None) -> int:
         prefix = f"  survivor {args.module}:"
         old = {line[len(prefix):].rstrip("\n") for line in open(args.survivors_from)
                if line.startswith(prefix)}
-        todo = [t for t in todo if t[2] in old]
-        if len(todo) != len(old):
-            raise SystemExit(f"mutate: {len(old) - len(todo)} earlier survivors not found "
+        todo = [t for t in todo if t[2] in old]  # (a description shared by two nodes: both)
+        missing = old - {t[2] for t in todo}
+        if missing:
+            raise SystemExit(f"mutate: {len(missing)} earlier survivors not found "
                              "(was the module edited?)")
     if args.list:
         for _, _, desc in todo:
