@@ -520,14 +520,18 @@ def test_tikhonov_term_shrinks_the_exact_fit():
     assert fit.grad_grid.norm() < exact.grad_grid.norm()
 
 
+@pytest.mark.parametrize("axis", ["x", "y"])
 @pytest.mark.parametrize("diagnostics", [True, False], ids=["eager", "default"])
-def test_one_pixel_wide_input_with_align_corners(diagnostics):
-    """W = 1 and align_corners=True: 0 input pixels per normalized unit along x. The fit
-    must stay finite (the x-gradient is 0: every location is the same pixel column)."""
+def test_one_pixel_wide_input_with_align_corners(diagnostics, axis):
+    """W = 1 (or H = 1) and align_corners=True: 0 input pixels per normalized unit along
+    that axis. The fit must stay finite."""
     x = torch.rand(1, 1, 6, 1, generator=_gen(0), dtype=torch.float64)
     grid = torch.zeros(1, 3, 1, 2, dtype=torch.float64)
     grid[0, :, 0, 1] = torch.tensor([-0.3, 0.0, 0.3], dtype=torch.float64)
-    out = fit_local_gradient(x, grid, torch.ones(1, 1, 3, 1, dtype=torch.float64), seed=0,
+    if axis == "y":  # the transposed case: H = 1
+        x, grid = x.transpose(2, 3).contiguous(), grid.flip(-1).transpose(1, 2).contiguous()
+    h, w = grid.shape[1:3]
+    out = fit_local_gradient(x, grid, torch.ones(1, 1, h, w, dtype=torch.float64), seed=0,
                              num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
                              align_corners=True, padding_mode="zeros", diagnostics=diagnostics)
     gg = out.grad_grid if diagnostics else out
