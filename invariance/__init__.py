@@ -11,6 +11,8 @@ fields change (scalings). This package measures it numerically:
 * :mod:`invariance.search` -- the best ``T_g`` over a dense affine family, with its
   error landscape;
 * :mod:`invariance.channels` -- best channel permutation / linear channel mix;
+* :mod:`invariance.conjugacy` -- whether a 2x2 map is conjugate to an orthogonal one
+  (the exact criterion behind compactly supported invariant receptive fields);
 * :mod:`invariance.extractors` -- random CNNs, oriented and isotropic filter banks,
   hooks into trained networks.
 
@@ -19,6 +21,7 @@ Depends on :mod:`sampling` only; no file I/O, no plotting.
 
 from .alignment import MODES, AlignmentError, alignment_error, feature_alignment_error
 from .channels import best_channel_mix, best_permutation, channel_similarity
+from .conjugacy import conjugacy_report, is_conjugate_to_orthogonal
 from .extractors import FeatureExtractor, FeatureHook, IsotropicBank, OrientedBank, random_cnn
 from .search import SearchResult, SearchSpace, search_alignment
 from .warps import central_mask, transform, warp
@@ -32,6 +35,8 @@ __all__ = [
     "best_channel_mix",
     "best_permutation",
     "channel_similarity",
+    "conjugacy_report",
+    "is_conjugate_to_orthogonal",
     "FeatureHook",
     "IsotropicBank",
     "OrientedBank",

@@ -111,7 +111,7 @@ from . import _ext
 from .checks import check_positive, check_sampler_inputs
 
 __all__ = ["linearized_grid_sample", "grid_footprint", "DEFAULT_EPS", "LinearizedFit",
-           "fit_local_gradient"]
+           "fit_local_gradient", "auxiliary_variates", "draw_seed"]
 
 #: Tikhonov regularizer of the 2x2 normal equations, in squared input pixels.
 #: With the default footprint and collapse noise the normal matrix's eigenvalues
@@ -174,11 +174,20 @@ class LinearizedFit:
         return mean - rad
 
 
-def _draw_seed(generator: torch.Generator | None) -> int:
+def draw_seed(generator: torch.Generator | None) -> int:
+    """The noise seed that :func:`linearized_grid_sample` draws from ``generator`` per call.
+
+    A hook for independent references: ``draw_seed(g)`` on a generator in the state
+    that a call would see returns that call's seed, which :func:`auxiliary_variates` and
+    :func:`fit_local_gradient` accept. It advances ``generator`` as the call does.
+    """
     if generator is None:
         return int(torch.randint(0, 2**62, (1,)).item())
     return int(torch.randint(0, 2**62, (1,), generator=generator,
                              device=generator.device).item())
+
+
+_draw_seed = draw_seed  # the former private name
 
 
 #: The noise pool (see the module docstring): ``_POOL_SIZE`` standard normal variates per
@@ -211,16 +220,43 @@ def _noise_field(seed, k, h, w, sigma, safe_ux, safe_uy, dtype, device) -> torch
     starts at ``seed mod (pool size - window + 1)``; a field larger than
     ``_POOL_MAX_WINDOW`` is drawn fresh from ``seed``.
     """
-    size = 4 * k * h * w
     scale = torch.tensor([sigma, sigma, 1.0 / safe_ux, 1.0 / safe_uy], dtype=dtype)
     scale = scale.to(device).view(4, 1, 1, 1)
+    return auxiliary_variates(seed, k, h, w, dtype=dtype, device=device) * scale
+
+
+def auxiliary_variates(seed: int, num_samples: int, h: int, w: int, *,
+                       dtype: torch.dtype = torch.float32,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+    """The standard normal variates behind the auxiliary offsets of one call (a hook).
+
+    Independent references of the fit (e.g. ``proofs/reference/linearized_numpy.py``)
+    take these and build the offsets themselves, so they need not copy the pool logic.
+    Component ``0, 1`` of the result are ``z_k`` of Eq. (3) (footprint offset
+    ``sigma * (d_col z0 + d_row z1)``), ``2, 3`` the collapse noise ``(c_x, c_y)`` of
+    Eqs. (8-9) in input pixels; both paths of :func:`fit_local_gradient` with this
+    ``seed`` use exactly these values (the eager path scales them by ``(sigma, sigma,
+    1/u_x, 1/u_y)`` into normalized units).
+
+    Args:
+        seed: the call's seed (:func:`draw_seed`).
+        num_samples: ``K``.
+        h, w: the output's height and width.
+        dtype, device: of the grid.
+
+    Returns:
+        ``(4, K, h, w)``: the window of ``4 K h w`` pool entries starting at
+        ``seed mod (pool size - window + 1)``, or, above ``_POOL_MAX_WINDOW`` variates,
+        a fresh draw from ``seed``.
+    """
+    size = 4 * num_samples * h * w
     if size <= _POOL_MAX_WINDOW:
         pool = _noise_pool(dtype, device)
         start = seed % (pool.numel() - size + 1)
-        return pool[start:start + size].view(4, k, h, w) * scale
+        return pool[start:start + size].view(4, num_samples, h, w)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
-    return torch.randn(4, k, h, w, generator=gen, dtype=dtype, device=device) * scale
+    return torch.randn(4, num_samples, h, w, generator=gen, dtype=dtype, device=device)
 
 
 def _planar_footprint(gx: torch.Tensor, gy: torch.Tensor):
@@ -555,7 +591,7 @@ def linearized_grid_sample(input: torch.Tensor, grid: torch.Tensor, *, num_sampl
     fn = "linearized_grid_sample"
     check_sampler_inputs(input, grid, fn=fn, padding_mode=padding_mode)
     _check_options(fn, num_samples, sigma, eps, collapse_noise, generator)
-    seed = _draw_seed(generator)
+    seed = draw_seed(generator)
     sigma = 1.0 if sigma is None else float(sigma)
     fn_cls = _LinearizedGridSample if _transforms_active() else _LinearizedGridSampleCtx
     return fn_cls.apply(input, grid, seed, num_samples, sigma, collapse_noise, float(eps),

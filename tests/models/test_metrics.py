@@ -140,7 +140,8 @@ def test_classification_error():
 @pytest.mark.parametrize("call, match", [
     (lambda: final_pose("Q", torch.zeros(2, 2, 3)), "variant"),
     (lambda: final_pose("T", torch.eye(2, 3)[None], translation=torch.zeros(1, 2)), "m"),
-    (lambda: final_pose("S", torch.zeros(1, 2, 3), scale=torch.ones(1)), "det"),
+    (lambda: final_pose("S", torch.zeros(1, 2, 3), scale=torch.ones(1)),
+     r"final_pose: expected theta with det > 0 for log2 det, got 1 with det <= 0"),
     (lambda: final_pose("R", torch.zeros(2, 3)), "theta"),
     (lambda: pose_std_per_label(torch.zeros(3), torch.arange(3)), "at least one label"),
     (lambda: orthogonal_regression_slope(torch.zeros(1), torch.zeros(1)), "2 points"),
@@ -148,3 +149,48 @@ def test_classification_error():
 def test_bad_inputs_have_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_pose_std_skips_single_image_labels_and_counts_pairs():
+    """Labels with one image are skipped, labels with two count (ddof = 0: half the gap)."""
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    final = torch.tensor([1.0, 3.0, 100.0, 0.0, 0.0, 3.0])
+    sp = pose_std_per_label(final, labels)
+    assert set(sp.per_label) == {0, 2}
+    assert sp.per_label[0] == pytest.approx(1.0)
+    assert sp.per_label[2] == pytest.approx(math.sqrt(2.0))  # mean 1: (1 + 1 + 4) / 3 = 2
+    assert sp.mean == pytest.approx((1.0 + math.sqrt(2.0)) / 2)
+    # (N, 2): the standard distance deviation of (0, 0), (2, 0), (0, 2), (2, 2) is sqrt(2)
+    pts = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    assert pose_std_per_label(pts, torch.zeros(4, dtype=torch.long)).mean == pytest.approx(
+        math.sqrt(2.0))
+
+
+def test_orthogonal_regression_slope_isotropic_and_negative():
+    """sxy = 0 with sxx = syy (an isotropic cross): the horizontal line (0, not inf);
+    a negative correlation gives a negative slope."""
+    x = torch.tensor([1.0, -1.0, 0.0, 0.0], dtype=torch.float64)
+    y = torch.tensor([0.0, 0.0, 1.0, -1.0], dtype=torch.float64)
+    assert orthogonal_regression_slope(x, y) == 0.0
+    # points exactly on y = -2 x + 1: slope -2
+    t = torch.tensor([-1.0, 0.0, 1.0, 2.0], dtype=torch.float64)
+    assert orthogonal_regression_slope(t, -2 * t + 1) == pytest.approx(-2.0, rel=1e-12)
+
+
+def test_final_pose_translation_and_scale_known_values():
+    theta = torch.tensor([[[2.0, 0.0, 0.1], [0.0, 2.0, -0.2]]], dtype=torch.float64)
+    t = final_pose("T", theta, translation=torch.tensor([[3.0, -5.0]]), m=10.0)
+    torch.testing.assert_close(t, torch.tensor([[2.0, -3.0]], dtype=torch.float64))
+    s = final_pose("S", theta, scale=torch.tensor([2.0]))  # log2(4) - log2(det 4) = 0
+    torch.testing.assert_close(s, torch.zeros(1, dtype=torch.float64))
+    s = final_pose("S", theta, scale=torch.tensor([4.0]))  # log2(16) - log2(4) = 2
+    torch.testing.assert_close(s, torch.tensor([2.0], dtype=torch.float64))
+    for bad_m in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"final_pose: expected m > 0"):
+            final_pose("T", theta, translation=torch.zeros(1, 2), m=bad_m)
+
+
+def test_orthogonal_regression_slope_two_points():
+    """Two points are enough: the line through them."""
+    x, y = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0])
+    assert orthogonal_regression_slope(x, y) == pytest.approx(0.5, rel=1e-12)

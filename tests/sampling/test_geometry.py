@@ -278,3 +278,78 @@ def test_singular_and_reflected_matrices_are_refused():
 def test_integer_matrices_are_refused():
     with pytest.raises(ValueError, match="floating-point"):
         g.invert(torch.zeros(1, 2, 3, dtype=torch.int64))
+
+
+def test_invert_singularity_is_relative_to_the_matrix_scale():
+    """diag(1, 0) is singular whatever its norm (a clear ValueError, not inf/NaN);
+    0.03 I is well conditioned in float32 (|det| = 9e-4 is small only in absolute terms)."""
+    with pytest.raises(ValueError, match=r"invert: expected m with an invertible linear part, "
+                                         r"got a singular matrix \(det=0\) at index 1"):
+        g.invert(torch.tensor([[[1.0, 0, 0], [0, 1, 0]], [[1.0, 0, 0], [0, 0, 0]]]))
+    for scale in (0.03, 1e-6, 1e6):
+        m = scale * torch.eye(2, 3, dtype=torch.float32)[None]
+        torch.testing.assert_close(g.invert(m), torch.eye(2, 3)[None] / scale, **tol(torch.float32))
+    # nearly singular relative to its scale: condition number ~1e9 > 1 / (64 eps_32)
+    with pytest.raises(ValueError, match="singular"):
+        g.invert(torch.tensor([[[1.0, 0, 0], [0, 1e-9, 0]]]))
+    g.invert(torch.tensor([[[1.0, 0, 0], [0, 1e-9, 0]]], dtype=torch.float64))  # fine in f64
+    # the scale is the whole linear part's: here its second column (cond ~1e10)
+    with pytest.raises(ValueError, match="singular"):
+        g.invert(torch.tensor([[[1e-5, 1.0, 0], [0, 1e-5, 0]]]))
+
+
+def test_invert_known_value_with_translation():
+    m = torch.tensor([[[2.0, 1.0, 3.0], [0.0, 4.0, -2.0]]], dtype=torch.float64)
+    # inverse linear part [[1/2, -1/8], [0, 1/4]]; t' = -A^{-1} t = -(3/2 + 2/8, -2/4)
+    want = torch.tensor([[[0.5, -0.125, -1.75], [0.0, 0.25, 0.5]]], dtype=torch.float64)
+    torch.testing.assert_close(g.invert(m), want, **tol(torch.float64))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: g.pixel_units(0), r"pixel_units: expected width to be a positive int, got 0"),
+    (lambda: g.pixel_units(2.5), r"pixel_units: expected width to be a positive int, got 2.5"),
+    (lambda: g.normalized_to_pixel(torch.zeros(2), (5,)), r"normalized_to_pixel: expected size"),
+    (lambda: g.normalized_to_pixel(torch.zeros(2), (5, 2.0)), r"expected size to be \(H, W\)"),
+    (lambda: g.normalized_to_pixel(torch.zeros(2), 5), r"expected size to be \(H, W\)"),
+    (lambda: g.normalized_to_pixel([0.0, 0.0], (5, 5)), r"expected xy of shape \(\.\.\., 2\), "
+                                                         r"got list"),
+    (lambda: g.normalized_to_pixel(torch.tensor(0.0), (5, 5)), r"got \(\)"),
+    (lambda: g.pixel_to_normalized(torch.zeros(2), (1, 5), align_corners=True), "size >= 2"),
+    (lambda: g.pixel_to_normalized(torch.zeros(2), (5, 1), align_corners=True), "size >= 2"),
+])
+def test_pixel_conversions_refuse_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_pixel_conversions_accept_edge_sizes_and_known_values():
+    """1-pixel axes work without align_corners; list sizes work; hand values."""
+    out = g.pixel_to_normalized(torch.tensor([0.0, 0.0]), [1, 1])  # the single pixel's centre
+    torch.testing.assert_close(out, torch.zeros(2))
+    # (H, W) = (3, 5): x = 1 is pixel 4 (ac) / 4.5 (no ac); y = -1 is pixel 0 / -0.5
+    p = g.normalized_to_pixel(torch.tensor([1.0, -1.0]), (3, 5), align_corners=True)
+    torch.testing.assert_close(p, torch.tensor([4.0, 0.0]))
+    p = g.normalized_to_pixel(torch.tensor([1.0, -1.0]), (3, 5))
+    torch.testing.assert_close(p, torch.tensor([4.5, -0.5]))
+    mat = g.pixel_from_normalized_matrix((3, 5), align_corners=True, dtype=torch.float64)
+    torch.testing.assert_close(mat, torch.tensor([[2.0, 0, 2], [0, 1, 1], [0, 0, 1]],
+                                                 dtype=torch.float64))
+    mat = g.pixel_from_normalized_matrix((3, 5), dtype=torch.float64)
+    torch.testing.assert_close(mat, torch.tensor([[2.5, 0, 2], [0, 1.5, 1], [0, 0, 1]],
+                                                 dtype=torch.float64))
+
+
+def test_affine_params_are_immutable():
+    import dataclasses
+
+    p = g.matrix_to_params(g.identity(1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.angle = torch.zeros(1)
+
+
+def test_python_scalars_take_the_dtype_of_angle():
+    """Scalar shear/translation are made in angle's dtype (float64 here), not the default
+    float32: 0.1 stays the float64 0.1."""
+    z = torch.zeros(1, dtype=torch.float64)
+    m = g.params_to_matrix(z, z, 0.0, 0.1)
+    assert m.dtype == torch.float64 and float(m[0, 0, 2]) == 0.1 and float(m[0, 1, 2]) == 0.1

@@ -431,3 +431,122 @@ def test_large_noise_fields_are_drawn_fresh(monkeypatch):
     fresh = torch.randn(4, k, h, w, generator=torch.Generator().manual_seed(7),
                         dtype=torch.float64)
     torch.testing.assert_close(field, fresh, rtol=0, atol=0)
+
+
+def test_fresh_noise_field_is_scaled_by_sigma_and_pixel_units():
+    """A field over ``_POOL_MAX_WINDOW`` variates (no monkeypatch: 4 * 8 * 91 * 91 =
+    264,992 > 2**18) is a fresh draw times ``(sigma, sigma, 1/u_x, 1/u_y)``."""
+    import sampling.linearized as lin
+
+    k, h, w, sigma, ux, uy = 8, 91, 91, 2.0, 4.0, 3.0
+    assert 4 * k * h * w > lin._POOL_MAX_WINDOW
+    field = lin._noise_field(7, k, h, w, sigma, ux, uy, torch.float64, "cpu")
+    fresh = torch.randn(4, k, h, w, generator=torch.Generator().manual_seed(7),
+                        dtype=torch.float64)
+    scale = torch.tensor([sigma, sigma, 1 / ux, 1 / uy], dtype=torch.float64)
+    torch.testing.assert_close(field, fresh * scale.view(4, 1, 1, 1), rtol=0, atol=0)
+    torch.testing.assert_close(lin.auxiliary_variates(7, k, h, w, dtype=torch.float64), fresh,
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("size", [2, 5, 28])
+def test_pixel_units_and_stencil_bound_hand_values(size):
+    """align_corners=True: -1, 1 are the centres of pixels 0 and W - 1, so (W - 1) / 2 px per
+    unit and the stencil stays inside up to |x| = 1; False: -1, 1 are the outer edges, W / 2
+    px per unit, the last pixel centre W - 1 sits at x = 1 - 1 / W."""
+    import sampling.linearized as lin
+
+    assert lin._pixel_units(size, True) == (size - 1) / 2
+    assert lin._pixel_units(size, False) == size / 2
+    assert lin._stencil_bound(size, True) == 1.0
+    assert lin._stencil_bound(size, False) == pytest.approx(1 - 1 / size, rel=1e-15)
+    # both conventions: the bound is the normalized coordinate of pixel centre W - 1
+    assert (lin._stencil_bound(size, True) + 1) / 2 * (size - 1) == pytest.approx(size - 1)
+    assert ((lin._stencil_bound(size, False) + 1) * size - 1) / 2 == pytest.approx(size - 1)
+    # and the known values at size 5
+    assert (lin._pixel_units(5, True), lin._pixel_units(5, False)) == (2.0, 2.5)
+    assert lin._stencil_bound(5, False) == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("sigma, eps", [(1.0, DEFAULT_EPS), (2.5, 0.7)])
+def test_eager_path_equals_the_independent_numpy_reference(align_corners, sigma, eps):
+    """The eager path's own check of orientation, Tikhonov sign, masking and scale: an
+    anisotropic, sheared footprint (7 rows x 9 columns, partly out of bounds) on a
+    non-affine image, against proofs/reference/linearized_numpy.py (float64 NumPy from
+    003 Eqs. 2-9, sharing only the standard normal variates). Gradient, normal matrix and
+    in-bounds count must agree; rtol 1e-9 derived as in
+    tests/proofs/test_linearized_reference.py."""
+    import numpy as np
+
+    import sampling.linearized as lin
+    from proofs.reference import linearized_numpy as ref
+
+    gen = _gen(3)
+    x = torch.rand(2, 2, 11, 13, generator=gen, dtype=torch.float64) ** 2 + 0.5
+    th = torch.tensor([[[1.1, 0.35, 0.1], [-0.2, 0.6, 0.05]]], dtype=torch.float64).repeat(2, 1, 1)
+    grid = F.affine_grid(th, (2, 1, 7, 9), align_corners=align_corners)
+    go = torch.randn(2, 2, 7, 9, generator=gen, dtype=torch.float64)
+    fit = fit_local_gradient(x, grid, go, seed=11, num_samples=8, sigma=sigma,
+                             collapse_noise=True, eps=eps, align_corners=align_corners,
+                             padding_mode="zeros", diagnostics=True)
+    v = lin.auxiliary_variates(11, 8, 7, 9, dtype=torch.float64).numpy()
+    want, normal, count = ref.fitted_grid_gradient(
+        x.numpy(), grid.numpy(), go.numpy(), v, sigma=sigma, eps=eps,
+        align_corners=align_corners, return_diagnostics=True)
+    assert (count < 8).any() and (count == 8).any()  # masking is exercised
+    np.testing.assert_array_equal(fit.count.numpy(), count)
+    np.testing.assert_allclose(fit.normal.numpy(), normal, rtol=1e-9,
+                               atol=1e-9 * np.abs(normal).max())
+    np.testing.assert_allclose(fit.grad_grid.numpy(), want, rtol=1e-9,
+                               atol=1e-9 * np.abs(want).max())
+
+
+def test_tikhonov_term_shrinks_the_exact_fit():
+    """eps is *added* to the normal matrix: J = (S + eps I)^{-1} S J_exact on an affine image
+    (so with eps = 10 S-sized the gradient shrinks, never grows or flips)."""
+    dtype = torch.float64
+    coef = torch.tensor([[1.0, 2.0, 0.0]], dtype=dtype)  # d/du = 1, d/dv = 2 px^-1
+    x = _affine_image(1, 1, 16, 16, coef, dtype, "cpu")
+    grid = torch.zeros(1, 1, 1, 2, dtype=dtype)
+    go = torch.ones(1, 1, 1, 1, dtype=dtype)
+    kw = dict(seed=5, num_samples=16, sigma=1.0, collapse_noise=True, align_corners=False,
+              padding_mode="zeros", diagnostics=True)
+    exact = fit_local_gradient(x, grid, go, eps=0.0, **kw)
+    torch.testing.assert_close(exact.grad_grid, torch.tensor([[[[8.0, 16.0]]]], dtype=dtype))
+    eps = 20.0
+    fit = fit_local_gradient(x, grid, go, eps=eps, **kw)
+    a, b, d = fit.normal[0, 0, 0]
+    s = torch.stack([torch.stack([a, b]), torch.stack([b, d])])
+    j_px = torch.linalg.solve(s + eps * torch.eye(2, dtype=dtype), s @ torch.tensor([1.0, 2.0],
+                                                                                  dtype=dtype))
+    torch.testing.assert_close(fit.grad_grid[0, 0, 0], j_px * 8.0, **tol(dtype))
+    assert fit.grad_grid.norm() < exact.grad_grid.norm()
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+@pytest.mark.parametrize("diagnostics", [True, False], ids=["eager", "default"])
+def test_one_pixel_wide_input_with_align_corners(diagnostics, axis):
+    """W = 1 (or H = 1) and align_corners=True: 0 input pixels per normalized unit along
+    that axis. The fit must stay finite."""
+    x = torch.rand(1, 1, 6, 1, generator=_gen(0), dtype=torch.float64)
+    grid = torch.zeros(1, 3, 1, 2, dtype=torch.float64)
+    grid[0, :, 0, 1] = torch.tensor([-0.3, 0.0, 0.3], dtype=torch.float64)
+    if axis == "y":  # the transposed case: H = 1
+        x, grid = x.transpose(2, 3).contiguous(), grid.flip(-1).transpose(1, 2).contiguous()
+    h, w = grid.shape[1:3]
+    out = fit_local_gradient(x, grid, torch.ones(1, 1, h, w, dtype=torch.float64), seed=0,
+                             num_samples=8, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+                             align_corners=True, padding_mode="zeros", diagnostics=diagnostics)
+    gg = out.grad_grid if diagnostics else out
+    assert torch.isfinite(gg).all()
+
+
+def test_empty_batch_diagnostics_shapes():
+    x = torch.rand(0, 1, 5, 5, dtype=torch.float64)
+    grid = torch.zeros(0, 3, 4, 2, dtype=torch.float64)
+    fit = fit_local_gradient(x, grid, torch.zeros(0, 1, 3, 4, dtype=torch.float64), seed=0,
+                             num_samples=4, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+                             align_corners=False, padding_mode="zeros", diagnostics=True)
+    assert fit.grad_grid.shape == (0, 3, 4, 2)
+    assert fit.normal.shape == (0, 3, 4, 3) and fit.count.shape == (0, 3, 4)

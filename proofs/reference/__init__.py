@@ -1,0 +1,1 @@
+"""Independent references that proofs check the library against (NumPy only, no torch)."""

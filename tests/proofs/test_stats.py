@@ -1,0 +1,169 @@
+"""proofs.stats: coverage on simulated data, exact binomial intervals, decide().
+
+Coverage band (derivation): each test builds ``R = 400`` independent simulated data
+sets and counts how often the 95 % interval contains the true value. The count is
+``Bin(400, p)``; at ``p = 0.95`` its proportion has sd ``sqrt(0.95 * 0.05 / 400) =
+0.0109``, so ``0.95 +- 3 sd = [0.917, 0.983]`` holds with probability 0.997 for an exact
+method. Percentile bootstraps undercover by ``O(1/n)`` in small samples (Efron and
+Tibshirani 1993, ch. 13-14); we allow a priori 0.02 of that on the low side, for the
+sizes used here (n >= 30 values, S = 20 seeds): band ``[0.897, 0.983]``. The data sets
+are drawn from fixed seeds, so the test is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from proofs import stats
+
+R = 400
+SD = math.sqrt(0.95 * 0.05 / R)  # 0.0109
+BAND = (0.95 - 0.02 - 3 * SD, 0.95 + 3 * SD)
+B = 1000  # resamples per interval in the coverage runs (quantile noise ~0.007 in coverage)
+
+
+def _coverage(make, truth, method):
+    hits = 0
+    for r in range(R):
+        ci = method(make(np.random.default_rng(1000 + r)), resamples=B, seed=r)
+        hits += ci.contains(truth)
+    return hits / R
+
+
+@pytest.mark.parametrize("dist, n, truth", [
+    ("normal", 30, 1.0),
+    ("exponential", 100, 1.0),  # skewness 2
+])
+def test_bootstrap_mean_ci_covers(dist, n, truth):
+    def make(rng):
+        return rng.normal(1.0, 2.0, n) if dist == "normal" else rng.exponential(1.0, n)
+
+    cov = _coverage(make, truth, stats.bootstrap_mean_ci)
+    assert BAND[0] <= cov <= BAND[1], cov
+
+
+def test_paired_difference_ci_covers_and_cancels_the_shared_part():
+    """Pairs share a large common effect (sd 10); the paired interval must cover the true
+    difference 0.3 and be narrow (the common part cancels)."""
+
+    def make(rng):
+        common = rng.normal(0, 10, 40)
+        return common + 0.3 + rng.normal(0, 1, 40), common + rng.normal(0, 1, 40)
+
+    hits, widths = 0, []
+    for r in range(R):
+        a, b = make(np.random.default_rng(2000 + r))
+        ci = stats.paired_difference_ci(a, b, resamples=B, seed=r)
+        hits += ci.contains(0.3)
+        widths.append(ci.hi - ci.lo)
+    assert BAND[0] <= hits / R <= BAND[1]
+    # derived: the difference has sd sqrt(2) per pair, the 95 % width ~ 2 * 1.96 * sqrt(2 / 40)
+    assert np.median(widths) < 2 * 2 * 1.96 * math.sqrt(2 / 40)
+
+
+def _seeds_by_trials(rng, s=20, t=5, tau=1.0, sigma=1.0, mu=0.5):
+    return mu + rng.normal(0, tau, (s, 1)) + rng.normal(0, sigma, (s, t))
+
+
+def test_hierarchical_bootstrap_covers_with_seed_variation():
+    cov = _coverage(_seeds_by_trials, 0.5, stats.hierarchical_bootstrap_ci)
+    assert BAND[0] <= cov <= BAND[1], cov
+
+
+def test_flat_bootstrap_that_ignores_seeds_undercovers():
+    """The break case: pooling seeds x trials as independent values misses the seed
+    variation (derived: sd ratio sqrt((tau^2 + sigma^2)/100 / (tau^2/20 + sigma^2/100)) =
+    0.58, coverage ~ P(|Z| < 1.13) = 0.74), so its coverage falls below the band."""
+    cov = _coverage(lambda rng: _seeds_by_trials(rng).ravel(), 0.5, stats.bootstrap_mean_ci)
+    assert cov < BAND[0], cov
+
+
+def test_hierarchical_resamples_seeds_then_trials():
+    """With no trial variation the interval is the seed-level bootstrap's; with one seed's
+    trials all equal and seeds differing, the width comes from the seeds alone."""
+    v = np.repeat(np.arange(10.0)[:, None], 4, axis=1)  # (10 seeds, 4 identical trials)
+    h = stats.hierarchical_bootstrap_ci(v, seed=3)
+    f = stats.bootstrap_mean_ci(np.arange(10.0), seed=3)
+    assert h.estimate == f.estimate == 4.5 and h.n == 10
+    # same quantity, different draws: widths agree to Monte-Carlo error (a priori 15 %)
+    assert abs((h.hi - h.lo) / (f.hi - f.lo) - 1) < 0.15
+    # constant within a seed and across seeds: a zero-width interval
+    c = stats.hierarchical_bootstrap_ci(np.full((3, 5), 2.0), seed=0)
+    assert c.lo == c.hi == 2.0
+
+
+def test_intervals_are_seeded_and_reproducible():
+    x = np.random.default_rng(0).normal(size=25)
+    assert stats.bootstrap_mean_ci(x, seed=5) == stats.bootstrap_mean_ci(x, seed=5)
+    assert stats.bootstrap_mean_ci(x, seed=5) != stats.bootstrap_mean_ci(x, seed=6)
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (1, 10), (5, 10), (10, 10), (7, 400), (380, 400),
+                                  (0, 1), (1, 1), (13, 37)])
+@pytest.mark.parametrize("level", [0.95, 0.9])
+def test_clopper_pearson_matches_scipy(k, n, level):
+    """scipy.stats.binomtest(...).proportion_ci(method="exact") as the independent
+    reference; 1e-9 a priori (bisection to 1e-15, float64 binomial sums)."""
+    ci = stats.clopper_pearson(k, n, level=level)
+    want = binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    assert ci.lo == pytest.approx(want.low, abs=1e-9)
+    assert ci.hi == pytest.approx(want.high, abs=1e-9)
+    assert ci.estimate == k / n
+
+
+def test_clopper_pearson_known_values():
+    # k = 0: hi = 1 - (alpha / 2)^(1 / n) in closed form
+    assert stats.clopper_pearson(0, 10).hi == pytest.approx(1 - 0.025 ** 0.1, abs=1e-12)
+    assert stats.clopper_pearson(0, 10).lo == 0.0
+    assert stats.clopper_pearson(10, 10).lo == pytest.approx(0.025 ** 0.1, abs=1e-12)
+
+
+@pytest.mark.parametrize("lo, hi, null, direction, want", [
+    (0.1, 0.5, 0.0, ">", "verified"),
+    (0.1, 0.5, 0.0, "<", "failed"),
+    (-0.5, -0.1, 0.0, ">", "failed"),
+    (-0.5, -0.1, 0.0, "<", "verified"),
+    (-0.1, 0.5, 0.0, ">", "inconclusive"),
+    (-0.1, 0.5, 0.0, "<", "inconclusive"),
+    (0.0, 0.5, 0.0, ">", "inconclusive"),  # touching the null is not excluding it
+    (1.2, 1.5, 1.0, ">", "verified"),
+    (0.2, 0.9, 1.0, ">", "failed"),
+])
+def test_decide_hand_cases(lo, hi, null, direction, want):
+    ci = stats.Interval(0.5 * (lo + hi), lo, hi, 0.95, "hand", 10)
+    assert stats.decide(ci, null=null, direction=direction) == want
+
+
+def test_bad_inputs_have_clear_errors():
+    ci = stats.Interval(0.0, -1.0, 1.0, 0.95, "hand", 3)
+    with pytest.raises(ValueError, match="decide: expected direction '>' or '<', got '!='"):
+        stats.decide(ci, direction="!=")
+    with pytest.raises(ValueError, match=r"decide: expected an interval with finite lo <= hi"):
+        stats.decide(stats.Interval(0.0, 1.0, -1.0, 0.95, "hand", 3))
+    with pytest.raises(ValueError, match=r"bootstrap_mean_ci: expected x with at least 2 values"):
+        stats.bootstrap_mean_ci([1.0])
+    with pytest.raises(ValueError, match=r"bootstrap_mean_ci: expected level in \(0, 1\)"):
+        stats.bootstrap_mean_ci([1.0, 2.0], level=95)
+    with pytest.raises(ValueError, match="bootstrap_mean_ci: expected finite values in x"):
+        stats.bootstrap_mean_ci([1.0, float("nan")])
+    with pytest.raises(ValueError, match="paired_difference_ci: expected a and b of the same"):
+        stats.paired_difference_ci([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"hierarchical_bootstrap_ci: expected values of shape"):
+        stats.hierarchical_bootstrap_ci([1.0, 2.0])
+    with pytest.raises(ValueError, match="hierarchical_bootstrap_ci: expected at least 2 seeds"):
+        stats.hierarchical_bootstrap_ci([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="clopper_pearson: expected 0 <= successes <= trials"):
+        stats.clopper_pearson(5, 3)
+    with pytest.raises(ValueError, match="resamples"):
+        stats.bootstrap_mean_ci([1.0, 2.0], resamples=10)
+
+
+def test_interval_label_and_dict():
+    ci = stats.Interval(0.5, 0.25, 0.75, 0.95, "hand", 12)
+    assert str(ci) == "0.5 [0.25, 0.75]"  # `estimate [lo, hi]`, as the report labels it
+    assert ci.as_dict() == dict(estimate=0.5, lo=0.25, hi=0.75, level=0.95, method="hand", n=12)
+    assert ci.contains(0.25) and ci.contains(0.75) and not ci.contains(0.76)
