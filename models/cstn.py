@@ -787,5 +787,5 @@ def train_smoke(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses

@@ -62,6 +62,8 @@ class LocData:
         labels: ``(N,)`` int64 classes.
         boxes: ``(N, 4)`` exact ``(x0, y0, x1, y1)`` (evaluation only).
         scale: ``(N, 2)`` the ``(sx, sy)`` each digit was scaled by.
+        centre: ``(N, 2)`` the digit image's centre on the canvas, pixel-edge ``(x, y)``.
+        digits: ``(N, 28, 28)`` the source digits in ``[0, 1]``.
         dataset: :data:`STANDIN_NAME`.
         num_classes: 10.
     """
@@ -70,6 +72,8 @@ class LocData:
     labels: torch.Tensor
     boxes: torch.Tensor
     scale: torch.Tensor
+    centre: torch.Tensor
+    digits: torch.Tensor
     dataset: str = STANDIN_NAME
     num_classes: int = 10
 
@@ -158,4 +162,4 @@ def make_standin(n: int, split: str, *, seed: int, size: int = 128, normalize: b
     images = (1 - m) * bg + m * colour  # (n, 3, S, S)
     if normalize:
         images = imagenet_normalize(images)
-    return LocData(images.float(), labels, boxes, sxy)
+    return LocData(images.float(), labels, boxes, sxy, centre, digits)
