@@ -249,7 +249,7 @@ class CUBDataset:
         h, w = img.shape[-2:]
         s = self.size
         img = F.interpolate(img[None], size=(s, s), mode="bilinear", align_corners=False,
-                            antialias=True)[0]
+                            antialias=True)[0].clamp(0, 1)  # antialiasing overshoots by ulps
         box = torch.tensor(self.index.boxes[p], dtype=torch.float32) * torch.tensor(
             [s / w, s / h, s / w, s / h])
         box = torch.minimum(box.clamp(min=0), torch.tensor(float(s)))
