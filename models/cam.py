@@ -34,7 +34,7 @@ from torch import nn
 from sampling.checks import UsageError, check_shape
 
 __all__ = ["CAM_THRESHOLD", "CAMOutput", "CAMNet", "build_cam", "class_activation_maps",
-           "cam_boxes", "largest_component_box"]
+           "cam_boxes", "largest_component_box", "evaluate"]
 
 CAM_THRESHOLD = 0.2
 
@@ -131,3 +131,39 @@ def cam_boxes(cams: torch.Tensor, thresholds=(CAM_THRESHOLD,)) -> torch.Tensor:
         for b in range(c.shape[0]):
             out[ti, b] = largest_component_box(norm[b] >= t)
     return torch.from_numpy(out).to(cams.dtype if cams.is_floating_point() else torch.float32)
+
+
+@torch.no_grad()
+def evaluate(model: CAMNet, images: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor, *,
+             batch_size: int = 64, threshold: float = CAM_THRESHOLD, taus=None) -> dict:
+    """CAM's localization numbers on images with exact boxes (a measurement).
+
+    Returns:
+        ``{"metrics": localization_metrics(...) at ``threshold`` (no Top-5: CAM gives one
+        box), "max_box_acc": over ``taus`` (:data:`models.wsol_metrics.CAM_TAUS`), GT-known,
+        "mean_box_area"}``.
+    """
+    from .wsol_metrics import CAM_TAUS, box_iou, localization_metrics, max_box_acc
+    taus = CAM_TAUS if taus is None else tuple(taus)
+    model.eval()
+    pred, bp, ious, bg = [], [], [], []
+    size = None
+    for i in range(0, len(images), batch_size):
+        out = model(images[i:i + batch_size])
+        size = out.image_size
+        y = labels[i:i + batch_size]
+        p = out.logits.argmax(-1)
+        gt = boxes[i:i + batch_size].float()
+        pred.append(p)
+        bp.append(cam_boxes(class_activation_maps(model, out, p), (threshold,))[0])
+        at_gt = cam_boxes(class_activation_maps(model, out, y), taus)  # (T, b, 4)
+        ious.append(box_iou(at_gt, gt[None]))
+        bg.append(cam_boxes(class_activation_maps(model, out, y), (threshold,))[0])
+    bg_all = torch.cat(bg)
+    res = {"metrics": localization_metrics(pred_class=torch.cat(pred), gt_class=labels,
+                                           box_pred_class=torch.cat(bp), box_gt_class=bg_all,
+                                           gt_box=boxes.float()),
+           "max_box_acc": max_box_acc(torch.cat(ious, 1), taus)}
+    area = (bg_all[:, 2] - bg_all[:, 0]) * (bg_all[:, 3] - bg_all[:, 1])
+    res["mean_box_area"] = float(area.mean() / (size[0] * size[1]))
+    return res

@@ -98,6 +98,7 @@ __all__ = [
     "param_counts",
     "load_backbone_weights",
     "train_smoke",
+    "evaluate",
 ]
 
 BACKBONE_NAME = "small-cnn-fpn2 (from scratch)"
@@ -789,3 +790,60 @@ def train_smoke(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
         opt.step()
         losses.append(float(loss.detach()))
     return losses
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+@torch.no_grad()
+def evaluate(model: CSTN, images: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor, *,
+             batch_size: int = 64, gammas=None) -> dict:
+    """All 004 localization numbers of a CSTN on images with exact boxes (a measurement).
+
+    Returns:
+        ``{"transformed": localization_metrics(...), "untransformed": ... (Table I),
+        "max_box_acc": ... (box scale gamma, :data:`models.wsol_metrics.CSTN_GAMMAS`),
+        "area_histogram": ... (GT-known, transformed box, by the level of the box),
+        "mean_box_area": fraction of the image, "level_share": fraction of MAP boxes per
+        level}``. GT-known numbers use the MAP over ``(l, s)`` of the true class; Top-5 the
+        5 best ``(l, s)`` of the true class.
+    """
+    from .wsol_metrics import (CSTN_GAMMAS, area_histogram, box_iou, localization_metrics,
+                               max_box_acc, scale_boxes)
+    gammas = CSTN_GAMMAS if gammas is None else tuple(gammas)
+    model.eval()
+    acc = {k: [] for k in ("pred", "bp", "bg", "rp", "rg", "top", "rtop", "level")}
+    size = None
+    for i in range(0, len(images), batch_size):
+        out = model(images[i:i + batch_size])
+        size = out.image_size
+        y = labels[i:i + batch_size]
+        mp = predict_boxes(out, None, 1)
+        mg = predict_boxes(out, y, 5)
+        acc["pred"].append(mp["cls"][:, 0])
+        acc["bp"].append(mp["box"][:, 0])
+        acc["rp"].append(mp["rf_box"][:, 0])
+        acc["bg"].append(mg["box"][:, 0])
+        acc["rg"].append(mg["rf_box"][:, 0])
+        acc["top"].append(mg["box"])
+        acc["rtop"].append(mg["rf_box"])
+        acc["level"].append(mg["level"][:, 0])
+    cat = {k: torch.cat(v) for k, v in acc.items()}
+    gt = boxes.to(cat["bp"].dtype)
+    res = {
+        "transformed": localization_metrics(pred_class=cat["pred"], gt_class=labels,
+                                            box_pred_class=cat["bp"], box_gt_class=cat["bg"],
+                                            gt_box=gt, topk_gt_class=cat["top"]),
+        "untransformed": localization_metrics(pred_class=cat["pred"], gt_class=labels,
+                                              box_pred_class=cat["rp"],
+                                              box_gt_class=cat["rg"], gt_box=gt,
+                                              topk_gt_class=cat["rtop"]),
+    }
+    ious = torch.stack([box_iou(scale_boxes(cat["bg"], g, size), gt) for g in gammas])
+    res["max_box_acc"] = max_box_acc(ious, gammas)
+    correct = box_iou(cat["bg"], gt) >= 0.5
+    res["area_histogram"] = area_histogram(gt, correct, size, level=cat["level"])
+    area = (cat["bg"][:, 2] - cat["bg"][:, 0]) * (cat["bg"][:, 3] - cat["bg"][:, 1])
+    res["mean_box_area"] = float(area.mean() / (size[0] * size[1]))
+    res["level_share"] = {int(s): float((cat["level"] == s).double().mean())
+                          for s in range(len(model.config.levels))}
+    return res

@@ -328,7 +328,18 @@ def test_smoke_training_on_standin_has_no_nan(net, real_mnist_dir):
     with torch.no_grad():
         out = model(data.images[:4])
     if net == "CAM":
+        from models import cam
         assert torch.isfinite(out.logits).all()
+        r = cam.evaluate(model, data.images[:8], data.labels[:8], data.boxes[:8],
+                         taus=(0.2, 0.5))
+        assert 0 <= r["metrics"]["gt_known_loc"] <= 1 and 0 < r["mean_box_area"] <= 1
+        assert r["max_box_acc"]["per_threshold"][0.5]["best_setting"] in (0.2, 0.5)
     else:
         pb = cstn.predict_boxes(out, data.labels[:4], k=5)
         assert torch.isfinite(pb["box"]).all() and all(torch.isfinite(t).all() for t in out.theta)
+        r = cstn.evaluate(model, data.images[:8], data.labels[:8], data.boxes[:8])
+        assert set(r["transformed"]) == {"n", "top1_cls", "top1_loc", "gt_known_loc",
+                                         "gt_known_top5_loc"}
+        assert r["max_box_acc"]["mean"] >= 0 and 0 < r["mean_box_area"] <= 1
+        if net == "no-CSTN":  # identity theta: the transformed box is the receptive-field box
+            assert r["transformed"] == r["untransformed"]
