@@ -1,4 +1,4 @@
-"""Class activation maps (Zhou et al. 2016), the WSOL baseline of 004 Table IV, on the CSTN backbone.
+"""Class activation maps (Zhou et al. 2016): 004's WSOL baseline (Table IV), on the CSTN backbone.
 
 :class:`CAMNet` is the backbone and pyramid of :class:`models.cstn.CSTN` (same
 :class:`models.cstn.SmallBackbone`, same :class:`models.cstn.TwoLevelFPN`), then global

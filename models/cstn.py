@@ -552,7 +552,7 @@ class CSTN(nn.Module):
 # ---------------------------------------------------------------------------------- boxes
 
 def _gather_theta(out: CSTNOutput, level, row, col) -> torch.Tensor:
-    """``theta`` at ``(level, row, col)`` of each image: index tensors ``(B, ...)`` -> ``(B, ..., 2, 3)``."""
+    """``theta`` at ``(level, row, col)``: index tensors ``(B, ...)`` -> ``(B, ..., 2, 3)``."""
     b = level.shape[0]
     bi = torch.arange(b, device=level.device).reshape((b,) + (1,) * (level.dim() - 1))
     bi = bi.expand_as(level)
@@ -767,11 +767,12 @@ def param_counts(num_classes: int = 10, **config) -> dict[str, int]:
 # --------------------------------------------------------------------- temporary smoke loop
 
 def train_smoke(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int,
-                batch_size: int = 16, lr: float = 1e-3, lam: float = 1e-4, alpha: float = 1.0,
-                seed: int = 0) -> list[float]:
+                batch_size: int = 16, lr: float = 1e-3, lam: float | None = None,
+                alpha: float | None = None, seed: int = 0) -> list[float]:
     """TEMPORARY (until the suite framework of issue 11 lands): a few Adam steps.
 
-    Works for :class:`CSTN` (loss eq. 4) and :class:`models.cam.CAMNet` (cross-entropy).
+    Works for :class:`CSTN` (loss eq. 4 with ``lam`` / ``alpha``, default the model's
+    :class:`CSTNConfig`) and :class:`models.cam.CAMNet` (cross-entropy).
     Returns the loss of every step.
     """
     g = torch.Generator().manual_seed(seed)
@@ -782,7 +783,9 @@ def train_smoke(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
         idx = torch.randint(len(images), (batch_size,), generator=g)
         out = model(images[idx])
         if isinstance(out, CSTNOutput):
-            loss, _ = cstn_loss(out, labels[idx], lam=lam, alpha=alpha)
+            cfg = model.config
+            loss, _ = cstn_loss(out, labels[idx], lam=cfg.lam if lam is None else lam,
+                                alpha=cfg.alpha if alpha is None else alpha)
         else:
             loss = F.cross_entropy(out.logits, labels[idx])
         opt.zero_grad()

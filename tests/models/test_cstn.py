@@ -216,7 +216,8 @@ def test_topk_locations_order_and_boxes():
     torch.testing.assert_close(pb["box"], pb["rf_box"])  # identity theta
     with pytest.raises(ValueError, match="topk_locations: expected k <= L = 20"):
         topk_locations(out.scores, 21, torch.tensor([1]))
-    with pytest.raises(ValueError, match=r"map_inference: expected classes to be integers in \[0, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"map_inference: expected classes to be integers in \[0, 3\)"):
         map_inference(out.scores, torch.tensor([3]))
 
 
@@ -302,7 +303,7 @@ def test_forward_shapes_and_bad_input():
     assert out.strides == [8, 16]
     one = cstn.build("CSTN-coarse", num_classes=5, width=4)(torch.zeros(1, 3, 32, 32))
     assert len(one.scores) == 1 and one.strides == [16]
-    with pytest.raises(ValueError, match="CSTN.forward: expected x's H and W to be multiples of 16"):
+    with pytest.raises(ValueError, match="CSTN.forward: expected x's H and W to be multiples"):
         m(torch.zeros(1, 3, 40, 32))
 
 

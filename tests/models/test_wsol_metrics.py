@@ -44,7 +44,7 @@ def test_localization_metrics_hand_made():
     # 3: cls ok, pred box bad but GT-class box good.
     assert m == {"n": 4, "top1_cls": 0.75, "top1_loc": 0.25, "gt_known_loc": 0.5,
                  "gt_known_top5_loc": 0.5}
-    with pytest.raises(ValueError, match=r"localization_metrics: expected gt_box of shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"localization_metrics: expected gt_box of shape"):
         localization_metrics(pred_class=torch.tensor([1]), gt_class=torch.tensor([1]),
                              box_pred_class=T(good), box_gt_class=T(good), gt_box=gt)
 
