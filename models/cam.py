@@ -31,7 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sampling.checks import UsageError, check_shape
+from sampling.checks import check_shape
+
+from .errors import ConfigError as UsageError
+from .wsol_backbone import SmallBackbone, TwoLevelFPN
 
 __all__ = ["CAM_THRESHOLD", "CAMOutput", "CAMNet", "build_cam", "class_activation_maps",
            "cam_boxes", "largest_component_box", "evaluate"]
@@ -53,7 +56,6 @@ class CAMNet(nn.Module):
 
     def __init__(self, num_classes: int = 10, width: int = 16):
         super().__init__()
-        from .cstn import SmallBackbone, TwoLevelFPN
         if not isinstance(num_classes, int) or num_classes < 2:
             raise UsageError(f"CAMNet: expected num_classes to be an int >= 2, got "
                              f"{num_classes!r}")

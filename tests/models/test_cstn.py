@@ -15,7 +15,7 @@ from models import cstn
 from models.cstn import (CSTNOutput, LocalTransformConv, class_log_probs, joint_log_softmax,
                          local_sampling_grid, map_inference, receptive_field_boxes,
                          scale_loss, theta_loss, topk_locations, transformed_boxes)
-from sampling.checks import UsageError
+from models.errors import ConfigError as UsageError
 from sampling.geometry import normalized_to_pixel
 from tests.tolerances import tol
 
