@@ -165,13 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     """
     previous = sys.unraisablehook
     sys.unraisablehook = _interrupt_reraiser(previous)
+    interrupted = False
     try:
-        return _main(argv)
+        status = _main(argv)
+        interrupted = status == 130
+        return status
     except KeyboardInterrupt:
+        interrupted = True
         print("stnlab: interrupted", file=sys.stderr)
         return 130
     finally:
-        sys.unraisablehook = previous
+        # After Ctrl-C, objects half-built when the interrupt landed (e.g. an image reader
+        # interrupted in its constructor) fail in their finalizers at exit; those messages
+        # are consequences of the interrupt, not news: keep "interrupted" the last line.
+        sys.unraisablehook = (lambda unraisable: None) if interrupted else previous
 
 
 if __name__ == "__main__":  # pragma: no cover
