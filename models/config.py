@@ -18,10 +18,23 @@ import sampling
 from .errors import ConfigError
 
 from .mnist_nets import NETS, VARIANT_SHAPES
+from .precision import Precision
 
-__all__ = ["TrainConfig", "SCALES"]
+__all__ = ["TrainConfig", "SCALES", "default_vmap"]
 
 SCALES = ("smoke", "small", "medium", "paper")
+
+
+def default_vmap(device: str, variant: str) -> bool:
+    """Whether a multi-seed run vmaps its seeds on ``device``, chosen by measurement.
+
+    On a GPU vmap is the win (results/gpu-h100). On the CPU the vmapped (S) step is 2.6x
+    *slower* than seed by seed (benchmarks/README.md, "vmap over seeds is slow on the
+    CPU": the vmapped 9x9 convolution becomes one grouped convolution whose backward
+    dominates), so CPU (S) trains seed by seed; (R) and (T) keep vmap (T / STN-C1 gains
+    2.6x at 3 seeds with it). Both give the same parameters to float tolerance.
+    """
+    return not (str(device) == "cpu" and variant == "S")
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,11 @@ class TrainConfig:
         method: ST sampler (``"bilinear"``, ``"linearized"``, ``"multiscale"``).
         padding_mode: ``"border"`` (000 App. A.1) or ``"zeros"``.
         device: ``"cpu"`` or ``"cuda"``; data are generated on this device.
-        vmap: train the seeds with ``torch.func.vmap`` (else one after another).
+        vmap: train the seeds with ``torch.func.vmap`` (else one after another). The
+            presets choose it per device by measurement (:func:`default_vmap`).
+        precision: how the training step runs, one of :data:`models.precision.PRECISIONS`
+            (``"fp32"``, the default, reproduces earlier runs exactly; the bf16 modes keep
+            fp32 master weights). Evaluation always runs in fp32.
     """
 
     variant: str
@@ -70,6 +87,7 @@ class TrainConfig:
     padding_mode: str = "border"
     device: str = "cpu"
     vmap: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self):
         fn = "TrainConfig"
@@ -109,6 +127,9 @@ class TrainConfig:
         if self.padding_mode not in ("border", "zeros"):
             raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
                              f"{self.padding_mode!r}")
+        if not isinstance(self.vmap, bool):
+            raise ConfigError(f"{fn}: expected vmap to be True or False, got {self.vmap!r}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision, fn=fn).value)
         if not (self.device == "cpu" or str(self.device).startswith("cuda")):
             raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
 

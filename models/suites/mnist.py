@@ -21,7 +21,7 @@ import sampling
 from ..errors import ConfigError
 
 from .. import metrics as M
-from ..config import SCALES, TrainConfig
+from ..config import SCALES, TrainConfig, default_vmap
 from ..core import seed_params
 from ..mnist_nets import NETS, TABLE_VI_PARAMS, VARIANT_SHAPES, build, param_counts
 from . import DataSource, TrainHooks
@@ -73,6 +73,8 @@ _MEDIUM_PER_VARIANT = {
 def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
     """The :class:`TrainConfig` of ``scale`` for ``net`` on ``variant``, with overrides.
 
+    ``vmap`` (unless overridden) is :func:`models.config.default_vmap` of the device.
+
     Raises:
         ConfigError: unknown scale, unknown override key, or an invalid value.
     """
@@ -91,6 +93,7 @@ def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
     elif scale == "medium":
         kw.update(_MEDIUM_PER_VARIANT[variant])
     kw.update({k: v for k, v in overrides.items() if v is not None})
+    kw.setdefault("vmap", default_vmap(kw.get("device", "cpu"), variant))
     return TrainConfig(**kw)
 
 
