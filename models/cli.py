@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vm = g.add_mutually_exclusive_group()
     vm.add_argument("--no-vmap", action="store_true", help="train seeds one after another")
     vm.add_argument("--vmap", action="store_true",
-                    help="vmap the seeds (default: chosen per device by measurement; CPU "
-                         "(S) trains seed by seed)")
+                    help="vmap the seeds (default: chosen per device by measurement, "
+                         "models.config.default_vmap: seed by seed on the CPU and for (S) "
+                         "on a GPU)")
     g.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="training step: fp32 (default, exact reproduction), bf16 autocast "
                         "with fp32 master weights, channels_last, bf16_channels_last")

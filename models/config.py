@@ -25,16 +25,22 @@ __all__ = ["TrainConfig", "SCALES", "default_vmap"]
 SCALES = ("smoke", "small", "medium", "paper")
 
 
-def default_vmap(device: str, variant: str) -> bool:
+def default_vmap(device: str, variant: str, net: str) -> bool:
     """Whether a multi-seed run vmaps its seeds on ``device``, chosen by measurement.
 
-    On a GPU vmap is the win (results/gpu-h100). On the CPU the vmapped (S) step is 2.6x
-    *slower* than seed by seed (benchmarks/README.md, "vmap over seeds is slow on the
-    CPU": the vmapped 9x9 convolution becomes one grouped convolution whose backward
-    dominates), so CPU (S) trains seed by seed; (R) and (T) keep vmap (T / STN-C1 gains
-    2.6x at 3 seeds with it). Both give the same parameters to float tolerance.
+    * CPU: never. Seed by seed was faster for every network measured at 3 seeds
+      (benchmarks/README.md, Zen 5, fp32: S / CNN 2.56x, T / STN-C1 2.19x, S / STN-C0
+      1.32x, R / STN-C0 1.13x): the vmapped convolution becomes one grouped convolution
+      whose backward and layout copies dominate.
+    * GPU (H100, results/gpu-h100/train-throughput-modes.md, 10 seeds x 256): vmap for
+      (R) and (T), except (T) CNN (sequential 34 vs 57 min per 70k-step run); seed by
+      seed for every (S) network (1.7-2x faster at 112x112).
+
+    Both give the same parameters to float tolerance (tests/models/test_train.py).
     """
-    return not (str(device) == "cpu" and variant == "S")
+    if str(device) == "cpu":
+        return False
+    return not (variant == "S" or (variant == "T" and net == "CNN"))
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ _SMALL_PER_VARIANT = {
 _MEDIUM_PER_VARIANT = {
     # (R) at 4x `small` per seed (1.28M images per network and seed): the supplementary
     # 4x-small run (results/mnist-r-long) is the lower bound the EMP-1 issue sets; 3 seeds
-    # vmapped. (T) at 5x `small`; (S) at 2.5x `small` (S costs 15-40x (R) per image).
+    # trained together. (T) at 5x `small`; (S) at 2.5x `small` (S costs 15-40x (R) per image).
     "R": dict(batch_size=64, iters=16000, iters_low=4000),
     "T": dict(batch_size=64, iters=3200, iters_low=800),
     "S": dict(batch_size=32, iters=1400, iters_low=350),
@@ -93,7 +93,7 @@ def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
     elif scale == "medium":
         kw.update(_MEDIUM_PER_VARIANT[variant])
     kw.update({k: v for k, v in overrides.items() if v is not None})
-    kw.setdefault("vmap", default_vmap(kw.get("device", "cpu"), variant))
+    kw.setdefault("vmap", default_vmap(kw.get("device", "cpu"), variant, net))
     return TrainConfig(**kw)
 
 

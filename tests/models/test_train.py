@@ -35,7 +35,7 @@ def _cfg(**kw):
 
 
 def test_vmap_three_seeds_equal_three_single_runs(tmp_path, data_r):
-    cfg = _cfg(seeds=(0, 1, 2))
+    cfg = _cfg(seeds=(0, 1, 2), vmap=True)
     train(cfg, tmp_path / "v", data_r, None, progress=False)
     stacked = load_checkpoint(tmp_path / "v" / "checkpoint.pt")["params"]
     for i, s in enumerate(cfg.seeds):
@@ -316,8 +316,10 @@ def test_precision_and_vmap_are_validated_and_chosen_per_device():
     with pytest.raises(ValueError, match="TrainConfig: expected vmap to be True or False"):
         TrainConfig(variant="R", net="CNN", vmap="yes")
     assert preset("small", "R", "CNN").precision == "fp32"  # the default stays exact
-    assert [preset("small", v, "CNN").vmap for v in "RTS"] == [True, True, False]
-    assert preset("small", "S", "CNN", device="cuda").vmap is True
+    assert [preset("small", v, "STN-C0").vmap for v in "RTS"] == [False] * 3  # CPU
+    assert [preset("small", v, "STN-C0", device="cuda").vmap for v in "RTS"] == \
+        [True, True, False]
+    assert preset("small", "T", "CNN", device="cuda").vmap is False
     assert preset("small", "S", "CNN", vmap=True).vmap is True
 
 
