@@ -93,6 +93,25 @@ def _cli_suite_on_ray_equals_local(tmp_path):
         pa = load_checkpoint(tmp_path / "local" / "R" / net / "checkpoint.pt")["params"]
         pb = load_checkpoint(tmp_path / "ray" / "R" / net / "checkpoint.pt")["params"]
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    # A task that fails (a damaged checkpoint, nothing good to resume) is reported with its
+    # log path; the other run finishes and is indexed.
+    bad = tmp_path / "fail" / "R" / "CNN"
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    err = io.StringIO()
+    sys_err, sys.stderr = sys.stderr, err
+    try:
+        code = main(argv + ["--out", str(tmp_path / "fail"), "--executor", "ray"])
+    finally:
+        sys.stderr = sys_err
+    assert code == 1
+    assert "task R/CNN seeds 0-1 failed: CheckpointDamaged" in err.getvalue()
+    assert f"(log: {bad / 'task.log'})" in err.getvalue()
+    assert "1/2 runs done" in err.getvalue()
+    assert "CheckpointDamaged" in (bad / "task.log").read_text()
+    runs = json.loads((tmp_path / "fail" / "suite.json").read_text())["runs"]["R"]
+    assert list(runs) == ["STN-C0"]
+    assert runs["STN-C0"]["error"] == local["runs"]["R"]["STN-C0"]["error"]
 
 
 def _training_task_killed_mid_run_resumes(ray, tmp_path):
