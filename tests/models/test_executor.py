@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from models.executor import ExecutorUnavailable, RunTask, TaskFailure, run_tasks
+from models import runio
 from models.train import load_checkpoint
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -126,13 +127,15 @@ def _training_task_killed_mid_run_resumes(ray, tmp_path):
     remote = ray.remote(num_cpus=1, max_retries=0)(_ray_worker)
     ref = remote.remote(t.fn, t.kwargs, 1, str(Path(t.run_dir) / "task.log"))
     ckpt = Path(t.run_dir) / "checkpoint.pt"
+    digest = Path(t.run_dir) / "checkpoint.pt.sha256"  # written after the checkpoint
     deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline:
+    while not digest.exists() and time.time() < deadline:
         time.sleep(0.02)
     ray.cancel(ref, force=True)
     with pytest.raises(Exception):
         ray.get(ref)
-    killed_at = load_checkpoint(ckpt)["step"]
+    # A kill between a later checkpoint and its digest leaves the previous one to resume.
+    killed_at = runio.latest_good_checkpoint(t.run_dir)[0]["step"]
     assert 0 < killed_at < 1500  # it really died mid-run
     index, failures = run_suite_tasks([t], tmp_path / "ray", scale="smoke", executor="ray",
                                       progress=False)
