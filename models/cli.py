@@ -8,6 +8,8 @@ Examples::
     stnlab train --suite mnist --variant R --net STN-C1 --scale paper --seeds 10 \\
         --device cuda --out runs/paper
     stnlab train ... --resume        # continue unfinished runs, keep finished ones
+    stnlab train ... --precision bf16 # the step under bf16 autocast (fp32 master weights)
+    stnlab train ... --executor ray --address auto --gpus-per-run 0.25   # on a Ray cluster
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 from . import runio
 from .errors import UsageError
 
+from .executor import EXECUTORS, ExecutorUnavailable
+from .precision import PRECISIONS
 from .record import SuiteRecord
 from .suites import DataSource, get_suite, suites
 from .train import TrainingDiverged, run_suite
@@ -60,7 +64,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test-perturb", type=int, default=None)
     g.add_argument("--checkpoint-every", type=int, default=None)
     g.add_argument("--method", default=None, help="ST sampler: bilinear, linearized, multiscale")
-    g.add_argument("--no-vmap", action="store_true", help="train seeds one after another")
+    vm = g.add_mutually_exclusive_group()
+    vm.add_argument("--no-vmap", action="store_true", help="train seeds one after another")
+    vm.add_argument("--vmap", action="store_true",
+                    help="vmap the seeds (default: chosen per device by measurement, "
+                         "models.config.default_vmap: seed by seed on the CPU and for (S) "
+                         "on a GPU)")
+    g.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="training step: fp32 (default, exact reproduction), bf16 autocast "
+                        "with fp32 master weights, channels_last, bf16_channels_last")
+    e = parser.add_argument_group("executor")
+    e.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local (in this process, default) or ray (one task per run)")
+    e.add_argument("--address", default=None,
+                   help="Ray cluster address (default: a local Ray instance; 'auto': the "
+                        "running cluster)")
+    e.add_argument("--cpus-per-run", type=float, default=1,
+                   help="Ray CPUs (and torch threads) per task (default 1)")
+    e.add_argument("--gpus-per-run", type=float, default=0,
+                   help="Ray GPUs per task; a fraction shares a device (default 0)")
     parser.add_argument("--drop-checkpoints", action="store_true",
                         help="delete each run's checkpoint.pt once the run has finished "
                              "(for result directories committed without weights)")
@@ -98,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.scale not in suite.scales:
         raise UsageError(f"expected --scale in {list(suite.scales)}, got {args.scale!r}")
-    if args.device.startswith("cuda"):
+    if args.device.startswith("cuda") and args.executor == "local":  # else: the workers'
         import torch
         if not torch.cuda.is_available():
             raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
@@ -114,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
                      checkpoint_every=args.checkpoint_every, method=args.method)
     if args.no_vmap:
         overrides["vmap"] = False
+    if args.vmap:
+        overrides["vmap"] = True
+    if args.precision is not None:
+        overrides["precision"] = args.precision
+    if args.executor == "local" and (args.address is not None or args.gpus_per_run
+                                     or args.cpus_per_run != 1):
+        raise UsageError("--address, --gpus-per-run and --cpus-per-run need --executor ray")
     # Every argument is checked before anything is written or trained.
     for v in variants:
         for n in nets:
@@ -132,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
                              f"--scale {args.scale}; resume with --scale {saved} or choose "
                              f"another --out")
     print(f"stnlab train: writing to {out}", file=sys.stderr)
+    if args.executor == "ray":
+        return _run_tasks(args, suite, variants, nets, out, overrides)
     try:
         index = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
                           progress=not args.quiet, keep_checkpoints=not args.drop_checkpoints,
@@ -156,3 +187,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         runio.emit_json(args.json, index)
     return 0
+
+
+def _run_tasks(args, suite, variants, nets, out, overrides) -> int:
+    """``--executor ray``: one task per run; failed tasks reported, the others go on."""
+    from .suite_tasks import run_suite_tasks, suite_tasks
+
+    tasks = suite_tasks(suite.name, variants, nets, out, scale=args.scale,
+                        overrides=overrides, data=args.data,
+                        keep_checkpoint=not args.drop_checkpoints)
+    try:
+        index, failures = run_suite_tasks(
+            tasks, out, scale=args.scale, executor=args.executor, address=args.address,
+            cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+            progress=not args.quiet)
+    except ExecutorUnavailable as e:
+        print(f"stnlab train: error: {e}", file=sys.stderr)
+        return 2
+    for f in failures:
+        print(f"stnlab train: task {f.name} failed: {f.error} (log: {f.log_path}); rerun "
+              f"the same command to resume it", file=sys.stderr)
+    print(f"stnlab train: {len(tasks) - len(failures)}/{len(tasks)} runs done; wrote "
+          f"{out}/suite.json", file=sys.stderr)
+    if args.json is not None:
+        runio.emit_json(args.json, index)
+    return 1 if failures else 0

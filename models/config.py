@@ -18,10 +18,29 @@ import sampling
 from .errors import ConfigError
 
 from .mnist_nets import NETS, VARIANT_SHAPES
+from .precision import Precision
 
-__all__ = ["TrainConfig", "SCALES"]
+__all__ = ["TrainConfig", "SCALES", "default_vmap"]
 
 SCALES = ("smoke", "small", "medium", "paper")
+
+
+def default_vmap(device: str, variant: str, net: str) -> bool:
+    """Whether a multi-seed run vmaps its seeds on ``device``, chosen by measurement.
+
+    * CPU: never. Seed by seed was faster for every network measured at 3 seeds
+      (benchmarks/README.md, Zen 5, fp32: S / CNN 2.56x, T / STN-C1 2.19x, S / STN-C0
+      1.32x, R / STN-C0 1.13x): the vmapped convolution becomes one grouped convolution
+      whose backward and layout copies dominate.
+    * GPU (H100, results/gpu-h100/train-throughput-modes.md, 10 seeds x 256): vmap for
+      (R) and (T), except (T) CNN (sequential 34 vs 57 min per 70k-step run); seed by
+      seed for every (S) network (1.7-2x faster at 112x112).
+
+    Both give the same parameters to float tolerance (tests/models/test_train.py).
+    """
+    if str(device) == "cpu":
+        return False
+    return not (variant == "S" or (variant == "T" and net == "CNN"))
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,11 @@ class TrainConfig:
         method: ST sampler (``"bilinear"``, ``"linearized"``, ``"multiscale"``).
         padding_mode: ``"border"`` (000 App. A.1) or ``"zeros"``.
         device: ``"cpu"`` or ``"cuda"``; data are generated on this device.
-        vmap: train the seeds with ``torch.func.vmap`` (else one after another).
+        vmap: train the seeds with ``torch.func.vmap`` (else one after another). The
+            presets choose it per device by measurement (:func:`default_vmap`).
+        precision: how the training step runs, one of :data:`models.precision.PRECISIONS`
+            (``"fp32"``, the default, reproduces earlier runs exactly; the bf16 modes keep
+            fp32 master weights). Evaluation always runs in fp32.
     """
 
     variant: str
@@ -70,6 +93,7 @@ class TrainConfig:
     padding_mode: str = "border"
     device: str = "cpu"
     vmap: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self):
         fn = "TrainConfig"
@@ -109,6 +133,9 @@ class TrainConfig:
         if self.padding_mode not in ("border", "zeros"):
             raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
                              f"{self.padding_mode!r}")
+        if not isinstance(self.vmap, bool):
+            raise ConfigError(f"{fn}: expected vmap to be True or False, got {self.vmap!r}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision, fn=fn).value)
         if not (self.device == "cpu" or str(self.device).startswith("cuda")):
             raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
 

@@ -17,14 +17,13 @@ convolutions and matmuls of the forward (and so their backward) in bfloat16, and
 and the gradients handed to the optimizer are float32 (autocast keeps ``cross_entropy`` in
 float32; gradients take their parameter's dtype). The samplers run in float32 under
 autocast (:func:`sampling.grid_sample` upcasts its input and grid and turns autocast off
-inside), so bilinear weights and their gradients are not rounded to bf16; the affine grid
-``models.stn.affine_grid(theta)`` is a matmul and so *is* computed in bf16 under autocast:
-its locations are rounded to bf16's 8-bit significand (up to ~0.2 px on 112 px, so even
-the identity warp leaves the pixel centres), which measured here puts the S / STN-C0
-gradient 30-40 % (relative norm) off the fp32 step's, 60-120 % on the theta layer. Until
-``affine_grid`` builds its grid in float32 (autocast off, ``theta.float()``), bf16 modes
-are for speed measurements, not for training (tests/models/test_precision.py holds a
-strict xfail for this and checks the fixed grid against a derived tolerance).
+inside), so bilinear weights and their gradients are not rounded to bf16, and
+:func:`sampling.warp_affine` builds the affine grid in float32 under autocast (a bf16
+grid, rounded to an 8-bit significand, put the S / STN-C0 gradient 30-40 % off fp32's;
+tests/models/test_precision.py checks the float32 grid against a derived tolerance).
+Training takes its mode from ``TrainConfig.precision`` (``stnlab train --precision``;
+``fp32`` by default until an A/B, :mod:`proofs.precision_ab`, shows a faster mode
+indistinguishable from it).
 
 Verified here (tests/models/test_precision.py), not assumed:
 

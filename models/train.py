@@ -23,7 +23,17 @@ A run directory holds::
 Resuming (``resume=True``) restores parameters, step and every seed's data generator, so
 an interrupted and resumed run ends bit-for-bit where the uninterrupted run ends (tested).
 A NaN/Inf loss stops the run with :class:`TrainingDiverged`; the last checkpoint (written
-only from finite steps) stays on disk.
+only from finite steps) stays on disk. An ST that has collapsed (most of its sampling
+points off the image while the running error is near chance, for a window of log lines;
+thresholds and their derivation in :mod:`models.collapse`) stops the run with
+:class:`TrainingCollapsed`; the checkpoint from before the collapse began is kept as
+``checkpoint.good.pt``. Each log line records, per seed, ``inside_frac`` and ``log2_det``
+of the ST on that step's batch (None for a net without an ST).
+
+``TrainConfig.precision`` picks how the step runs (:class:`models.precision.Precision`;
+``fp32`` by default); a run resumes bit-exactly within its mode (tested), and a resume in
+another mode is refused (it is a config difference). ``TrainConfig.vmap`` is an execution
+choice like the device: a resumed run keeps its checkpoint's.
 
 The pieces: the config (:mod:`models.config`), the suite's presets, data, hooks and
 evaluation (:mod:`models.suites`, MNIST in :mod:`models.suites.mnist`), the functional
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -43,9 +54,13 @@ import torch
 
 from .errors import ConfigError
 
+from torch.func import functional_call
+
 from . import runio
+from .collapse import CollapseWatch, st_geometry
 from .config import SCALES, TrainConfig
 from .core import init_models, make_step, seed_params
+from .precision import Precision
 from .mnist_nets import count_params
 from .record import RunRecord, SuiteRecord
 from .runio import CheckpointDamaged, Progress, load_checkpoint
@@ -53,7 +68,7 @@ from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
 
 __all__ = ["TrainConfig", "SCALES", "preset", "train", "evaluate", "run_suite",
-           "TrainingDiverged", "load_checkpoint", "CheckpointDamaged", "INITIAL_LR",
+           "TrainingDiverged", "TrainingCollapsed", "load_checkpoint", "CheckpointDamaged", "INITIAL_LR",
            "init_models", "make_step", "seed_params", "load_data", "POSE_UNITS"]
 
 CHECKPOINT_FORMAT = 1
@@ -61,6 +76,11 @@ CHECKPOINT_FORMAT = 1
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or Inf; the message names the step, the seed and the checkpoint."""
+
+
+class TrainingCollapsed(TrainingDiverged):
+    """The ST collapsed off the image (:mod:`models.collapse`); the message names the step,
+    the seed and the last good checkpoint (kept as ``checkpoint.good.pt``)."""
 
 
 
@@ -93,6 +113,40 @@ def environment(cfg: TrainConfig) -> dict:
 # --------------------------------------------------------------------------------------
 # The training loop
 # --------------------------------------------------------------------------------------
+def _st_geometry(base, p: dict, x: torch.Tensor, out_hw) -> tuple[float, float]:
+    """``(inside_frac, log2_det)`` of the ST on batch ``x (B, C, H, W)``, in fp32."""
+    with torch.no_grad():
+        _, theta = functional_call(base, p, (x,), {"return_theta": True})
+    return st_geometry(theta, out_hw)
+
+
+def _keep_good(ckpt_path: Path, good_path: Path) -> None:
+    for src, dst in ((ckpt_path, good_path),
+                     (ckpt_path.with_name(ckpt_path.name + ".sha256"),
+                      good_path.with_name(good_path.name + ".sha256"))):
+        if src.exists():
+            shutil.copyfile(src, dst.with_name(dst.name + ".tmp"))
+            dst.with_name(dst.name + ".tmp").replace(dst)
+
+
+def _collapsed(run_dir, label, cfg, step, s, line, watch, good_path) -> None:
+    """Write collapsed.json and raise :class:`TrainingCollapsed` for seed index ``s``."""
+    good = (f"{good_path} (step {int(load_checkpoint(good_path)['step'])})"
+            if good_path.exists() else "none written before the collapse began")
+    msg = (f"train: {label} collapsed at step {step}: seed {cfg.seeds[s]}'s ST samples "
+           f"{100 * line['inside_frac'][s]:.0f}% inside the image (< "
+           f"{100 * watch.threshold:.0f}%, log2 det {line['log2_det'][s]:+.2f}) with "
+           f"training error {100 * line['train_error'][s]:.0f}% (chance 90%, floor "
+           f"{100 * watch.floor:.1f}%) for {watch.window} log lines; last good checkpoint: "
+           f"{good}")
+    runio.atomic_write_json(run_dir / "collapsed.json", {
+        "step": step, "seed": cfg.seeds[s], "inside_frac": line["inside_frac"][s],
+        "log2_det": line["log2_det"][s], "train_error": line["train_error"][s],
+        "threshold": watch.threshold, "chance_floor": watch.floor,
+        "window_lines": watch.window, "message": msg})
+    raise TrainingCollapsed(msg)
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
           resume: bool = False, progress: bool = True, stop_after: int | None = None,
           keep_checkpoint: bool = True, suite=None) -> dict | None:
@@ -146,6 +200,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                              f"choose another --out")
         ck, _ = runio.latest_good_checkpoint(run_dir)
         saved = type(cfg).from_json(ck["config"])
+        if cfg.vmap != saved.vmap:  # an execution choice: keep the checkpoint's
+            cfg = dataclasses.replace(cfg, vmap=saved.vmap)
         mine = dataclasses.replace(cfg, device=saved.device)
         if saved != mine:
             diff = {k: (v, getattr(cfg, k)) for k, v in dataclasses.asdict(saved).items()
@@ -171,8 +227,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     _write_json(run_dir / "env.json", environment(cfg))
 
     use_vmap = cfg.vmap and len(cfg.seeds) > 1 and cfg.method == "bilinear"
-    step_fn = make_step(base, use_vmap, suite.hooks(cfg).loss)
+    mode = Precision.parse(getattr(cfg, "precision", "fp32"), fn="train")
+    params = mode.format_params(params)
+    step_fn = mode.wrap_step(make_step(base, use_vmap, suite.hooks(cfg).loss), cfg.device)
     S = len(cfg.seeds)
+    st = getattr(base, "st", None)
+    st_out = st.out_size(*base.warped_shape[1:]) if st is not None else None
+    watch = CollapseWatch(S, total_steps=cfg.total_steps, log_every=cfg.log_every,
+                          batch_size=cfg.batch_size)
+    good_path = run_dir / "checkpoint.good.pt"
     bar = Progress(label, cfg.total_steps, step, cfg.batch_size * S, enabled=progress)
     win_loss = torch.zeros(S, device=cfg.device)
     win_err = torch.zeros(S, device=cfg.device)
@@ -217,9 +280,21 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             check_finite()
         if at_log:
             wl, we = (win_loss / win_n).tolist(), (win_err / win_n).tolist()
+            geo = [_st_geometry(base, seed_params(params, i), x[i], st_out)
+                   for i in range(S)] if st is not None else None
+            line = {"step": step, "lr": lr, "loss": wl, "train_error": we,
+                    "inside_frac": [g[0] for g in geo] if geo else None,
+                    "log2_det": [g[1] for g in geo] if geo else None,
+                    "wall_s": round(time.perf_counter() - t_start, 3)}
             with log_path.open("a") as f:
-                f.write(json.dumps({"step": step, "lr": lr, "loss": wl, "train_error": we,
-                                    "wall_s": round(time.perf_counter() - t_start, 3)}) + "\n")
+                f.write(json.dumps(line) + "\n")
+            if geo:
+                if watch.update(line["inside_frac"], we) and ckpt_path.exists():
+                    _keep_good(ckpt_path, good_path)  # the last checkpoint before the streak
+                bad = watch.collapsed()
+                if bad is not None:
+                    bar.close()
+                    _collapsed(run_dir, label, cfg, step, bad, line, watch, good_path)
             last_loss = sum(wl) / S
             bar.update(step, last_loss, sum(we) / S, force=step == cfg.total_steps)
             win_loss.zero_()
@@ -246,6 +321,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
               "train": {"wall_s": round(wall, 2), "steps_this_session": steps_done,
                         "images_per_s": round(steps_done * cfg.batch_size * S / wall, 1)
                         if wall > 0 else None, "vmap": use_vmap,
+                        "precision": mode.value,
                         "final_loss": last_loss}}
     if test_data is not None:
         ev = suite.evaluate(cfg, base, params, test_data)
@@ -254,7 +330,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         np.savez_compressed(run_dir / "gallery.npz", **ev["gallery"])
     RunRecord(run_dir, result).save()
     if not keep_checkpoint:
-        for p in (ckpt_path, prev_path):
+        for p in (ckpt_path, prev_path, good_path):
             p.unlink(missing_ok=True)
             p.with_name(p.name + ".sha256").unlink(missing_ok=True)
     return result

@@ -195,7 +195,10 @@ def bench_train(*, variant: str, net: str, device: str = "cpu", batch_size: int 
         raise UsageError(f"{fn}: expected device 'cpu' (CUDA is not available here), "
                          f"got {device!r}")
     over = {} if batch_size is None else {"batch_size": batch_size}
-    cfg = preset("small", variant, net, seeds=tuple(range(seeds)), device=device, **over)
+    # The baseline is the vmapped step (the seq_* modes are the seed-by-seed ones), not
+    # the preset's per-device choice (models.config.default_vmap).
+    cfg = preset("small", variant, net, seeds=tuple(range(seeds)), device=device, vmap=True,
+                 **over)
     from models.train import init_models
     from models.suites.mnist import SUITE as MNIST
 

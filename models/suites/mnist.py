@@ -21,7 +21,7 @@ import sampling
 from ..errors import ConfigError
 
 from .. import metrics as M
-from ..config import SCALES, TrainConfig
+from ..config import SCALES, TrainConfig, default_vmap
 from ..core import seed_params
 from ..mnist_nets import NETS, TABLE_VI_PARAMS, VARIANT_SHAPES, build, param_counts
 from . import DataSource, TrainHooks
@@ -63,7 +63,7 @@ _SMALL_PER_VARIANT = {
 _MEDIUM_PER_VARIANT = {
     # (R) at 4x `small` per seed (1.28M images per network and seed): the supplementary
     # 4x-small run (results/mnist-r-long) is the lower bound the EMP-1 issue sets; 3 seeds
-    # vmapped. (T) at 5x `small`; (S) at 2.5x `small` (S costs 15-40x (R) per image).
+    # trained together. (T) at 5x `small`; (S) at 2.5x `small` (S costs 15-40x (R) per image).
     "R": dict(batch_size=64, iters=16000, iters_low=4000),
     "T": dict(batch_size=64, iters=3200, iters_low=800),
     "S": dict(batch_size=32, iters=1400, iters_low=350),
@@ -72,6 +72,8 @@ _MEDIUM_PER_VARIANT = {
 
 def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
     """The :class:`TrainConfig` of ``scale`` for ``net`` on ``variant``, with overrides.
+
+    ``vmap`` (unless overridden) is :func:`models.config.default_vmap` of the device.
 
     Raises:
         ConfigError: unknown scale, unknown override key, or an invalid value.
@@ -91,6 +93,7 @@ def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
     elif scale == "medium":
         kw.update(_MEDIUM_PER_VARIANT[variant])
     kw.update({k: v for k, v in overrides.items() if v is not None})
+    kw.setdefault("vmap", default_vmap(kw.get("device", "cpu"), variant, net))
     return TrainConfig(**kw)
 
 

@@ -85,3 +85,32 @@ def test_ctrl_c_says_how_to_resume(capsys, tmp_path, monkeypatch):
     assert main(["train", "--scale", "smoke", "--out", str(tmp_path / "o"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert f"--out {tmp_path / 'o'} --resume" in err and "interrupted" in err
+
+
+def test_executor_ray_without_ray_is_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ModuleNotFoundError
+    code = main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(tmp_path), "--executor", "ray"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == ("stnlab train: error: --executor ray needs Ray: pip install "
+                       "'stnlab[ray]'")
+
+
+def test_ray_only_options_need_executor_ray(tmp_path, capsys):
+    code = main(["train", "--scale", "smoke", "--out", str(tmp_path), "--gpus-per-run", "0.5"])
+    assert code == 2
+    assert "--gpus-per-run and --cpus-per-run need --executor ray" in capsys.readouterr().err
+
+
+def test_precision_flag_reaches_the_runs(tmp_path, capsys):
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(tmp_path), "--precision", "bf16"]) == 0
+    cfg = json.loads((tmp_path / "R" / "CNN" / "config.json").read_text())
+    assert cfg["precision"] == "bf16"
+    with pytest.raises(SystemExit, match="2"):
+        main(["train", "--scale", "smoke", "--out", str(tmp_path / "x"), "--precision",
+              "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
@@ -10,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 from models.executor import ExecutorUnavailable, RunTask, TaskFailure, run_tasks
+from models import runio
+from models.train import load_checkpoint
 
 ROOT = str(Path(__file__).resolve().parents[2])
 TASK = "tests.models._executor_tasks"
@@ -68,6 +73,81 @@ def ray_instance():
 def test_ray_executor(ray_instance, tmp_path):
     _ray_equals_local_and_reports_failures(tmp_path / "a")
     _ray_task_killed_mid_run_resumes(ray_instance, tmp_path / "b")
+    _cli_suite_on_ray_equals_local(tmp_path / "c")
+    _training_task_killed_mid_run_resumes(ray_instance, tmp_path / "d")
+
+
+def _cli_suite_on_ray_equals_local(tmp_path):
+    """``stnlab train --executor ray`` at smoke: the same runs and metrics as local."""
+    from proofs.cli import main
+
+    argv = ["train", "--scale", "smoke", "--variant", "R", "--net", "CNN,STN-C0",
+            "--seeds", "2", "--quiet"]
+    assert main(argv + ["--out", str(tmp_path / "local")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    local = json.loads((tmp_path / "local" / "suite.json").read_text())
+    ray_ = json.loads((tmp_path / "ray" / "suite.json").read_text())
+    for net in ("CNN", "STN-C0"):
+        a, b = local["runs"]["R"][net], ray_["runs"]["R"][net]
+        assert a["error"] == b["error"] and a["seeds"] == b["seeds"] == [0, 1]
+        assert a.get("pose_std") == b.get("pose_std")
+        pa = load_checkpoint(tmp_path / "local" / "R" / net / "checkpoint.pt")["params"]
+        pb = load_checkpoint(tmp_path / "ray" / "R" / net / "checkpoint.pt")["params"]
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    # A task that fails (a damaged checkpoint, nothing good to resume) is reported with its
+    # log path; the other run finishes and is indexed.
+    bad = tmp_path / "fail" / "R" / "CNN"
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    err = io.StringIO()
+    sys_err, sys.stderr = sys.stderr, err
+    try:
+        code = main(argv + ["--out", str(tmp_path / "fail"), "--executor", "ray"])
+    finally:
+        sys.stderr = sys_err
+    assert code == 1
+    assert "task R/CNN seeds 0-1 failed: CheckpointDamaged" in err.getvalue()
+    assert f"(log: {bad / 'task.log'})" in err.getvalue()
+    assert "1/2 runs done" in err.getvalue()
+    assert "CheckpointDamaged" in (bad / "task.log").read_text()
+    runs = json.loads((tmp_path / "fail" / "suite.json").read_text())["runs"]["R"]
+    assert list(runs) == ["STN-C0"]
+    assert runs["STN-C0"]["error"] == local["runs"]["R"]["STN-C0"]["error"]
+
+
+def _training_task_killed_mid_run_resumes(ray, tmp_path):
+    """Kill the worker of a training run after its first checkpoint; resubmitting the
+    suite resumes it and ends where the uninterrupted local run ends, bit for bit."""
+    from models.executor import _ray_worker
+    from models.suite_tasks import run_suite_tasks, suite_tasks
+
+    ov = dict(seeds=[0], iters=1500, iters_low=0, checkpoint_every=25, log_every=25)
+    kw = dict(scale="smoke", overrides=ov)
+    t = suite_tasks("mnist", ["R"], ["CNN"], tmp_path / "ray", **kw)[0]
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_worker)
+    ref = remote.remote(t.fn, t.kwargs, 1, str(Path(t.run_dir) / "task.log"))
+    ckpt = Path(t.run_dir) / "checkpoint.pt"
+    digest = Path(t.run_dir) / "checkpoint.pt.sha256"  # written after the checkpoint
+    deadline = time.time() + 120
+    while not digest.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    ray.cancel(ref, force=True)
+    with pytest.raises(Exception):
+        ray.get(ref)
+    # A kill between a later checkpoint and its digest leaves the previous one to resume.
+    killed_at = runio.latest_good_checkpoint(t.run_dir)[0]["step"]
+    assert 0 < killed_at < 1500  # it really died mid-run
+    index, failures = run_suite_tasks([t], tmp_path / "ray", scale="smoke", executor="ray",
+                                      progress=False)
+    assert failures == []
+    res = index["runs"]["R"]["CNN"]
+    assert 0 < res["train"]["steps_this_session"] < 1500  # continued, did not start over
+    ref_t = suite_tasks("mnist", ["R"], ["CNN"], tmp_path / "local", **kw)
+    index_l, _ = run_suite_tasks(ref_t, tmp_path / "local", scale="smoke", progress=False)
+    assert res["error"] == index_l["runs"]["R"]["CNN"]["error"]
+    pa = load_checkpoint(tmp_path / "local" / "R" / "CNN" / "checkpoint.pt")["params"]
+    pb = load_checkpoint(ckpt)["params"]
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 
 def _ray_equals_local_and_reports_failures(tmp_path):

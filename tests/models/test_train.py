@@ -35,7 +35,7 @@ def _cfg(**kw):
 
 
 def test_vmap_three_seeds_equal_three_single_runs(tmp_path, data_r):
-    cfg = _cfg(seeds=(0, 1, 2))
+    cfg = _cfg(seeds=(0, 1, 2), vmap=True)
     train(cfg, tmp_path / "v", data_r, None, progress=False)
     stacked = load_checkpoint(tmp_path / "v" / "checkpoint.pt")["params"]
     for i, s in enumerate(cfg.seeds):
@@ -285,3 +285,50 @@ def test_no_good_checkpoint_stops_with_exit_2(tmp_path, data_r, capsys):
     assert code == 2
     assert any("no good checkpoint" in ln for ln in err)
     assert not any("Traceback" in ln for ln in err)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "channels_last"])
+def test_resume_is_bit_exact_within_a_precision_mode(tmp_path, data_r, precision):
+    cfg = _cfg(seeds=(0, 1), checkpoint_every=3, precision=precision)
+    full = train(cfg, tmp_path / "full", data_r, data_r, progress=False)
+    assert full["train"]["precision"] == precision
+    train(cfg, tmp_path / "cut", data_r, None, progress=False, stop_after=5)
+    resumed = train(cfg, tmp_path / "cut", data_r, data_r, progress=False, resume=True)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["params"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["params"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed["error"] == full["error"]
+    # The mode really changes the step (else this test would only repeat the fp32 one).
+    train(dataclasses.replace(cfg, precision="fp32"), tmp_path / "fp32", data_r, None,
+          progress=False)
+    c = load_checkpoint(tmp_path / "fp32" / "checkpoint.pt")["params"]
+    if precision == "bf16":
+        assert any(not torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(ValueError, match="different config.*precision"):
+        train(dataclasses.replace(cfg, precision="fp32"), tmp_path / "cut", data_r, None,
+              progress=False, resume=True)
+
+
+def test_precision_and_vmap_are_validated_and_chosen_per_device():
+    with pytest.raises(ValueError, match=r"TrainConfig: expected precision in .*got 'fp16'"):
+        TrainConfig(variant="R", net="CNN", precision="fp16")
+    with pytest.raises(ValueError, match="TrainConfig: expected vmap to be True or False"):
+        TrainConfig(variant="R", net="CNN", vmap="yes")
+    assert preset("small", "R", "CNN").precision == "fp32"  # the default stays exact
+    assert [preset("small", v, "STN-C0").vmap for v in "RTS"] == [False] * 3  # CPU
+    assert [preset("small", v, "STN-C0", device="cuda").vmap for v in "RTS"] == \
+        [True, True, False]
+    assert preset("small", "T", "CNN", device="cuda").vmap is False
+    assert preset("small", "S", "CNN", vmap=True).vmap is True
+
+
+def test_resume_keeps_the_checkpoints_vmap_choice(tmp_path, data_r):
+    cfg = _cfg(seeds=(0, 1), checkpoint_every=3, vmap=True)
+    train(cfg, tmp_path / "full", data_r, None, progress=False)
+    train(cfg, tmp_path / "cut", data_r, None, progress=False, stop_after=4)
+    train(dataclasses.replace(cfg, vmap=False), tmp_path / "cut", data_r, None,
+          progress=False, resume=True)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["params"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["params"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
