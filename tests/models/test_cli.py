@@ -85,3 +85,17 @@ def test_ctrl_c_says_how_to_resume(capsys, tmp_path, monkeypatch):
     assert main(["train", "--scale", "smoke", "--out", str(tmp_path / "o"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert f"--out {tmp_path / 'o'} --resume" in err and "interrupted" in err
+
+
+def test_out_that_is_a_file_is_one_line_exit_2_through_the_console_script(tmp_path):
+    """Issue 12 item 3: ``train --out <a file>`` ended in ``FileExistsError`` (exit 1)."""
+    from tests.stnlab_proc import run_stnlab
+
+    (tmp_path / "afile").write_text("not a directory\n")
+    r = run_stnlab(tmp_path, "train", "--suite", "mnist", "--variant", "R", "--net",
+                   "STN-C0", "--scale", "smoke", "--out", "afile")
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(err) == 1 and err[0].startswith("stnlab train: error: ") and "afile" in err[0]
+    assert "which is a file" in err[0] and "Traceback" not in r.stderr
+    assert (tmp_path / "afile").read_text() == "not a directory\n"
