@@ -97,13 +97,13 @@ def test_train_report_experiment_from_outside_a_fresh_clone_change_nothing(newco
     for argv in steps:
         r = stnlab(newcomer, *argv)
         assert r.returncode == 0, f"stnlab {' '.join(argv)}:\n{r.stderr[-3000:]}"
+    # and nothing in the clone changed: no tracked file, no new file, not even an ignored one
+    assert _git("status", "--porcelain", cwd=clone) == ""
+    assert _git("status", "--porcelain", "--ignored", cwd=clone) == ""
     # what they wrote is under the working directory, where they said they would write
     assert (cwd / "runs" / "mnist-smoke" / "suite.json").is_file()
     assert (cwd / "runs" / "mnist-smoke" / "report.md").is_file()
     assert (cwd / "runs" / "samplers-smoke" / "gradient-field.json").is_file()
-    # and nothing in the clone changed: no tracked file, no new file, not even an ignored one
-    assert _git("status", "--porcelain", cwd=clone) == ""
-    assert _git("status", "--porcelain", "--ignored", cwd=clone) == ""
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 6 (another branch): `stnlab prove` "
