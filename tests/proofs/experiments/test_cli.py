@@ -38,7 +38,9 @@ def test_gitignore_covers_the_default_run_folders():
     """What ``stnlab experiment`` / ``stnlab train`` write by default is never a tracked
     change in a checkout (``git check-ignore`` exits 1 for a path it would not ignore)."""
     paths = ["runs/samplers-smoke/gradient-field.json", "runs/samplers-paper/README.md",
-             "runs/mnist-smoke/suite.json", "runs/mnist-smoke/R/STN-C0/seed0/checkpoint.pt"]
+             "runs/mnist-smoke/suite.json", "runs/mnist-smoke/R/STN-C0/seed0/checkpoint.pt",
+             "results/runs/samplers-small/README.md",  # run from a sub-directory
+             "prove-out/report.md", "results/prove-out/report.md"]
     r = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.split() == paths, r.stdout + r.stderr
