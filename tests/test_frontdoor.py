@@ -57,7 +57,7 @@ def mnist_cache_copy(dest, env, cwd) -> str:
     write_mnist_dir(cwd / "idx", n_train=600, n_test=100)
     r = subprocess.run([stnlab_executable(), "data", "fetch", "mnist", "--from-idx",
                         str(cwd / "idx")], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, check=False)
     assert r.returncode == 0, r.stderr
     shutil.rmtree(cwd / "idx")
     return "stand-in"
@@ -75,8 +75,8 @@ def newcomer(tmp_path_factory):
     env["PYTHONPATH"] = str(clone)  # the clone's code, not this checkout's
     env.pop("TORCH_EXTENSIONS_DIR", None)
     mnist_cache_copy(base / "data", env, cwd)
-    where = subprocess.run([sys.executable, "-c", "import proofs, models; "
-                            "print(proofs.__file__); print(models.__file__)"],
+    code = "import proofs, models; print(proofs.__file__); print(models.__file__)"
+    where = subprocess.run([sys.executable, "-c", code],
                            cwd=cwd, env=env, capture_output=True, text=True, check=True)
     assert all(line.startswith(str(clone)) for line in where.stdout.split()), where.stdout
     return clone, cwd, env
@@ -85,7 +85,7 @@ def newcomer(tmp_path_factory):
 def stnlab(newcomer, *argv: str) -> subprocess.CompletedProcess:
     _, cwd, env = newcomer
     return subprocess.run([stnlab_executable(), *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_train_report_experiment_from_outside_a_fresh_clone_change_nothing(newcomer):
