@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.style import SEQUENCE_COLORS, new_figure, save
+from figures.style import SEQUENCE_COLORS, new_figure, plain_log_axis, save
 from models.record import SuiteRecord
 
 __all__ = ["fig5_gallery", "fig6_rotation", "training_curves", "draw_suite"]
@@ -110,7 +110,7 @@ def training_curves(suite: SuiteRecord, path):
             loss = [float(np.mean(r["loss"])) for r in rows]
             ax.plot(steps, loss, color=SEQUENCE_COLORS[k % len(SEQUENCE_COLORS)], label=n,
                     linewidth=0.9)
-        ax.set_yscale("log")
+        plain_log_axis(ax, "y")  # 0.2, 1, 2 rather than 2 x 10^-1
         ax.set_title(f"({v})")
         ax.set_xlabel("step")
     axes[0, 0].set_ylabel("training loss")

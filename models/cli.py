@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     suite.check_source(source)
     if args.out is None:
         args.out = str(Path("runs") / f"{suite.name}-{args.scale}")
-    out = Path(args.out)
+    out = runio.check_output_dir(args.out, arg="--out")
     if args.resume:
         if not out.is_dir():
             raise UsageError(f"--resume: {out} does not exist; nothing to resume (drop "

@@ -10,6 +10,8 @@ Every driver that writes a run (``models.train``, ``proofs.run``,
   ``torch.save`` files whose sha256 digest is written beside them (``NAME.sha256``) and
   verified on load; the last two are kept (``checkpoint.pt``, ``checkpoint.prev.pt``), so
   a damaged latest one falls back to the previous one.
+- :func:`check_output_dir` -- an output directory that can be made and written, checked
+  before a run starts (a file in its place is a user mistake, not a traceback at the end).
 - :class:`Progress` -- one status line: iteration, loss, error, images/s, ETA.
 - :func:`thread_limit` -- a block with ``torch.set_num_threads(n)``, restored after.
 """
@@ -35,7 +37,7 @@ import torch
 __all__ = ["environment", "git_commit", "package_versions", "device_name",
            "atomic_write_bytes", "atomic_write_json", "CheckpointDamaged", "save_checkpoint",
            "load_checkpoint", "latest_good_checkpoint", "checkpoint_paths", "Progress",
-           "thread_limit", "add_json_argument", "emit_json"]
+           "thread_limit", "add_json_argument", "emit_json", "check_output_dir"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +112,41 @@ def atomic_write_json(path: str | Path, obj, *, indent: int | None = 1,
     """``json.dumps(obj)`` plus a newline, written atomically (see :func:`atomic_write_bytes`)."""
     text = json.dumps(obj, indent=indent, separators=separators, allow_nan=allow_nan) + "\n"
     atomic_write_bytes(path, text.encode())
+
+
+def check_output_dir(path: str | Path, *, arg: str = "--out") -> Path:
+    """Check that ``path`` is, or can be made as, a directory this process can write into.
+
+    Nothing is created; call it before a run starts, so that a mistaken ``--out`` ends the
+    command at once (one line, exit 2 from ``stnlab``) instead of after the work.
+
+    Args:
+        path: the output directory asked for (absolute or relative to the working directory).
+        arg: how the caller names the argument in the message (e.g. ``"--out"``).
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        ConfigError: ``path`` or one of its parents exists and is not a directory, or the
+            nearest existing parent is not writable.
+    """
+    from .errors import ConfigError
+
+    path = Path(path)
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent  # the nearest existing ancestor (or the root)
+    if p.exists() and not p.is_dir():
+        where = "is a file" if p == path else f"lies under {str(p)!r}, which is a file"
+        raise ConfigError(f"check_output_dir: expected {arg} to be a directory (or a path "
+                          f"where one can be made), got {str(path)!r}, which {where}; "
+                          f"choose another {arg}")
+    if p.exists() and not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"check_output_dir: expected {arg} to be a writable directory, got "
+                          f"{str(path)!r}, but {str(p)!r} is not writable; choose another "
+                          f"{arg}")
+    return path
 
 
 # --------------------------------------------------------------------------------------

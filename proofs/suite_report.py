@@ -18,12 +18,27 @@ from models.record import RunRecord
 from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
 from models.runio import add_json_argument, atomic_write_json, emit_json
 
-__all__ = ["render_suite", "render_run", "add_arguments", "run"]
+__all__ = ["render_suite", "render_run", "scale_notes", "SCALE_NOTES", "add_arguments", "run"]
 
 _CAPTIONS = {"fig5_gallery": "Fig. 5: perturbed test digits (top) and the ST outputs "
              "(STN-C1: its matrix applied to the input)",
              "fig6_rotation": "Fig. 6: predicted vs applied rotation on (R)",
              "training_curves": "Training loss"}
+
+
+#: What a report at a scale must say before any number (a scale not listed needs no word).
+SCALE_NOTES = {
+    "smoke": ("> **Smoke run: not a result.** `--scale smoke` trains each network for a handful "
+              "of steps on a few hundred digits, to check that the pipeline runs end to end; "
+              "its errors say nothing about the networks and are not comparable with the paper's numbers beside "
+              "them. Results come from `--scale small` (short, CPU) or `--scale paper`."),
+}
+
+
+def scale_notes(scales) -> list[str]:
+    """The :data:`SCALE_NOTES` lines (each followed by a blank line) for these scales."""
+    return [line for sc in sorted(set(scales)) if sc in SCALE_NOTES
+            for line in (SCALE_NOTES[sc], "")]
 
 
 def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
@@ -35,10 +50,12 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
         raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
     scales = sorted({r.get("scale", "?") for row in runs.values() for r in row.values()})
     n_done = sum(len(r) for r in runs.values())
-    lines = [f"# MNIST STN suite: {suite_dir.name}", "",
-             f"Scale: {', '.join(scales)}; {n_done} of 15 networks finished. Paper = "
-             "Finnveden et al. 000 (columns labelled *paper* are copied from its tables for "
-             "comparison, never used as ours).", ""]
+    lines = [f"# MNIST STN suite: {suite_dir.name}", ""]
+    lines += scale_notes(scales)
+    lines += [f"Scale: {', '.join(scales)}; {n_done} of 15 networks finished. Paper = "
+              "Finnveden, Jansson, Lindeberg, ICPR 2020 (called 000 in this repository; "
+              "columns labelled *paper* are copied from its tables for comparison, never "
+              "used as ours).", ""]
     lines += suite_tables(runs)
     figs = {}
     if figures and out_md is not None:
@@ -63,7 +80,10 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
 
 def render_run(run_dir, out_md=None) -> str:
     """Markdown for a single run directory (``metrics.json`` and ``config.json``)."""
-    text = "\n".join(run_table(RunRecord.load(run_dir))) + "\n"
+    rec = RunRecord.load(run_dir)
+    lines = run_table(rec)  # a title, a blank line, the table
+    lines[2:2] = scale_notes([rec.with_config().get("scale", "?")])
+    text = "\n".join(lines) + "\n"
     if out_md is not None:
         Path(out_md).parent.mkdir(parents=True, exist_ok=True)
         Path(out_md).write_text(text)

@@ -88,6 +88,48 @@ def test_stnlab_commands_in_shell_blocks_parse(code, line):
         assert err is None, f"README.md line {line}: `stnlab {' '.join(argv)}`: {err}"
 
 
+def subcommands(parser=None) -> list[tuple[str, ...]]:
+    """Every runnable sub-command of ``stnlab``: ``("train",)``, ``("data", "fetch")``, ...
+
+    A command whose parser has sub-commands of its own (``data``, ``bench``,
+    ``experiment``) counts as its actions, not as itself.
+    """
+    import argparse
+
+    def actions(p, prefix):
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return [prefix]
+        return [leaf for name, child in subs[0].choices.items()
+                for leaf in actions(child, prefix + (name,))]
+
+    return actions(parser or build_parser(), ())
+
+
+def missing_subcommands(commands: list[list[str]], parser=None) -> list[str]:
+    """The sub-commands of which no command in ``commands`` (argv without ``stnlab``) is
+    an accepted use."""
+    used = [tuple(argv) for argv in commands if parse_error(argv) is None]
+    return [" ".join(sc) for sc in subcommands(parser)
+            if not any(u[:len(sc)] == sc for u in used)]
+
+
+def test_the_readme_shows_every_subcommand_with_a_line_that_parses():
+    """``stnlab --help`` lists data, prove, train, report, bench, experiment and their
+    actions; each has at least one line in a README shell block that the parser accepts."""
+    commands = [argv for code, _ in SHELL for argv in stnlab_commands(code)]
+    assert missing_subcommands(commands) == []
+
+
+def test_the_readme_links_nothing_outside_the_repository():
+    """A clone has no ``../shared/``: every relative link must stay inside the repository."""
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"`([^`\s]*\.\./[^`\s]*)`", text)
+    outside = [t for t in targets if "://" not in t and not t.startswith("#")
+               and not (ROOT / t).resolve().is_relative_to(ROOT)]
+    assert outside == [] and "../shared" not in text, outside
+
+
 def test_the_checks_can_fail():
     """The helpers catch what they exist to catch (a block that cannot fail is a defect)."""
     assert stnlab_commands("pip install . && stnlab data fetch mnist && stnlab prove\n") == [
@@ -96,3 +138,9 @@ def test_the_checks_can_fail():
     assert parse_error(["data", "fetch", "mnist"]) is None
     r = subprocess.run([sys.executable, "-c", "x = torch.zeros(1)"], capture_output=True)
     assert r.returncode != 0  # an undefined name in a block fails its test
+    leaves = subcommands()
+    assert {("prove",), ("data", "fetch"), ("bench", "train"), ("experiment", "ablation-k")} \
+        <= set(leaves) and ("data",) not in leaves
+    assert "report" in missing_subcommands([["prove"]])
+    assert "report" in missing_subcommands([["report"]])  # its PATH is missing: not a use
+    assert "report" not in missing_subcommands([["report", "runs/x"]])

@@ -7,7 +7,8 @@ Usage::
         [--threads N] [--quiet]
 
 Writes ``DIR/<experiment>.json``, its figure(s) and ``DIR/README.md`` (default
-``DIR = results/samplers-<scale>``); progress (step, elapsed, ETA) goes to stderr.
+``DIR = runs/samplers-<scale>`` under the working directory, ignored by git and printed
+at start; the committed ``results/samplers-*`` are written only with an explicit ``--out``); progress (step, elapsed, ETA) goes to stderr.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", choices=list(SCALES), default="small",
                        help="smoke (seconds), small (minutes on a CPU), paper (003's sizes)")
         p.add_argument("--out", type=Path, default=None,
-                       help="output directory (default: results/samplers-<scale>)")
+                       help="output directory (default: ./runs/samplers-<scale>; the "
+                            "committed records: --out results/samplers-<scale>)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="torch device (default cpu)")

@@ -10,7 +10,9 @@ Experiments (``EXPERIMENTS``):
 Each run writes ``<out>/<experiment>.json`` (config, seed, versions, device, date,
 numbers), ``<out>/<experiment>.png`` (``gradient-field`` also writes
 ``gradient-field-basin.png``) and regenerates ``<out>/README.md`` from every
-result JSON in ``<out>``.
+result JSON in ``<out>``. Without ``out`` that is ``runs/samplers-<scale>`` under the
+working directory (:func:`default_out`, ignored by git); the committed records in
+``results/samplers-*`` are rewritten only when named explicitly.
 
 Data. Natural images: ``skimage.data`` ``NATURAL_IMAGES``, converted to grayscale
 in ``[0, 1]``, centre-cropped to a square and resized (anti-aliased) to
@@ -41,6 +43,7 @@ from sampling import experiments as ex
 from . import readme
 
 __all__ = [
+    "default_out",
     "EXPERIMENTS",
     "SCALES",
     "ScaleConfig",
@@ -376,6 +379,12 @@ def ablation_collapse_settings() -> list[tuple]:
     return out
 
 
+def default_out(scale: str) -> Path:
+    """Where ``stnlab experiment --scale SCALE`` writes without ``--out``:
+    ``runs/samplers-<scale>`` under the working directory (ignored by git)."""
+    return Path("runs") / f"samplers-{scale}"
+
+
 def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = None,
                    seed: int = 0, device: str = "cpu", quiet: bool = False,
                    threads: int | None = 1) -> dict:
@@ -384,7 +393,9 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
     Args:
         name: one of :data:`EXPERIMENTS`.
         scale: one of :data:`SCALES`.
-        out: output directory (default ``results/samplers-<scale>``).
+        out: output directory (default :func:`default_out`: ``runs/samplers-<scale>``
+            under the working directory, which ``.gitignore`` covers; the committed
+            records in ``results/`` are written only when asked for by name).
         seed: seeds torch, numpy and every generator of the run.
         device: ``"cpu"`` or ``"cuda"``.
         quiet: no progress lines on stderr.
@@ -394,7 +405,8 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
         The result dict (as written).
 
     Raises:
-        ValueError: unknown experiment or scale, or CUDA asked for but absent.
+        ValueError: unknown experiment or scale, CUDA asked for but absent, or an
+            ``out`` that is a file (checked before the run).
     """
     from models.errors import UsageError
 
@@ -405,10 +417,11 @@ def run_experiment(name: str, *, scale: str = "small", out: Path | str | None = 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("experiment: --device cuda asked for, but CUDA is not available")
     cfg = SCALES[scale]
-    out = Path(out) if out is not None else Path("results") / f"samplers-{scale}"
+    out = runio.check_output_dir(default_out(scale) if out is None else out, arg="--out")
+    if stream := (None if quiet else sys.stderr):
+        print(f"stnlab experiment {name}: writing to {out}", file=stream)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    stream = None if quiet else sys.stderr
     n_ds = len(DOWNSAMPLES)
     totals = {"gradient-field": cfg.field_images * len(METHODS) * n_ds,
               "alignment": 2 * len(METHODS) * n_ds,

@@ -114,3 +114,17 @@ def test_precision_flag_reaches_the_runs(tmp_path, capsys):
         main(["train", "--scale", "smoke", "--out", str(tmp_path / "x"), "--precision",
               "fp16"])
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_one_line_exit_2_through_the_console_script(tmp_path):
+    """Issue 12 item 3: ``train --out <a file>`` ended in ``FileExistsError`` (exit 1)."""
+    from tests.stnlab_proc import run_stnlab
+
+    (tmp_path / "afile").write_text("not a directory\n")
+    r = run_stnlab(tmp_path, "train", "--suite", "mnist", "--variant", "R", "--net",
+                   "STN-C0", "--scale", "smoke", "--out", "afile")
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(err) == 1 and err[0].startswith("stnlab train: error: ") and "afile" in err[0]
+    assert "which is a file" in err[0] and "Traceback" not in r.stderr
+    assert (tmp_path / "afile").read_text() == "not a directory\n"

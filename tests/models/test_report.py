@@ -61,3 +61,16 @@ def test_figures_return_none_without_data(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished runs"):
         render_suite(tmp_path)
     assert load_suite(tmp_path) == {}
+
+
+def test_a_smoke_report_says_first_that_it_is_not_a_result(suite, tmp_path):
+    """Issue 12 item 8: a smoke report showed 67.5 % error beside the paper's numbers
+    without a word; now its first lines (before any table) say smoke runs are not results."""
+    from proofs.suite_report import scale_notes
+
+    for text in (render_suite(suite, None), render_run(suite / "R" / "CNN")):
+        head = text.splitlines()[:4]
+        assert any("Smoke run: not a result" in line for line in head), head
+        assert text.index("not a result") < text.index("|")  # before the first table
+    assert scale_notes(["small"]) == [] and scale_notes(["paper"]) == []
+    assert len(scale_notes(["smoke", "small"])) == 2  # the note and a blank line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,3 +83,26 @@ def test_environment_records_versions_device_threads_commit():
     assert env["seeds"] == [0, 1] and env["torch"] == torch.__version__
     assert env["device"] == "cpu" and env["threads"] == torch.get_num_threads()
     assert {"git_commit", "python", "numpy", "platform", "argv", "device_name"} <= set(env)
+
+
+def test_check_output_dir_refuses_a_file_or_a_path_under_one(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ValueError, match=r"check_output_dir: expected --out to be a directory"
+                                         r".*'.*afile', which is a file"):
+        runio.check_output_dir(f)
+    with pytest.raises(ValueError, match=r"expected --dest to be a directory.*lies under "
+                                         r"'.*afile', which is a file"):
+        runio.check_output_dir(f / "sub" / "deeper", arg="--dest")
+    # a directory that exists, or one that can be made, passes -- and nothing is created
+    assert runio.check_output_dir(tmp_path) == tmp_path
+    assert runio.check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists()
+
+
+def test_check_output_dir_refuses_an_unwritable_parent(tmp_path, monkeypatch):
+    # root can write anywhere, so the permission answer is what is substituted here
+    monkeypatch.setattr(runio.os, "access", lambda p, mode: Path(p) != tmp_path)
+    with pytest.raises(ValueError, match=r"expected --out to be a writable directory, got "
+                                         r"'.*new', but '.*' is not writable"):
+        runio.check_output_dir(tmp_path / "new")
