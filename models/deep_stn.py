@@ -217,17 +217,22 @@ class DeepSTN(nn.Module):
                 return_theta: bool = False):
         n = self.iterations if iterations is None else iterations
         h, pos, theta_in, thetas = x, 0, None, []
+        pending = False  # the input warp of the last input-warping slot, not yet sampled
         for i, slot in enumerate(self.slots):
             if SLOT_KINDS[slot.kind].warps_input:
                 theta_in = self._iterate(i, x, theta_in, n)  # composed with earlier slots
                 thetas.append(theta_in)
-                h, pos = self.warp(x, theta_in), 0  # sampled once, from the original
+                pending, pos = True, 0
             else:
+                if pending:
+                    h, pending = self.warp(x, theta_in), False
                 p = self.positions[i]
                 h = self.net.run(h, pos, p)
                 theta = self._iterate(i, h, None, n)
                 thetas.append(theta)
                 h, pos = self.warp(h, theta), p
+        if pending:  # sampled once, from the original input
+            h = self.warp(x, theta_in)
         out = self.net.output(self.net.run(h, pos))
         return (out, thetas) if return_theta else out
 
