@@ -150,3 +150,25 @@ def test_official_directories(tmp_path, capsys):
         assert str(root) in r["dataset"]
     with pytest.raises(ValueError, match=r"expected layout"):
         get_suite("svhn").check_source(DataSource("official", pk))
+
+
+def test_evaluate_turns_dropout_off(tmp_path):
+    """Evaluation runs the network in eval mode (dropout off): two evaluations see the very
+    same outputs, and the base is left in its training mode."""
+    from models.core import init_models
+
+    suite = get_suite("svhn")
+    cfg = suite.preset("smoke", "svhn", "STN-SL3")
+    base, params = init_models(cfg, suite.build)
+    _, te = suite.load_data("svhn", cfg, DataSource("standin"))
+    seen = []
+    orig = suite._errors
+    suite._errors = lambda out, y: (seen.append(out.clone()), orig(out, y))[1]
+    try:
+        suite.evaluate(cfg, base, params, te)
+        suite.evaluate(cfg, base, params, te)
+    finally:
+        suite._errors = orig
+    half = len(seen) // 2
+    assert half and all(torch.equal(a, b) for a, b in zip(seen[:half], seen[half:]))
+    assert base.training
