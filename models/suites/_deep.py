@@ -176,7 +176,11 @@ class PoolStream:
             x = self.images[idx]
             x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
             if self.transform is not None:
-                x = self.transform(x, g)
+                # transforms draw on the CPU: a CUDA generator seeds a CPU one (still a
+                # function of the checkpointed generator state, so resume stays exact)
+                cg = g if g.device.type == "cpu" else torch.Generator().manual_seed(
+                    int(torch.randint(2 ** 62, (1,), generator=g, device=g.device)))
+                x = self.transform(x, cg)
             xs.append(x)
             ys.append(self.labels[idx])
         return torch.stack(xs).to(self.device), torch.stack(ys).to(self.device)
