@@ -44,20 +44,26 @@ PAPER_ITERATIONS = {"STN-C0": "3.80%", "STN-SL3": "3.38% (3.33% at N=3)",
                     "STN-SL6": "3.26% (3.18% at N=3)", "STN-SL8": "3.39%", "STN-DL3": "3.57%"}
 
 # Budgets (issue 13): `paper` is App. A.3 (batch 128, 120k/120k/60k steps, 3 seeds).
-# `small` must finish the 22-network depth study on 2 CPU cores in < 45 min, `medium`
-# (3 seeds) in < 90 min: that is ~2 min (small) / ~4 min (medium, 3 seeds vmapped) per
-# network. We shrink the widths (WIDTH, a multiplier of every conv / F width; never the
-# depth) and the step count; see the report for the measured step times and projection.
+# `small` must finish the 19-network study on 2 CPU cores in < 45 min, `medium` (3 seeds,
+# vmapped) in < 90 min. We shrink the widths (`width`, a multiplier of every conv / F width;
+# never the depth) to 1/8 and the steps to 160 at batch 32 (split 3 : 3 : 1.5 as 000's
+# 120k : 120k : 60k would leave too few steps at the first rate; we keep 120 : 30 : 10).
+# Measured here (2 threads, machine shared, load 9-11): 0.15-1.8 CPU s per step and seed
+# (CNN cheapest, STN-C0123 / SL0123 / SL8 dearest; the bilinear warp's backward is
+# ~0.1-0.17 CPU s of it). Projection for `small`: 19 x 160 x ~0.8 CPU s ~ 2400 CPU s + the
+# evaluation, i.e. ~20-40 min wall on a quiet 2-core machine; `medium` is 3x that per step
+# (3 seeds): ~60-120 min, so it may overrun its 90 min on a busy machine (run it with
+# --resume in pieces).
 SCALE_SETTINGS = {
     "smoke": dict(width=0.0625, batch_size=4, iters=2, iters_low=1, iters_lower=1,
                   train_digits=64, test_digits=16, eval_batch=16, checkpoint_every=2,
                   log_every=1, eval_iterations=(1, 2)),
-    "small": dict(width=0.125, batch_size=32, iters=150, iters_low=40, iters_lower=10,
+    "small": dict(width=0.125, batch_size=32, iters=120, iters_low=30, iters_lower=10,
                   train_digits=8000, test_digits=1000, eval_batch=250,
-                  checkpoint_every=50, log_every=25, lr=0.01),
-    "medium": dict(width=0.125, batch_size=32, iters=300, iters_low=80, iters_lower=20,
+                  checkpoint_every=40, log_every=20, lr=0.01),
+    "medium": dict(width=0.125, batch_size=32, iters=120, iters_low=30, iters_lower=10,
                    train_digits=16000, test_digits=2000, eval_batch=250,
-                   checkpoint_every=100, log_every=50, lr=0.01),
+                   checkpoint_every=40, log_every=20, lr=0.01),
     "paper": dict(width=1.0, batch_size=128, iters=120_000, iters_low=120_000,
                   iters_lower=60_000, lr=0.03, train_digits=None, test_digits=None,
                   eval_batch=500, checkpoint_every=2000, log_every=200),
