@@ -41,7 +41,7 @@ from torch import nn
 import sampling
 from sampling import geometry
 
-from .layer_nets import LayerNet, Localizer
+from .layer_nets import LayerNet
 
 __all__ = ["Slot", "SlotKind", "WarpMap", "WarpInputCopied", "WarpInputShared",
            "SLOT_KINDS", "register_slot_kind", "DeepSTN", "parse_net_name"]

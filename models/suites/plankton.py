@@ -19,7 +19,6 @@ Data: ``--data DIR`` (PlanktonSet 1.0) or ``--data standin``
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from .. import plankton_nets as PN

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from .. import svhn_nets as SN
-from ..errors import ConfigError
 from . import DataSource
 from ._deep import DeepSuiteBase, PoolStream, TensorTest
 

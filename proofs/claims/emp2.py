@@ -94,8 +94,8 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
     need = sorted(set(plus + minus))
     if suite is None:
         return Evidence.not_run(
-            f"no such runs yet: needs `stnlab train --suite {data} --scale medium` (>= {MIN_SEEDS} seeds) results "
-            f"for {', '.join(need)} committed as results/{data}-medium (or -small / -paper)")
+            f"no such runs yet: needs `stnlab train --suite {data} --scale medium` "
+            f"(>= {MIN_SEEDS} seeds) results for {', '.join(need)} committed as results/{data}-medium (or -small / -paper)")
     errs, prov = _errors(suite, data)
     missing = [k for k in need if k not in errs]
     few = [k for k in need if k in errs and len(errs[k]) < MIN_SEEDS]
