@@ -55,7 +55,10 @@ def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
             (functional: it runs under ``vmap``).
     """
     if use_vmap:
-        batched = vmap(grad_and_value(partial(_loss, base, loss_fn=loss_fn), has_aux=True))
+        # randomness="different": each seed draws its own dropout masks (nets without
+        # randomness, e.g. MNIST's, are unaffected)
+        batched = vmap(grad_and_value(partial(_loss, base, loss_fn=loss_fn), has_aux=True),
+                       randomness="different")
 
         def step(params, x, y):
             grads, (loss, logits) = batched(params, x, y)

@@ -90,7 +90,8 @@ class TrainingCollapsed(TrainingDiverged):
 _write_json = runio.atomic_write_json
 
 
-def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig) -> None:
+def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig,
+                    opt_state: dict | None = None) -> None:
     """Atomic checkpoint: parameters, step, every seed's generator state, torch's global
     generator state(s) (the linearized sampler draws its noise seeds there), config.
     Its sha256 is written beside it and the previous checkpoint is kept
@@ -100,6 +101,8 @@ def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: Tra
              "generators": [g.get_state() for g in generators],
              "global_rng": torch.get_rng_state(),
              "config": cfg.to_json()}
+    if opt_state:  # the suite's optimizer state (momentum buffers), for an exact resume
+        state["opt_state"] = {k: v.detach().cpu() for k, v in opt_state.items()}
     if str(cfg.device).startswith("cuda"):
         state["global_cuda_rng"] = torch.cuda.get_rng_state(torch.device(cfg.device))
     runio.save_checkpoint(path, state)
@@ -194,6 +197,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     base, params = init_models(cfg, suite.build)
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
+    hooks = suite.hooks(cfg)
+    opt = hooks.optimizer
+    opt_state = opt.init(params) if opt is not None else {}
     if has_ckpt:
         if not resume:
             raise ConfigError(f"train: {ckpt_path} exists; pass --resume to continue it or "
@@ -210,6 +216,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                              f"{diff} (saved, asked)")
         step = int(ck["step"])
         params = {k: v.to(cfg.device) for k, v in ck["params"].items()}
+        if opt is not None and opt_state:
+            if "opt_state" not in ck:
+                raise ConfigError(f"train: {ckpt_path} holds no optimizer state; it cannot "
+                                  f"resume this suite's optimizer exactly")
+            opt_state = {k: v.to(cfg.device) for k, v in ck["opt_state"].items()}
         for g, st in zip(gens, ck["generators"]):
             g.set_state(st)
         if "global_rng" in ck:  # absent in checkpoints written before it was saved
@@ -229,7 +240,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     use_vmap = cfg.vmap and len(cfg.seeds) > 1 and cfg.method == "bilinear"
     mode = Precision.parse(getattr(cfg, "precision", "fp32"), fn="train")
     params = mode.format_params(params)
-    step_fn = mode.wrap_step(make_step(base, use_vmap, suite.hooks(cfg).loss), cfg.device)
+    step_fn = mode.wrap_step(make_step(base, use_vmap, hooks.loss), cfg.device)
     S = len(cfg.seeds)
     st = getattr(base, "st", None)
     st_out = st.out_size(*base.warped_shape[1:]) if st is not None else None
@@ -267,11 +278,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         grads, loss, logits = step_fn(params, x, y)
         lr = cfg.lr_at(step)
         with torch.no_grad():
-            params = {k: p - lr * grads[k] for k, p in params.items()}
+            if opt is None:
+                params = {k: p - lr * grads[k] for k, p in params.items()}
+            else:
+                params, opt_state = opt.update(params, grads, opt_state, lr)
             step += 1
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             win_loss += loss.detach()
-            win_err += (logits.argmax(-1) != y).float().mean(-1)
+            # per-seed running error over every label (SVHN: every head)
+            win_err += (logits.argmax(-1) != y).float().flatten(1).mean(-1)
         win_n += 1
         at_log = step % cfg.log_every == 0 or step == cfg.total_steps
         at_ckpt = step % cfg.checkpoint_every == 0 or step == cfg.total_steps
@@ -308,14 +323,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                 _write_json(run_dir / "diverged.json", {"step": step, "message": msg})
                 bar.close()
                 raise TrainingDiverged(msg)
-            save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg)
+            save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg,
+                            opt_state=opt_state)
         if stopping and step < cfg.total_steps:
             bar.close()
             return None
     bar.close()
     wall = time.perf_counter() - t_start
     steps_done = step - start_step
-    result = {"variant": cfg.variant, "net": cfg.net, "scale": cfg.scale,
+    result = {"suite": suite.name, "variant": cfg.variant, "net": cfg.net, "scale": cfg.scale,
               "seeds": list(cfg.seeds), "steps": cfg.total_steps,
               "n_params": count_params(suite.build(cfg)),
               "train": {"wall_s": round(wall, 2), "steps_this_session": steps_done,
@@ -357,6 +373,7 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = SuiteRecord.load_index(out, scale)
+    index.setdefault("suite", suite.name)
     for v in variants:
         cfgs = [suite.preset(scale, v, n, **overrides) for n in nets]
         loaded = None

@@ -44,6 +44,9 @@ def scale_notes(scales) -> list[str]:
 def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
     """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
     suite_dir = Path(suite_dir)
+    other = _other_suite(suite_dir)
+    if other is not None:  # a suite with its own tables (svhn, plankton, ...)
+        return _render_other(other, suite_dir, out_md)
     suite = load_records(suite_dir)
     runs = {v: {n: r.with_config() for n, r in row.items()} for v, row in suite.runs.items()}
     if not runs:
@@ -75,6 +78,32 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
         atomic_write_json(out_md.with_suffix(".json"),
                           {"suite": str(suite_dir), "runs": runs, "figures": figs,
                            "paper": {"table_i": PAPER_TABLE_I, "table_ii": PAPER_TABLE_II}})
+    return text
+
+
+def _other_suite(suite_dir: Path):
+    """The non-MNIST suite that wrote ``suite_dir`` (``suite.json``'s ``"suite"``), or None."""
+    meta = suite_dir / "suite.json"
+    name = json.loads(meta.read_text()).get("suite", "mnist") if meta.is_file() else "mnist"
+    if name == "mnist":
+        return None
+    from models.suites import get_suite
+
+    return get_suite(name)
+
+
+def _render_other(suite, suite_dir: Path, out_md) -> str:
+    lines = suite.report(suite_dir)
+    if not any(Path(suite_dir).glob("*/*/metrics.json")):
+        raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
+    text = "\n".join(lines)
+    if out_md is not None:
+        out_md = Path(out_md)
+        out_md.parent.mkdir(parents=True, exist_ok=True)
+        out_md.write_text(text)
+        index = json.loads((suite_dir / "suite.json").read_text())
+        atomic_write_json(out_md.with_suffix(".json"),
+                          {"suite": str(suite_dir), "name": suite.name, "runs": index["runs"]})
     return text
 
 

@@ -84,9 +84,13 @@ class TrainHooks:
 
     Attributes:
         loss: ``loss(output, labels) -> scalar``; ``output`` is what the network returns.
+        optimizer: None (plain SGD, ``p - lr * g``) or an object with ``init(params) ->
+            state`` and ``update(params, grads, state, lr) -> (params, state)`` (e.g.
+            :class:`models.optim.MomentumSGD`); its state is checkpointed with the run.
     """
 
     loss: Callable[[Any, Any], Any] = field(default=F.cross_entropy)
+    optimizer: Any = None
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ def test_list_params_table(capsys):
     (["--variant", "Q"], "--variant"),
     (["--net", "STN-C7"], "--net"),
     (["--scale", "huge"], "--scale"),
-    (["--suite", "svhn"], "--suite"),
+    (["--suite", "no-such-suite"], "--suite"),
     (["--lr", "-1"], "lr"),
     (["--seeds", "0"], "--seeds"),
 ])

@@ -1,0 +1,339 @@
+"""What 000's two deep suites (SVHN, PlanktonSet) share: config, data streams, evaluation.
+
+:class:`DeepConfig` is the frozen config the loop reads (the fields of
+:class:`models.config.TrainConfig`, whose validation is tied to the MNIST network names,
+plus the deep suites' own: ``width``, ``iterations``, ``eval_iterations``, the optimizer
+settings and a third learning-rate phase). :class:`DeepSuiteBase` implements the
+:class:`models.suites.Suite` protocol once; ``svhn.py`` and ``plankton.py`` give it their
+networks, paper numbers, data and loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from ..core import seed_params
+from ..deep_stn import DeepSTN, parse_net_name
+from ..errors import ConfigError
+from ..layer_nets import count_params
+from ..optim import MomentumSGD
+from . import DataSource, TrainHooks
+
+__all__ = ["DeepConfig", "DeepSuiteBase", "PoolStream", "TensorTest", "mean_std"]
+
+
+@dataclass(frozen=True)
+class DeepConfig:
+    """Everything that determines one deep-suite run.
+
+    Attributes:
+        variant: the data set (``"svhn"`` / ``"plankton"``; one variant per suite).
+        net: a name of the suite's ``nets`` (``"STN-SL3-it2"``: trained with 2 iterations).
+        scale, seeds, batch_size, eval_batch, checkpoint_every, log_every, method,
+            padding_mode, device, vmap, test_seed: as :class:`models.config.TrainConfig`.
+        iters, iters_low, iters_lower: steps at ``lr``, ``lr * lr_drop``, ``lr * lr_drop**2``.
+        train_digits: training images in the pool (stand-in) / read (official); None: all.
+        test_digits: test images (None: all); ``test_perturb`` is unused (kept for the CLI).
+        width: multiplier of every conv / F width of the classifier (never depth).
+        iterations: iterations of each ST's localizer during training (000: 1 or 2).
+        eval_iterations: iteration counts the evaluation also reports (000 evaluates
+            networks trained with N iterations with more).
+        momentum, nesterov, weight_decay: the optimizer (:class:`models.optim.MomentumSGD`).
+        loc_lr: learning-rate multiplier of the localization layers (000 App. A.3 / A.4).
+    """
+
+    variant: str
+    net: str
+    scale: str = "custom"
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 128
+    iters: int = 120_000
+    iters_low: int = 120_000
+    iters_lower: int = 60_000
+    lr: float = 0.03
+    lr_drop: float = 0.1
+    train_digits: int | None = None
+    test_digits: int | None = None
+    test_perturb: int = 1
+    test_seed: int = 0
+    eval_batch: int = 256
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    method: str = "bilinear"
+    padding_mode: str = "zeros"
+    device: str = "cpu"
+    vmap: bool = True
+    width: float = 1.0
+    iterations: int = 1
+    eval_iterations: tuple[int, ...] = (1, 2, 3)
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    loc_lr: float = 0.01
+
+    def __post_init__(self):
+        fn = "DeepConfig"
+        seeds = tuple(self.seeds)
+        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
+                or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "eval_iterations", tuple(self.eval_iterations))
+        for name in ("batch_size", "eval_batch", "checkpoint_every", "log_every", "iterations",
+                     "test_perturb"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
+        for name in ("iters", "iters_low", "iters_lower"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
+        if self.total_steps < 1:
+            raise ConfigError(f"{fn}: expected iters + iters_low + iters_lower >= 1, got 0")
+        for name in ("train_digits", "test_digits"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
+        for name in ("lr", "lr_drop", "width", "loc_lr"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+        if self.padding_mode not in ("border", "zeros"):
+            raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
+                              f"{self.padding_mode!r}")
+        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
+            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+        if not self.eval_iterations or min(self.eval_iterations) < 1:
+            raise ConfigError(f"{fn}: expected eval_iterations to be ints >= 1, got "
+                              f"{self.eval_iterations!r}")
+        try:
+            MomentumSGD(self.momentum, self.nesterov, self.weight_decay)
+        except ValueError as e:
+            raise ConfigError(f"{fn}: {e}") from None
+
+    @property
+    def total_steps(self) -> int:
+        return self.iters + self.iters_low + self.iters_lower
+
+    def lr_at(self, step: int) -> float:
+        """Base learning rate of (0-based) ``step``: three phases, each ``lr_drop`` lower."""
+        if step < self.iters:
+            return self.lr
+        if step < self.iters + self.iters_low:
+            return self.lr * self.lr_drop
+        return self.lr * self.lr_drop ** 2
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        d["eval_iterations"] = list(self.eval_iterations)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DeepConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"DeepConfig: unknown keys {unknown}")
+        d["seeds"] = tuple(d["seeds"])
+        d["eval_iterations"] = tuple(d.get("eval_iterations", (1,)))
+        return cls(**d)
+
+
+def mean_std(xs: list[float]) -> dict:
+    t = torch.tensor(xs, dtype=torch.float64)
+    return {"per_seed": xs, "mean": float(t.mean()),
+            "std": float(t.std(unbiased=True)) if len(xs) > 1 else 0.0}
+
+
+class PoolStream:
+    """Training batches drawn with replacement from a pool, each seed from its own generator.
+
+    Args:
+        images: ``(M, C, H, W)`` (uint8 or float) on the CPU.
+        labels: ``(M, ...)`` int64.
+        transform: ``transform(images_float, generator) -> images`` per batch (PlanktonSet's
+            augmentation, SVHN's normalization), or None.
+        device: where batches go.
+    """
+
+    def __init__(self, images, labels, transform=None, device="cpu"):
+        self.images, self.labels, self.transform, self.device = images, labels, transform, device
+
+    def train_batches(self, batch_size: int, generators):
+        """``(S, B, C, H, W)`` images and ``(S, B, ...)`` labels."""
+        xs, ys = [], []
+        for g in generators:
+            idx = torch.randint(len(self.images), (batch_size,), generator=g,
+                                device=g.device).cpu()
+            x = self.images[idx]
+            x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+            if self.transform is not None:
+                # transforms draw on the CPU: a CUDA generator seeds a CPU one (still a
+                # function of the checkpointed generator state, so resume stays exact)
+                cg = g if g.device.type == "cpu" else torch.Generator().manual_seed(
+                    int(torch.randint(2 ** 62, (1,), generator=g, device=g.device)))
+                x = self.transform(x, cg)
+            xs.append(x)
+            ys.append(self.labels[idx])
+        return torch.stack(xs).to(self.device), torch.stack(ys).to(self.device)
+
+
+@dataclass
+class TensorTest:
+    """A fixed test set: ``images (N, C, H, W)`` float, ``labels``, the data set's name."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    dataset: str
+
+
+class DeepSuiteBase:
+    """The :class:`models.suites.Suite` protocol for a :class:`LayerNet` suite.
+
+    Subclasses set ``name``, ``summary``, ``variants``, ``nets``, ``scales`` and implement
+    ``_settings(scale)``, ``_loss``, ``_errors(output, labels)``, ``_classifier(cfg)``,
+    ``_localizer(cfg, net, kind, depth)``, ``_loc_lr(net_name, iterations)``,
+    ``load_data``, ``check_source``, ``param_counts``, ``params_table``, ``report``.
+    """
+
+    paper_seeds = 3
+
+    def default_seeds(self, scale: str) -> int:
+        return {"paper": self.paper_seeds, "medium": 3}.get(scale, 1)
+
+    def preset(self, scale: str, variant: str, net: str, **overrides) -> DeepConfig:
+        fn = "preset"
+        if scale not in self.scales:
+            raise ConfigError(f"{fn}: expected scale in {list(self.scales)}, got {scale!r}")
+        if variant not in self.variants:
+            raise ConfigError(f"{fn}: expected variant in {list(self.variants)}, got {variant!r}")
+        if net not in self.nets:
+            raise ConfigError(f"{fn}: expected net in {list(self.nets)}, got {net!r}")
+        known = {f.name for f in dataclasses.fields(DeepConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"{fn}: unknown config keys {unknown}; known: {sorted(known)}")
+        _, iters = parse_net_name(net)
+        kw = dict(variant=variant, net=net, scale=scale, iterations=iters,
+                  loc_lr=self._loc_lr(net, iters))
+        kw.update(self._settings(scale))
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return DeepConfig(**kw)
+
+    def build(self, cfg: DeepConfig):
+        net = self._classifier(cfg)
+        slots, _ = parse_net_name(cfg.net)
+        if not slots:
+            return net
+        large = cfg.net.removesuffix(f"-it{cfg.iterations}").endswith("-large")
+        locs = [self._localizer(cfg, net, "large" if large else "base", s.depth) for s in slots]
+        return DeepSTN(net, slots, locs, iterations=cfg.iterations,
+                       padding_mode=cfg.padding_mode, method=cfg.method)
+
+    def hooks(self, cfg: DeepConfig) -> TrainHooks:
+        model = self.build(cfg)
+        groups = (model.module_groups() if isinstance(model, DeepSTN)
+                  else {k: "classifier" for k, _ in model.named_parameters()})
+        mult = {k: (cfg.loc_lr if g == "localizer" else 1.0) for k, g in groups.items()}
+        return TrainHooks(loss=self._loss, optimizer=MomentumSGD(
+            cfg.momentum, cfg.nesterov, cfg.weight_decay, mult))
+
+    def n_params(self, cfg) -> int:
+        return count_params(self.build(cfg))
+
+    @torch.no_grad()
+    def evaluate(self, cfg: DeepConfig, base, params: dict, test_data: TensorTest) -> dict:
+        """Test error per seed (and per evaluation iteration count for STNs)."""
+        S = len(cfg.seeds)
+        was = base.training
+        base.eval()  # dropout off
+        try:
+            has_st = isinstance(base, DeepSTN)
+            its = sorted(set(cfg.eval_iterations) | {cfg.iterations}) if has_st else [None]
+            wrong = {n: [[] for _ in range(S)] for n in its}
+            x_all, y_all = test_data.images, test_data.labels
+            for a in range(0, len(x_all), cfg.eval_batch):
+                x = x_all[a:a + cfg.eval_batch].to(cfg.device)
+                y = y_all[a:a + cfg.eval_batch].to(cfg.device)
+                for i in range(S):
+                    p = seed_params(params, i)
+                    for n in its:
+                        kw = {} if n is None else {"iterations": n}
+                        out = functional_call(base, p, (x,), kw)
+                        wrong[n][i].append(self._errors(out, y).cpu())
+            err = {n: [float(torch.cat(w).float().mean()) for w in wrong[n]] for n in its}
+            key = cfg.iterations if has_st else None
+            summary = {"error": mean_std(err[key]), "dataset": test_data.dataset,
+                       "test": {"images": int(len(x_all))}, "iterations": cfg.iterations,
+                       "width": cfg.width}
+            if has_st:
+                summary["error_by_iterations"] = {str(n): mean_std(e) for n, e in err.items()}
+            gallery = {"inputs": x_all[:4].numpy().astype(np.float16)}
+            if has_st:
+                _, thetas = functional_call(base, seed_params(params, 0),
+                                            (x_all[:4].to(cfg.device),), {"return_theta": True})
+                gallery["theta"] = torch.stack(thetas, 1).cpu().numpy()
+            return {"summary": summary, "fig_data": {"variant": cfg.variant, "net": cfg.net},
+                    "gallery": gallery}
+        finally:
+            base.train(was)
+
+    # -- report helpers -----------------------------------------------------------------
+    @staticmethod
+    def _fmt(r) -> str:
+        if not r:
+            return "-"
+        e = r["error"]
+        n = len(e["per_seed"])
+        return (f"{100 * e['mean']:.2f}% ± {100 * e['std']:.2f} (n={n})" if n > 1
+                else f"{100 * e['mean']:.2f}% (n=1)")
+
+    @staticmethod
+    def _load(suite_dir):
+        from ..record import SuiteRecord
+
+        rec = SuiteRecord.load(suite_dir)
+        runs = {n: r.with_config() for v in rec.runs.values() for n, r in v.items()}
+        return rec, runs
+
+    def _header(self, suite_dir, runs) -> list[str]:
+        scales = sorted({r.get("scale", "?") for r in runs.values()})
+        data = sorted({r.get("dataset", "?") for r in runs.values()})
+        seeds = sorted({len(r.get("seeds", [])) for r in runs.values()})
+        widths = sorted({r.get("width", "?") for r in runs.values()})
+        return [f"# {self.title}: {suite_dir.name}", "",
+                f"Data set: {', '.join(data)}. Scale: {', '.join(scales)}; seeds per network: "
+                f"{', '.join(map(str, seeds))}; width multiplier: {', '.join(map(str, widths))}; "
+                f"{len(runs)} of {len(self.nets)} networks finished. Columns labelled *paper* "
+                f"are copied from Finnveden et al. (000) for comparison, never used as ours.",
+                ""]
+
+    def _iteration_table(self, runs, paper: dict) -> list[str]:
+        lines = ["### Iterations (000 Sec. " + self.iter_section + ")", "",
+                 "| network | trained with N | error at N=1 | N=2 | N=3 | paper (trained N=2) |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for n, r in runs.items():
+            if "error_by_iterations" not in r:
+                continue
+            e = r["error_by_iterations"]
+            cells = [f"{100 * e[k]['mean']:.2f}%" if k in e else "-" for k in ("1", "2", "3")]
+            base = n.removesuffix(f"-it{r.get('iterations', 1)}")
+            p = paper.get(base) if r.get("iterations", 1) == 2 else None
+            lines.append(f"| {n} | {r.get('iterations', 1)} | " + " | ".join(cells)
+                         + f" | {p if p else '-'} |")
+        return lines + [""]
+
+    def source_check(self, source: DataSource, fn) -> None:
+        if source.kind == "default":
+            raise ConfigError(f"--data: the {self.name} suite has no cached default data set; "
+                              f"pass --data DIR ({self.layout}) or --data standin")
+        if source.kind == "official":
+            fn(source.path)

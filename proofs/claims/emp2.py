@@ -1,0 +1,139 @@
+"""EMP-2: deep placements and iterations (000 Sec. IV-B3, IV-B4, IV-C4, IV-C5; Tables III-V).
+
+000's words (Sec. IV-B3, SVHN): STN-CX "performs worse than at depth 3" at X = 6, 8,
+"This stands in sharp contrast to STN-SLX, where the classification error keeps
+decreasing, reaching 3.26% for STN-SL8"; (Sec. IV-C, PlanktonSet) "networks that transform
+the input are better than STN-CX" and "Increasing the depth of STN-SLX does not decrease
+performance as much as it does for STN-DLX"; (Sec. IV-B4) "multiple iterations is not a
+replacement for using deeper features, but can confer additional advantages"; (Sec. IV-C5)
+"multiple iterations is not a substitute for deeper features when predicting
+transformations, as the deeper networks remain better than STN-C0".
+
+The paper's numbers (mean test error; SVHN over 3 runs, PlanktonSet over 4):
+
+* SVHN Table IV: STN-C0 3.81 %, C3 3.70 %, C6 3.91 %, C8 4.00 % (one of 4 runs diverged);
+  SL3 3.54 %, SL6 3.29 %, SL8 3.26 %. Two iterations: STN-C0 3.80 %.
+* PlanktonSet Table V: STN-C0 22.1 %, C10 22.7 %; SL2 21.5 %, SL4 21.5 %, SL10 21.9 %.
+  Two iterations: STN-C0 21.8 %.
+
+The checks, per data set (each on a committed suite directory of ``stnlab train --suite
+svhn|plankton``, the largest scale present: ``<data>-paper``, ``-medium``, ``-small``;
+``smoke`` is never evidence), all as paired-by-seed bootstrap intervals
+(:func:`proofs.stats.paired_difference_ci`, 95 %, >= 3 seeds) judged by
+:func:`proofs.stats.decide` against 0:
+
+1. ``deepest_cx_worse_than_slx``: error(STN-C<Xmax>) - error(STN-SL<Xmax>) > 0
+   (Xmax = 8 on SVHN, 10 on PlanktonSet);
+2. ``slx_degrades_less_than_cx``: [error(C<Xmax>) - error(C0)] - [error(SL<Xmax>) -
+   error(SL<Xmin>)] > 0 (Xmin = the shallowest SL depth: 3 / 2);
+3. ``iterations_no_substitute``: error(STN-C0-it2) - error(STN-SL<Xref>) > 0 with the
+   deeper reference fixed from 000 before any run of ours: SL8 on SVHN, SL4 on
+   PlanktonSet (000's best SL nets).
+
+Without results of >= 3 seeds at ``small`` or above, a check returns ``"not run"`` and
+says which runs it needs. Every evidence records ``provenance`` = ``{"results", "scale",
+"seeds", "device"}`` in its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from proofs import registry as R
+from proofs.registry import Evidence, check, claim
+from proofs.stats import decide, paired_difference_ci
+
+__all__ = ["DATASETS", "find_suite", "difference", "MIN_SEEDS"]
+
+claim("EMP-2", "Deeper STN-CX degrades while STN-SLX stays stable; iterations help shared "
+      "localizers only.", source="000 Tables III, IV, V", kind="empirical")
+
+MIN_SEEDS = 3
+#: a priori: 95 % intervals (the project's default level)
+LEVEL = 0.95
+SCALES = ("paper", "medium", "small")  # largest first; smoke is never evidence
+#: data set -> (Xmax, Xmin of SL, the fixed deeper reference for the iteration check)
+DATASETS = {"svhn": (8, 3, "STN-SL8"), "plankton": (10, 2, "STN-SL4")}
+
+
+def find_suite(results_dir, data: str) -> Path | None:
+    """The committed ``<data>-<scale>`` suite directory of the largest scale, or None."""
+    if results_dir is None:
+        return None
+    for s in SCALES:
+        d = Path(results_dir) / f"{data}-{s}"
+        if (d / "suite.json").is_file():
+            return d
+    return None
+
+
+def _errors(suite: Path, data: str) -> tuple[dict, dict]:
+    """``({net: [error per seed]}, provenance)`` from ``suite.json``."""
+    index = json.loads((suite / "suite.json").read_text())
+    runs = index.get("runs", {}).get(data, {})
+    errs = {n: r["error"]["per_seed"] for n, r in runs.items() if r and "error" in r}
+    seeds = sorted({len(v) for v in errs.values()})
+    device = sorted({json.loads((suite / data / n / "env.json").read_text()).get("device", "?")
+                     if (suite / data / n / "env.json").is_file() else "?" for n in runs})
+    prov = {"results": str(suite), "scale": index.get("scale"), "seeds": seeds,
+            "device": device}
+    return errs, prov
+
+
+def difference(errs: dict, plus: list[str], minus: list[str], *, seed: int = 0):
+    """Paired interval of ``sum(errs[plus]) - sum(errs[minus])`` per seed."""
+    n = len(errs[plus[0]])
+    a = [sum(errs[k][i] for k in plus) for i in range(n)]
+    b = [sum(errs[k][i] for k in minus) for i in range(n)]
+    return paired_difference_ci(a, b, level=LEVEL, seed=seed)
+
+
+def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evidence:
+    suite = find_suite(ctx.results_dir, data)
+    need = sorted(set(plus + minus))
+    if suite is None:
+        return Evidence.not_run(
+            f"no such runs yet: needs `stnlab train --suite {data} --scale medium` "
+            f"(>= {MIN_SEEDS} seeds) results for {', '.join(need)} committed as results/{data}-medium (or -small / -paper)")
+    errs, prov = _errors(suite, data)
+    missing = [k for k in need if k not in errs]
+    few = [k for k in need if k in errs and len(errs[k]) < MIN_SEEDS]
+    if missing or few:
+        return Evidence.not_run(
+            f"{suite} lacks {missing or ''}{' and has < 3 seeds for ' + str(few) if few else ''}"
+            f"; needs {', '.join(need)} with >= {MIN_SEEDS} seeds")
+    ci = difference(errs, plus, minus, seed=ctx.seed)
+    verdict = decide(ci, 0.0, ">")
+    expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
+    numbers = {f"{data}: {name}": ci.as_dict(), "decision": verdict, "provenance": prov,
+               **{f"{data} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
+    status = verdict if verdict in R.STATUSES else "not run"
+    summary = (f"{data} ({prov['scale']}, {prov['seeds']} seeds): error {expr} = "
+               f"{100 * ci.estimate:+.2f} pp, {int(100 * LEVEL)}% CI [{100 * ci.lo:+.2f}, "
+               f"{100 * ci.hi:+.2f}] -> {verdict}")
+    return Evidence(status, numbers, f"{int(100 * LEVEL)}% paired bootstrap CI of {expr} > 0",
+                    summary)
+
+
+def _checks_for(data: str):
+    xmax, xmin, ref = DATASETS[data]
+
+    @check("EMP-2", scales=("quick", "full"), name=f"{data}_deepest_cx_worse_than_slx")
+    def deepest(ctx):
+        return _judge(ctx, data, "deepest_cx_worse_than_slx", [f"STN-C{xmax}"],
+                      [f"STN-SL{xmax}"])
+
+    @check("EMP-2", scales=("quick", "full"), name=f"{data}_slx_degrades_less_than_cx")
+    def degrade(ctx):
+        return _judge(ctx, data, "slx_degrades_less_than_cx",
+                      [f"STN-C{xmax}", f"STN-SL{xmin}"], ["STN-C0", f"STN-SL{xmax}"])
+
+    @check("EMP-2", scales=("quick", "full"), name=f"{data}_iterations_no_substitute")
+    def iterations(ctx):
+        return _judge(ctx, data, "iterations_no_substitute", ["STN-C0-it2"], [ref])
+
+    return deepest, degrade, iterations
+
+
+CHECKS = {d: _checks_for(d) for d in DATASETS}

@@ -1,0 +1,174 @@
+"""The svhn and plankton suites (``models/suites/svhn.py``, ``plankton.py``, ``_deep.py``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models import plankton_nets as PN
+from models import svhn_nets as SN
+from models.errors import ConfigError
+from models.runio import load_checkpoint
+from models.suites import DataSource, get_suite
+from models.train import train
+from proofs.cli import main
+
+SUITES = ("svhn", "plankton")
+
+
+def _batch(suite, cfg, n=2):
+    net = suite._classifier(cfg)
+    x = torch.rand(n, *net.in_shape, generator=torch.Generator().manual_seed(0))
+    if suite.name == "svhn":
+        y = torch.randint(0, SN.HEAD_CLASSES, (n, SN.HEADS), generator=torch.Generator())
+    else:
+        y = torch.randint(0, 10, (n,), generator=torch.Generator())
+    return x, y
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_every_network_takes_a_finite_smoke_step(name):
+    """Each network: forward in train mode (dropout on), the suite's loss, gradients and
+    one optimizer step, all finite; the localizers start at the identity (eq. 17)."""
+    suite = get_suite(name)
+    for net in suite.nets:
+        cfg = suite.preset("smoke", name, net)
+        torch.manual_seed(0)
+        model = suite.build(cfg).train()
+        x, y = _batch(suite, cfg)
+        loss = suite.hooks(cfg).loss(model(x), y)
+        params = dict(model.named_parameters())
+        grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+        opt = suite.hooks(cfg).optimizer
+        new, state = opt.update(params, grads, opt.init(params), cfg.lr_at(0))
+        assert torch.isfinite(loss), net
+        assert all(torch.isfinite(v).all() for v in new.values()), net
+        if hasattr(model, "locs"):
+            _, thetas = model.eval()(x, return_theta=True)
+            eye = torch.eye(2, 3).expand_as(thetas[0])
+            assert all(torch.equal(t, eye) for t in thetas), net
+
+
+def test_lr_multipliers_and_optimizer_are_configuration():
+    s, p = get_suite("svhn"), get_suite("plankton")
+    assert s.preset("paper", "svhn", "STN-DL3").loc_lr == SN.LOC_LR_MULTIPLIERS[1]["STN-DL3"]
+    assert s.preset("paper", "svhn", "STN-SL8-it2").loc_lr == 0.0003
+    assert s.preset("paper", "svhn", "STN-SL0123").loc_lr == 0.01
+    assert p.preset("paper", "plankton", "STN-C0-it3").loc_lr == PN.LOC_LR_MULTIPLIERS[3]["STN-C0"]
+    cfg = p.preset("paper", "plankton", "STN-SL4")
+    assert (cfg.momentum, cfg.nesterov, cfg.weight_decay) == (0.8, True, 2e-4)
+    assert cfg.total_steps == 215_000 and cfg.lr_at(180_000) == pytest.approx(3e-4)
+    assert s.preset("paper", "svhn", "CNN").total_steps == 300_000
+    opt = p.hooks(p.preset("smoke", "plankton", "STN-DL2")).optimizer
+    locs = {k for k, m in opt.lr_multipliers.items() if m == PN.LOC_LR_MULTIPLIERS[1]["STN-DL2"]}
+    assert locs and all(k.startswith(("locs.", "loc_prefix.")) for k in locs)
+    assert all(m == 1.0 for k, m in opt.lr_multipliers.items() if k.startswith("net."))
+
+
+def test_preset_rejects_with_names():
+    s = get_suite("svhn")
+    with pytest.raises(ConfigError, match=r"preset: expected net in .*got 'STN-C1'"):
+        s.preset("smoke", "svhn", "STN-C1")
+    with pytest.raises(ConfigError, match=r"preset: expected scale in .*got 'huge'"):
+        s.preset("huge", "svhn", "CNN")
+    with pytest.raises(ConfigError, match=r"DeepConfig: expected width to be a finite number"):
+        s.preset("smoke", "svhn", "CNN", width=0)
+    with pytest.raises(ConfigError, match=r"--data: the svhn suite has no cached default"):
+        s.check_source(DataSource())
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_resume_is_exact(tmp_path, name):
+    """Two seeds (vmapped, dropout per seed), momentum state: stop after 2 steps, resume,
+    the final parameters equal the uninterrupted run's bit for bit."""
+    suite = get_suite(name)
+    cfg = suite.preset("smoke", name, "STN-SL2" if name == "plankton" else "STN-SL3",
+                       seeds=(0, 1))
+    tr, te = suite.load_data(name, cfg, DataSource("standin"))
+    kw = dict(progress=False, suite=suite)
+    torch.manual_seed(123)
+    train(cfg, tmp_path / "a", tr, te, **kw)
+    torch.manual_seed(999)  # resume must not depend on the caller's global RNG
+    assert train(cfg, tmp_path / "b", tr, te, stop_after=2, **kw) is None
+    train(cfg, tmp_path / "b", tr, te, resume=True, **kw)
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["step"] == b["step"] == cfg.total_steps
+    for k in a["params"]:
+        assert torch.equal(a["params"][k], b["params"][k]), k
+    assert set(a["opt_state"]) == set(a["params"])
+
+
+@pytest.mark.parametrize("name,nets", [("svhn", "CNN,STN-SL0123,STN-SL3-it2"),
+                                       ("plankton", "STN-C0,STN-SL10")])
+def test_smoke_through_the_cli_and_the_report(tmp_path, capsys, name, nets):
+    out = tmp_path / name
+    assert main(["train", "--suite", name, "--scale", "smoke", "--data", "standin", "--net",
+                 nets, "--out", str(out), "--quiet"]) == 0
+    index = json.loads((out / "suite.json").read_text())
+    assert index["suite"] == name and set(index["runs"][name]) == set(nets.split(","))
+    for r in index["runs"][name].values():
+        assert "standin" in r["dataset"] and r["scale"] == "smoke"
+        assert 0 <= r["error"]["mean"] <= 1
+    assert main(["report", str(out), "--no-figures"]) == 0
+    text = (out / "report.md").read_text()
+    table = {"svhn": "Table IV layout", "plankton": "Table V layout"}[name]
+    assert table in text and "paper" in text and "standin" in text and "smoke" in text
+    assert "Iterations (000 Sec." in text
+
+
+def test_list_params_json(capsys):
+    for name in SUITES:
+        assert main(["train", "--suite", name, "--list-params", "--json"]) == 0
+        counts = json.loads(capsys.readouterr().out)
+        key = next(iter(counts))
+        assert counts[key]["width=1.0"]["STN-C0"] > counts[key]["width=1.0"]["CNN"]
+
+
+def test_official_directories(tmp_path, capsys):
+    """``--data DIR`` on the loaders' fixture files (SVHN format 1, PlanktonSet 1.0)."""
+    from tests.models import test_data_plankton as TP
+    from tests.models import test_data_svhn as TS
+
+    sv = tmp_path / "svhn_root"
+    TS.write_split(sv, "train", TS.TRAIN)
+    TS.write_split(sv, "test", TS.TEST)
+    pk = tmp_path / "pk_root"
+    for i, c in enumerate(TP.CLASSES):
+        (pk / "train" / c).mkdir(parents=True)
+        TP.write_jpg(pk / "train" / c / f"{1000 + i}.jpg")
+    for c, f in TP.TEST_FILES:
+        (pk / "test" / TP.CLASSES[c]).mkdir(parents=True, exist_ok=True)
+        TP.write_jpg(pk / "test" / TP.CLASSES[c] / f)
+    for name, root in (("svhn", sv), ("plankton", pk)):
+        out = tmp_path / f"out_{name}"
+        assert main(["train", "--suite", name, "--scale", "smoke", "--data", str(root),
+                     "--net", "STN-C0", "--out", str(out), "--quiet"]) == 0
+        r = json.loads((out / "suite.json").read_text())["runs"][name]["STN-C0"]
+        assert str(root) in r["dataset"]
+    with pytest.raises(ValueError, match=r"expected layout"):
+        get_suite("svhn").check_source(DataSource("official", pk))
+
+
+def test_evaluate_turns_dropout_off(tmp_path):
+    """Evaluation runs the network in eval mode (dropout off): two evaluations see the very
+    same outputs, and the base is left in its training mode."""
+    from models.core import init_models
+
+    suite = get_suite("svhn")
+    cfg = suite.preset("smoke", "svhn", "STN-SL3")
+    base, params = init_models(cfg, suite.build)
+    _, te = suite.load_data("svhn", cfg, DataSource("standin"))
+    seen = []
+    orig = suite._errors
+    suite._errors = lambda out, y: (seen.append(out.clone()), orig(out, y))[1]
+    try:
+        suite.evaluate(cfg, base, params, te)
+        suite.evaluate(cfg, base, params, te)
+    finally:
+        suite._errors = orig
+    half = len(seen) // 2
+    assert half and all(torch.equal(a, b) for a, b in zip(seen[:half], seen[half:]))
+    assert base.training
