@@ -124,6 +124,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             latest one with a good previous one is reported in one line on stderr, and the
             run resumes from the previous one).
     """
+    suite = suite if suite is not None else get_suite("mnist")
+    hooks = suite.hooks(cfg)
+    if hooks.optimizer is not None:  # stateful modules + a torch optimizer
+        from .module_loop import train_modules
+        return train_modules(cfg, run_dir, train_data, test_data, suite=suite, hooks=hooks,
+                             resume=resume, progress=progress, stop_after=stop_after,
+                             keep_checkpoint=keep_checkpoint)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, prev_path = runio.checkpoint_paths(run_dir)
@@ -136,7 +143,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             raise ConfigError(f"train: {run_dir} holds a finished run (metrics.json); pass "
                              f"--resume to keep it or choose another --out")
         return RunRecord.load(run_dir).metrics
-    suite = suite if suite is not None else get_suite("mnist")
     base, params = init_models(cfg, suite.build)
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
@@ -171,7 +177,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     _write_json(run_dir / "env.json", environment(cfg))
 
     use_vmap = cfg.vmap and len(cfg.seeds) > 1 and cfg.method == "bilinear"
-    step_fn = make_step(base, use_vmap, suite.hooks(cfg).loss)
+    step_fn = make_step(base, use_vmap, hooks.loss)
     S = len(cfg.seeds)
     bar = Progress(label, cfg.total_steps, step, cfg.batch_size * S, enabled=progress)
     win_loss = torch.zeros(S, device=cfg.device)
@@ -281,6 +287,7 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = SuiteRecord.load_index(out, scale)
+    index.setdefault("suite", suite.name)
     for v in variants:
         cfgs = [suite.preset(scale, v, n, **overrides) for n in nets]
         loaded = None

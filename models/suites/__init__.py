@@ -84,9 +84,17 @@ class TrainHooks:
 
     Attributes:
         loss: ``loss(output, labels) -> scalar``; ``output`` is what the network returns.
+        optimizer: ``None`` (the functional, ``vmap``-ed SGD step of :mod:`models.train`),
+            or ``optimizer(cfg, module) -> torch.optim.Optimizer``: then the run trains one
+            stateful module per seed (buffers such as batch norm allowed) with that
+            optimizer, its state checkpointed (:mod:`models.module_loop`).
+        predict: ``predict(output) -> (B,)`` predicted classes for the running train error
+            of the module loop (default: ``output.argmax(-1)``).
     """
 
     loss: Callable[[Any, Any], Any] = field(default=F.cross_entropy)
+    optimizer: Callable[[Any, Any], Any] | None = None
+    predict: Callable[[Any], Any] = field(default=lambda out: out.argmax(-1))
 
 
 @runtime_checkable
