@@ -35,6 +35,7 @@ cross-entropy for CAM. CUB training images are flipped horizontally with probabi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -473,7 +474,9 @@ def evaluate(cfg: CubConfig, models, params, test_data: LocSet, *, n_gallery: in
     per_seed, hists, gallery = [], [], None
     for i, m in enumerate(models):
         m.eval()
-        if is_cam:
+        if is_cam:  # CAM boxes are made on the CPU (scipy): evaluate it there
+            m = copy.deepcopy(m).cpu()
+            x, y, b = x.cpu(), y.cpu(), b.cpu()
             ev = C.evaluate(m, x.float(), y, b, batch_size=cfg.eval_batch)
             row = dict(ev["metrics"])
             row["max_box_acc"] = ev["max_box_acc"]["mean"]
