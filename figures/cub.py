@@ -20,7 +20,7 @@ import numpy as np
 from figures.style import new_figure, save
 from models.record import SuiteRecord
 
-__all__ = ["fig5_boxes", "fig6_histograms", "draw_suite"]
+__all__ = ["draw_suite", "fig5_boxes", "fig6_histograms"]
 
 _BOXES = (("rf_box", "tab:blue", "receptive-field box"), ("box", "tab:red", "transformed box"),
           ("gt_box", "tab:green", "ground truth"))

@@ -33,9 +33,9 @@ import torch
 from . import runio
 from .errors import ConfigError
 from .record import RunRecord
-from .runio import Progress
+from .runio import Progress, TrainingDiverged
 
-__all__ = ["train_modules", "MODULE_CHECKPOINT_FORMAT"]
+__all__ = ["MODULE_CHECKPOINT_FORMAT", "train_modules"]
 
 MODULE_CHECKPOINT_FORMAT = 2
 
@@ -67,10 +67,8 @@ def train_modules(cfg, run_dir, train_data, test_data, *, suite, hooks, resume: 
 
     Raises:
         ConfigError: a checkpoint exists without ``resume``, or its config differs.
-        models.train.TrainingDiverged: a non-finite loss.
+        models.runio.TrainingDiverged: a non-finite loss (also models.train.TrainingDiverged).
     """
-    from .train import TrainingDiverged  # the error type of both loops
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, prev_path = runio.checkpoint_paths(run_dir)

@@ -47,8 +47,9 @@ from . import runio
 from .config import SCALES, TrainConfig
 from .core import init_models, make_step, seed_params
 from .mnist_nets import count_params
+from .module_loop import train_modules
 from .record import RunRecord, SuiteRecord
-from .runio import CheckpointDamaged, Progress, load_checkpoint
+from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
 
@@ -59,8 +60,6 @@ __all__ = ["TrainConfig", "SCALES", "preset", "train", "evaluate", "run_suite",
 CHECKPOINT_FORMAT = 1
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or Inf; the message names the step, the seed and the checkpoint."""
 
 
 
@@ -127,7 +126,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     suite = suite if suite is not None else get_suite("mnist")
     hooks = suite.hooks(cfg)
     if hooks.optimizer is not None:  # stateful modules + a torch optimizer
-        from .module_loop import train_modules
         return train_modules(cfg, run_dir, train_data, test_data, suite=suite, hooks=hooks,
                              resume=resume, progress=progress, stop_after=stop_after,
                              keep_checkpoint=keep_checkpoint)

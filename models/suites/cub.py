@@ -45,12 +45,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
 from ..config import SCALES
+from ..errors import ConfigError
 from . import DataSource, TrainHooks
 
-__all__ = ["SUITE", "CubSuite", "CubConfig", "NETS", "NETS_BY_SCALE", "LAMBDA_DEFAULT",
-           "PAPER", "net_spec", "preset", "LocSet", "evaluate", "report_lines"]
+__all__ = [
+    "LAMBDA_DEFAULT",
+    "NETS",
+    "NETS_BY_SCALE",
+    "PAPER",
+    "SUITE",
+    "CubConfig",
+    "CubSuite",
+    "LocSet",
+    "evaluate",
+    "net_spec",
+    "preset",
+    "report_lines",
+]
 
 #: 004's lambda of the CSTN it reports (Table III's best row), alpha = 1 (004 does not give
 #: its alpha; it says alpha "can vary in a range of values").
@@ -221,7 +233,7 @@ class CubConfig:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "CubConfig":
+    def from_json(cls, d: dict) -> CubConfig:
         d = dict(d)
         d["seeds"] = tuple(d["seeds"])
         known = {f.name for f in dataclasses.fields(cls)}
@@ -440,7 +452,7 @@ def _cstn_extra(model, images, labels, boxes, batch: int, n_gallery: int) -> dic
     gt = boxes.float().cpu()
     ok_t = box_iou(bx, gt) >= 0.5
     ok_r = box_iou(rb, gt) >= 0.5
-    area = lambda b: ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / (size[0] * size[1]))  # noqa
+    area = lambda b: ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) / (size[0] * size[1]))
     n = min(n_gallery, len(labels))
     return {"hist_transformed": area_histogram(gt, ok_t, size, level=lev),
             "hist_untransformed": area_histogram(gt, ok_r, size, level=lev),

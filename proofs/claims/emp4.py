@@ -69,7 +69,7 @@ def _suite(ctx):
 
 
 def _need(ctx, nets) -> tuple[Evidence | None, Path | None, dict]:
-    d, runs, variant = _suite(ctx)
+    d, runs, _ = _suite(ctx)
     root = Path(ctx.results_dir) if getattr(ctx, "results_dir", None) else Path("results")
     how = (f"`stnlab train --suite cub --scale medium --data standin --out "
            f"{root / 'cub-medium'}` (or --data CUB_DIR)")

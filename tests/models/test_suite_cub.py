@@ -10,8 +10,15 @@ import torch
 
 from models.errors import ConfigError
 from models.suites import DataSource, Suite, get_suite
-from models.suites.cub import (LAMBDA_DEFAULT, NETS, NETS_BY_SCALE, CubConfig, LocSet,
-                               net_spec, preset)
+from models.suites.cub import (
+    LAMBDA_DEFAULT,
+    NETS,
+    NETS_BY_SCALE,
+    CubConfig,
+    LocSet,
+    net_spec,
+    preset,
+)
 from proofs.cli import main
 
 from .test_data_cub import write_cub
