@@ -76,7 +76,7 @@ def _need(ctx, nets) -> tuple[Evidence | None, Path | None, dict]:
     if d is None:
         return Evidence.not_run(f"needs a CUB-suite directory at scale medium or paper with >= "
                                 f"{MIN_SEEDS} seeds per network ({', '.join(nets)}) under "
-                                f"{root}/{{{','.join(SUITE_DIRS)}}}; none is committed; run "
+                                f"{root}/{{{','.join(SUITE_DIRS)}}}; no such runs are committed; run "
                                 f"{how}"), None, {}
     short = [n for n in nets if n not in runs or len(runs[n].get("seeds", [])) < MIN_SEEDS
              or runs[n].get("scale") not in SCALES_OK]
