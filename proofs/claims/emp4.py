@@ -54,7 +54,8 @@ LEVEL = 0.95  # a priori: the project's interval level
 
 
 def _suite(ctx):
-    """``(dir, {net: metrics}, variant)`` of the first usable CUB suite, else ``(None, {}, None)``."""
+    """``(dir, {net: metrics}, variant)`` of the first usable CUB suite, else
+    ``(None, {}, None)``."""
     root = Path(ctx.results_dir) if getattr(ctx, "results_dir", None) else Path("results")
     for name in SUITE_DIRS:
         d = root / name
@@ -76,7 +77,8 @@ def _need(ctx, nets) -> tuple[Evidence | None, Path | None, dict]:
     if d is None:
         return Evidence.not_run(f"needs a CUB-suite directory at scale medium or paper with >= "
                                 f"{MIN_SEEDS} seeds per network ({', '.join(nets)}) under "
-                                f"{root}/{{{','.join(SUITE_DIRS)}}}; no such runs are committed; run "
+                                f"{root}/{{{','.join(SUITE_DIRS)}}}; no such runs are "
+                                f"committed; run "
                                 f"{how}"), None, {}
     short = [n for n in nets if n not in runs or len(runs[n].get("seeds", [])) < MIN_SEEDS
              or runs[n].get("scale") not in SCALES_OK]
