@@ -89,9 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
-def _pick(value: str, choices, what: str) -> list[str]:
+def _pick(value: str, choices, what: str, all_=None) -> list[str]:
+    """``value`` ('all' or a comma list) checked against ``choices``; 'all' is ``all_``
+    (a suite's ``variants_for(source)`` / ``nets_for(scale)``) when given, else ``choices``."""
     if value == "all":
-        return list(choices)
+        return list(choices if all_ is None else all_)
     picked = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in picked if v not in choices]
     if bad or not picked:
@@ -124,9 +126,11 @@ def run(args: argparse.Namespace) -> int:
         import torch
         if not torch.cuda.is_available():
             raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
-    variants = _pick(args.variant, suite.variants, "variant")
-    nets = _pick(args.net, suite.nets, "net")
     source = DataSource.parse(args.data)
+    variants = _pick(args.variant, suite.variants, "variant",
+                     getattr(suite, "variants_for", lambda s: suite.variants)(source))
+    nets = _pick(args.net, suite.nets, "net",
+                 getattr(suite, "nets_for", lambda s: suite.nets)(args.scale))
     n_seeds = args.seeds if args.seeds is not None else suite.default_seeds(args.scale)
     if n_seeds < 1:
         raise UsageError(f"expected --seeds >= 1, got {n_seeds}")

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["environment", "git_commit", "package_versions", "device_name",
+__all__ = ["environment", "TrainingDiverged", "git_commit", "package_versions", "device_name",
            "atomic_write_bytes", "atomic_write_json", "CheckpointDamaged", "save_checkpoint",
            "load_checkpoint", "latest_good_checkpoint", "checkpoint_paths", "Progress",
            "thread_limit", "add_json_argument", "emit_json", "check_output_dir"]
@@ -152,6 +152,12 @@ def check_output_dir(path: str | Path, *, arg: str = "--out") -> Path:
 # --------------------------------------------------------------------------------------
 # Checkpoints
 # --------------------------------------------------------------------------------------
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or Inf; the message names the step, the seed and the checkpoint.
+
+    Raised by both training loops (:mod:`models.train`, :mod:`models.module_loop`)."""
+
+
 class CheckpointDamaged(ValueError):
     """A checkpoint's bytes do not match its recorded sha256 digest (or cannot be read)."""
 

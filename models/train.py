@@ -62,8 +62,9 @@ from .config import SCALES, TrainConfig
 from .core import init_models, make_step, seed_params
 from .precision import Precision
 from .mnist_nets import count_params
+from .module_loop import train_modules
 from .record import RunRecord, SuiteRecord
-from .runio import CheckpointDamaged, Progress, load_checkpoint
+from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
 
@@ -74,8 +75,6 @@ __all__ = ["TrainConfig", "SCALES", "preset", "train", "evaluate", "run_suite",
 CHECKPOINT_FORMAT = 1
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or Inf; the message names the step, the seed and the checkpoint."""
 
 
 class TrainingCollapsed(TrainingDiverged):
@@ -181,6 +180,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             latest one with a good previous one is reported in one line on stderr, and the
             run resumes from the previous one).
     """
+    suite = suite if suite is not None else get_suite("mnist")
+    hooks = suite.hooks(cfg)
+    if hooks.module_optimizer is not None:  # stateful modules + a torch optimizer
+        return train_modules(cfg, run_dir, train_data, test_data, suite=suite, hooks=hooks,
+                             resume=resume, progress=progress, stop_after=stop_after,
+                             keep_checkpoint=keep_checkpoint)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, prev_path = runio.checkpoint_paths(run_dir)
@@ -193,7 +198,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             raise ConfigError(f"train: {run_dir} holds a finished run (metrics.json); pass "
                              f"--resume to keep it or choose another --out")
         return RunRecord.load(run_dir).metrics
-    suite = suite if suite is not None else get_suite("mnist")
     base, params = init_models(cfg, suite.build)
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0

@@ -70,6 +70,7 @@ CLAIM_MODULES = [
     "proofs.claims.sampling",
     "proofs.claims.empirical",
     "proofs.claims.emp2",
+    "proofs.claims.emp4",
 ]
 
 

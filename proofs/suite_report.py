@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from models.record import RunRecord
+from models.record import RunRecord, SuiteRecord
 from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
 from models.runio import add_json_argument, atomic_write_json, emit_json
 
@@ -44,9 +44,9 @@ def scale_notes(scales) -> list[str]:
 def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
     """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
     suite_dir = Path(suite_dir)
-    other = _other_suite(suite_dir)
-    if other is not None:  # a suite with its own tables (svhn, plankton, ...)
-        return _render_other(other, suite_dir, out_md)
+    name = (SuiteRecord.load_index(suite_dir, "?").get("suite") or "mnist")
+    if name != "mnist":
+        return _render_other(name, suite_dir, out_md, figures=figures)
     suite = load_records(suite_dir)
     runs = {v: {n: r.with_config() for n, r in row.items()} for v, row in suite.runs.items()}
     if not runs:
@@ -81,29 +81,41 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
     return text
 
 
-def _other_suite(suite_dir: Path):
-    """The non-MNIST suite that wrote ``suite_dir`` (``suite.json``'s ``"suite"``), or None."""
-    meta = suite_dir / "suite.json"
-    name = json.loads(meta.read_text()).get("suite", "mnist") if meta.is_file() else "mnist"
-    if name == "mnist":
-        return None
+def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
+    """A non-MNIST suite: its own tables (``Suite.report``) and figures
+    (``figures.<name>.draw_suite``, if that module exists)."""
+    import importlib
+
     from models.suites import get_suite
 
-    return get_suite(name)
-
-
-def _render_other(suite, suite_dir: Path, out_md) -> str:
-    lines = suite.report(suite_dir)
-    if not any(Path(suite_dir).glob("*/*/metrics.json")):
+    suite = get_suite(name)
+    rec = SuiteRecord.load(suite_dir, variants=suite.variants, nets=suite.nets)
+    if not len(rec):
         raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
+    lines = [f"# {name} suite: {suite_dir.name}", ""] + list(suite.report(suite_dir))
+    figs = {}
+    if figures and out_md is not None:
+        try:
+            mod = importlib.import_module(f"figures.{name}")
+        except ModuleNotFoundError:
+            mod = None
+        if mod is not None:
+            figs = mod.draw_suite(rec, Path(out_md).parent / "figures")
+            if figs:
+                lines += ["### Figures", ""]
+                for fig, (p, caption) in figs.items():
+                    rel = os.path.relpath(p, Path(out_md).parent)
+                    lines += [f"![{caption}]({rel})", ""]
     text = "\n".join(lines)
     if out_md is not None:
         out_md = Path(out_md)
         out_md.parent.mkdir(parents=True, exist_ok=True)
         out_md.write_text(text)
-        index = json.loads((suite_dir / "suite.json").read_text())
         atomic_write_json(out_md.with_suffix(".json"),
-                          {"suite": str(suite_dir), "name": suite.name, "runs": index["runs"]})
+                          {"suite": str(suite_dir), "name": name, "runs": rec.as_dicts(),
+                           "figures": {k: str(v[0]) for k, v in figs.items()},
+                           "paper": getattr(importlib.import_module(type(suite).__module__),
+                                            "PAPER", None)})
     return text
 
 

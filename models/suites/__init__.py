@@ -84,13 +84,22 @@ class TrainHooks:
 
     Attributes:
         loss: ``loss(output, labels) -> scalar``; ``output`` is what the network returns.
-        optimizer: None (plain SGD, ``p - lr * g``) or an object with ``init(params) ->
-            state`` and ``update(params, grads, state, lr) -> (params, state)`` (e.g.
-            :class:`models.optim.MomentumSGD`); its state is checkpointed with the run.
+        optimizer: None (plain SGD, ``p - lr * g``) or a functional optimizer with
+            ``init(params) -> state`` and ``update(params, grads, state, lr) -> (params,
+            state)`` (e.g. :class:`models.optim.MomentumSGD`) for the vmapped functional
+            step; its state is checkpointed with the run.
+        module_optimizer: ``None``, or ``module_optimizer(cfg, module) ->
+            torch.optim.Optimizer``: then the run trains one stateful module per seed
+            (buffers such as batch norm allowed) with that optimizer, its state checkpointed
+            (:mod:`models.module_loop`).
+        predict: ``predict(output) -> (B,)`` predicted classes for the running train error
+            of the module loop (default: ``output.argmax(-1)``).
     """
 
     loss: Callable[[Any, Any], Any] = field(default=F.cross_entropy)
     optimizer: Any = None
+    module_optimizer: Callable[[Any, Any], Any] | None = None
+    predict: Callable[[Any], Any] = field(default=lambda out: out.argmax(-1))
 
 
 @runtime_checkable
