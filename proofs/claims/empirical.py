@@ -251,16 +251,23 @@ def _pose_order(ctx, variant: str) -> Evidence:
 
 @check("EMP-1", name="rotation_pose_order")
 def emp1_rotation_pose_order(ctx):
+    """(R): STN-C1's final-angle std exceeds each of STN-C0's, STN-DL1's and STN-SL1's;
+    each ordering judged on the 95 % bootstrap interval over seeds of the per-seed
+    difference (>= 3 seeds at medium or paper to decide; a priori)."""
     return _pose_order(ctx, "R")
 
 
 @check("EMP-1", name="scale_pose_order")
 def emp1_scale_pose_order(ctx):
+    """(S): the same ordering for the std of log2 det; intervals over seeds as above."""
     return _pose_order(ctx, "S")
 
 
 @check("EMP-1", name="fig6_slopes")
 def emp1_fig6_slopes(ctx):
+    """(R): the 95 % interval over seeds of STN-C1's Fig. 6 slope lies below 0.5 and
+    STN-C0's and STN-SL1's above it (0.5: the midpoint of 'no rotation' 0 and 'full
+    counter-rotation' 1, a priori)."""
     nets = ("STN-C1", "STN-C0", "STN-SL1")
     recs, prov = _load(ctx, [("R", n) for n in nets])
     if recs is None:
@@ -280,6 +287,8 @@ def emp1_fig6_slopes(ctx):
 
 @check("EMP-1", name="error_order")
 def emp1_error_order(ctx):
+    """(R) and (S): STN-C1's test error exceeds each input-transforming network's; each
+    ordering judged on the 95 % interval over seeds of the per-seed difference."""
     nets = ("STN-C1",) + INPUT_STNS
     recs, prov = _load(ctx, [(v, n) for v in ("R", "S") for n in nets])
     if recs is None:
