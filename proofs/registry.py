@@ -150,13 +150,22 @@ def _check_provenance(provenance, fn: str):
     return dict(provenance)
 
 
+def _same(a, b) -> bool:
+    try:
+        return bool(_plain(a) == _plain(b))
+    except Exception:  # noqa: BLE001 - incomparable values are different numbers
+        return False
+
+
 def _merge_numbers(dicts, fn: str) -> dict:
-    """Merge number dicts; a name given twice is an error (names are unique in a claim)."""
+    """Merge number dicts; a name given twice with different values is an error (a name
+    means one number within a claim; the same number repeated is kept once)."""
     out: dict[str, Any] = {}
     for d in dicts:
         for k, v in (d or {}).items():
-            if k in out:
-                raise EvidenceError(f"{fn}: expected unique number names, got {k!r} twice")
+            if k in out and not _same(out[k], v):
+                raise EvidenceError(f"{fn}: expected unique number names, got {k!r} twice "
+                                    f"with different values")
             out[k] = v
     return out
 
@@ -564,7 +573,7 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
         c = claims[cid]
         selected = only is None or cid in only
         results = []
-        seen: dict[str, str] = {}  # number name -> the check that reported it
+        seen: dict[str, tuple] = {}  # number name -> (the check that reported it, value)
         for ch in c.checks:
             elapsed = None
             scale = "quick" if ctx.quick else "full"
@@ -584,8 +593,8 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
                                   data={"traceback": traceback.format_exc()})
                 elapsed = round(time.perf_counter() - t0, 3)
                 ev = _enforce_rules(c, ch, ev, seen)
-            for k in ev.numbers:
-                seen.setdefault(k, ch.name)
+            for k, v in ev.numbers.items():
+                seen.setdefault(k, (ch.name, v))
             results.append({"check": ch.name, **ev.to_json(), "elapsed_s": elapsed})
         status = combine_statuses(r["status"] for r in results)
         out.append({"id": cid, "statement": c.statement, "source": c.source, "kind": c.kind,
@@ -593,14 +602,14 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
     return out
 
 
-def _enforce_rules(c: Claim, ch: Check, ev: Evidence, seen: dict[str, str]) -> Evidence:
+def _enforce_rules(c: Claim, ch: Check, ev: Evidence, seen: dict[str, tuple]) -> Evidence:
     """A broken rule turns the check's evidence into ``failed`` (never silently kept)."""
-    dup = [k for k in ev.numbers if k in seen]
+    dup = [k for k in ev.numbers if k in seen and not _same(seen[k][1], ev.numbers[k])]
     if dup:
         return Evidence("failed", {}, ev.tolerance,
-                        f"number name(s) {dup} already reported by check(s) "
-                        f"{sorted({seen[k] for k in dup})} of {c.id}: names must be unique "
-                        f"within a claim", tolerance_source=ev.tolerance_source,
+                        f"number name(s) {dup} already reported with other values by "
+                        f"check(s) {sorted({seen[k][0] for k in dup})} of {c.id}: names must "
+                        f"be unique within a claim", tolerance_source=ev.tolerance_source,
                         data={"numbers": _plain(ev.numbers)})
     if c.kind == "empirical" and ev.status != "not run" and ev.provenance is None:
         return Evidence("failed", ev.numbers, ev.tolerance,

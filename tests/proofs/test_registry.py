@@ -138,8 +138,11 @@ def test_all_of_precedence(parts, status):
 def test_all_of_lists_the_failing_part_and_rejects_duplicate_names():
     ev = E.all_of([V, F])
     assert ev.failures == [{"tolerance": "b < 1", "numbers": {"b": 2.0}, "summary": ""}]
-    with pytest.raises(ValueError, match="all_of: expected unique number names, got 'a' twice"):
+    with pytest.raises(ValueError, match="all_of: expected unique number names, got 'a' twice "
+                       "with different values"):
         E.all_of([V, E.compare("a", 0.5, "<", 1.0, tolerance="a priori")])
+    same = E.all_of([V, E.compare("a", 0.0, "<", 2.0, tolerance="a priori")])  # one number
+    assert same.numbers == {"a": 0.0} and same.status == "verified"
     with pytest.raises(ValueError, match="all_of: expected a non-empty list"):
         E.all_of([])
 
@@ -173,7 +176,7 @@ def test_number_names_are_unique_within_a_claim(fresh, tmp_path, monkeypatch):
                                                            tolerance="a priori"))
     (c,) = fresh.run_claims(fresh.CheckContext(out_dir=tmp_path))
     assert c["status"] == "failed"
-    assert "number name(s) ['x'] already reported by check(s) ['one']" in \
+    assert "number name(s) ['x'] already reported with other values by check(s) ['one']" in \
         c["evidence"][1]["summary"]
 
 
