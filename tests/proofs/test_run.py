@@ -191,6 +191,8 @@ def test_report_rows_name_papers_failures_reasons_and_det_convention(toy, tmp_pa
             Evidence.compare("fine", 0.1, "<", 1, tolerance="a priori"),
             Evidence.compare("mean det", 1.32, "<", 1.1, tolerance="derived: 1 + 0.1")])
 
+    toy.check("TST-1", name="other")(
+        lambda ctx: Evidence.compare("unrelated", 0.5, "<", 1, tolerance="a priori"))
     toy.check("TST-2", name="emp")(lambda ctx: Evidence.not_run("records missing: none under X"))
     rc, out, _ = _run(["--out", str(tmp_path)], capsys)
     assert rc == 1
@@ -199,7 +201,7 @@ def test_report_rows_name_papers_failures_reasons_and_det_convention(toy, tmp_pa
         assert f"**{code}** = " in md and who in md
     row1 = next(ln for ln in md.splitlines() if ln.startswith("| TST-1 |"))
     assert "parts: mean det [det of input_from_output θ] = 1.32 (needs mean det < 1.1)" in row1
-    assert "fine" not in row1  # only the failing sub-check's numbers
+    assert "fine" not in row1 and "unrelated" not in row1  # only the failing sub-check's
     row2 = next(ln for ln in md.splitlines() if ln.startswith("| TST-2 |"))
     assert "records missing: none under X" in row2
     assert "TST-2  not run -- records missing: none under X" in out
