@@ -17,7 +17,7 @@ from pathlib import Path
 from .registry import _sort_key, default_results_dir, load_all
 from .report import PAPERS
 
-__all__ = ["render_catalogue", "write_catalogue", "parse_catalogue"]
+__all__ = ["parse_catalogue", "render_catalogue", "write_catalogue"]
 
 _HEADER = """# The claims catalogue
 

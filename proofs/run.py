@@ -30,8 +30,15 @@ import torch
 
 from models import runio
 
-from .registry import (DEFAULT_SEEDS, RESULTS_ENV, CheckContext, default_results_dir,
-                       load_all, prove_seeds, run_claims)
+from .registry import (
+    DEFAULT_SEEDS,
+    RESULTS_ENV,
+    CheckContext,
+    default_results_dir,
+    load_all,
+    prove_seeds,
+    run_claims,
+)
 from .report import Progress, status_reason, summarize, write_report
 
 __all__ = ["add_arguments", "run", "parse_only"]

@@ -55,7 +55,7 @@ def test_a_claim_module_that_fails_to_import_is_an_error(monkeypatch):
 
 # --- the evidence API (issue 10): statuses, tolerances with provenance, seeds, intervals ---
 
-from proofs.stats import Interval, bootstrap_mean_ci  # noqa: E402
+from proofs.stats import Interval, bootstrap_mean_ci
 
 E = reg.Evidence
 

@@ -174,7 +174,7 @@ def test_exit_status_is_1_only_when_something_failed(toy, tmp_path, capsys, stat
     for i, s in enumerate(statuses):
         toy.claim(f"TST-{i}", s, source="here")
         toy.check(f"TST-{i}", name="c")(lambda ctx, s=s, i=i: make[s](i))
-    got, out, _ = _run(["--out", str(tmp_path)], capsys)
+    got, _, _ = _run(["--out", str(tmp_path)], capsys)
     assert got == rc
     doc = json.loads((tmp_path / "report.json").read_text())
     assert [c["status"] for c in doc["claims"]] == list(statuses)
