@@ -98,8 +98,12 @@ def _table_det_slope(runs) -> list[str]:
     lines = ["### Fig. 6 slope and mean determinant", "",
              "Fig. 6 slope: orthogonal-regression slope of the ST's rotation vs the applied "
              "rotation on (R) (1 = full compensation, 0 = none; paper: STN-C1 barely "
-             "rotates, STN-SL1 counter-rotates). Mean det of the ST matrix "
-             "(paper, over its networks: 0.74 for STN-C1, > 1 for the others).", "",
+             "rotates, STN-SL1 counter-rotates). Mean det θ of the ST matrix, θ = "
+             "input_from_output (it maps an output location to where it samples the input): "
+             "det θ > 1 means each output pixel covers more input, i.e. the image is scaled "
+             "down. 000 reports 0.74 for STN-C1, which it says 'corresponds to scaling down "
+             "the image' -- the determinant of the image's transformation, 1 / det θ in our "
+             "convention (0.74 there is det θ ≈ 1.35 here); > 1 for its other STNs.", "",
              "| network | Fig. 6 slope (R) | " + " | ".join(f"mean det {v}" for v in VARIANTS)
              + " |", "|---|---:|" + "---:|" * len(VARIANTS)]
     for n in STNS:

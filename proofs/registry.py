@@ -3,13 +3,24 @@
 A *claim* (id, statement, source) has one or more *checks*. A check is a function
 ``check(ctx: CheckContext) -> Evidence``. Its status is one of
 
-* ``"verified"`` -- it ran and every number is within its stated tolerance;
-* ``"failed"``   -- it ran and a number is outside its tolerance;
-* ``"not run"``  -- its evidence does not exist yet (e.g. a trained model), or it
+* ``"verified"``     -- it ran and every number is within its stated tolerance (an
+  interval wholly on the claimed side of the null);
+* ``"failed"``       -- it ran and a number is outside its tolerance (an interval
+  wholly on the other side): a decided disagreement;
+* ``"inconclusive"`` -- it ran but cannot decide: its interval contains the null, or
+  the run is below the seeds / scale the claim needs;
+* ``"not run"``      -- its evidence does not exist yet (e.g. a trained model), or it
   was not selected. Never counted as verified.
 
-A claim is verified only if every one of its checks ran and verified; failed if
-any check failed; otherwise not run.
+Parts combine by :meth:`Evidence.all_of` and a claim's checks the same way: failed if
+any failed; else inconclusive if any is inconclusive; else not run if any is not run;
+else verified. ``stnlab prove`` exits 1 only when something failed.
+
+Every tolerance states where it comes from (``tolerance=`` of :meth:`Evidence.compare`
+and :meth:`Evidence.over_seeds`, required): ``"a priori ..."``, ``"derived: <formula>"``
+or ``"calibrated on control <name>"``; it is stored as ``tolerance_source``. Checks that
+draw anything random run over ``ctx.seeds`` (``--seed S --seeds N``:
+``S, S + 1000, ..., S + 1000 (N - 1)``).
 
 Register checks in a module listed in :data:`CLAIM_MODULES`::
 
@@ -21,7 +32,8 @@ Register checks in a module listed in :data:`CLAIM_MODULES`::
     @check("INV-1", scales=("quick", "full"))
     def inv1_random_cnns(ctx):
         err = ...
-        return Evidence.compare("max_rel_error", err, "<=", 1e-6, numbers={...})
+        return Evidence.compare("max_rel_error", err, "<=", 1e-6,
+                                tolerance="derived: 64 ulp of float64", numbers={...})
 
 A check declares the scales it runs at (``scales``, from :data:`PROVE_SCALES`); at any
 other scale it is "not run". A claim module that fails to import is an error (never a
@@ -32,6 +44,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import statistics
 import sys
 import time
 import traceback
@@ -45,6 +59,15 @@ import torch
 __all__ = [
     "STATUSES",
     "Evidence",
+    "EvidenceError",
+    "combine_statuses",
+    "check_tolerance_source",
+    "prove_seeds",
+    "seed_summary",
+    "default_results_dir",
+    "DEFAULT_SEEDS",
+    "PROVENANCE_KEYS",
+    "RESULTS_ENV",
     "Claim",
     "Check",
     "CheckContext",
@@ -57,9 +80,19 @@ __all__ = [
     "PROVE_SCALES",
 ]
 
-STATUSES = ("verified", "failed", "not run")
+STATUSES = ("verified", "failed", "inconclusive", "not run")
 #: Scales of ``stnlab prove``: ``quick`` (``--quick``, CI-sized) and ``full``.
 PROVE_SCALES = ("quick", "full")
+#: Default number of seeds per scale of ``stnlab prove`` (``--seeds``).
+DEFAULT_SEEDS = {"quick": 2, "full": 5}
+#: Step between the seeds derived from ``--seed`` (``S + SEED_STRIDE * k``).
+SEED_STRIDE = 1000
+#: How a tolerance's provenance must begin (``tolerance=`` of compare / over_seeds).
+TOLERANCE_PREFIXES = ("a priori", "derived: ", "calibrated on control ")
+#: The keys of an empirical check's ``provenance``.
+PROVENANCE_KEYS = ("results", "scale", "seeds", "device")
+#: Environment variable naming the directory of committed results (``stnlab prove``).
+RESULTS_ENV = "STNLAB_RESULTS"
 
 # Modules that register claims/checks on import. Add yours here.
 CLAIM_MODULES = [
@@ -72,6 +105,10 @@ CLAIM_MODULES = [
     "proofs.claims.emp2",
     "proofs.claims.emp4",
 ]
+
+
+class EvidenceError(ValueError):
+    """Bad input to the evidence API (a ``ValueError``)."""
 
 
 def _plain(x):
@@ -89,18 +126,100 @@ def _plain(x):
     return x
 
 
+def check_tolerance_source(tolerance, fn: str = "Evidence") -> str:
+    """Return ``tolerance`` if it states its provenance, else raise :class:`EvidenceError`.
+
+    Accepted: ``"a priori..."``, ``"derived: <formula>"``, ``"calibrated on control
+    <name>"`` (the formula / control name not empty).
+    """
+    ok = isinstance(tolerance, str) and any(
+        tolerance.startswith(p) and (p == "a priori" or tolerance[len(p):].strip())
+        for p in TOLERANCE_PREFIXES)
+    if not ok:
+        raise EvidenceError(
+            f"{fn}: expected tolerance to start with 'a priori', 'derived: <formula>' or "
+            f"'calibrated on control <name>', got {tolerance!r}")
+    return tolerance
+
+
+def _check_provenance(provenance, fn: str):
+    if provenance is None:
+        return None
+    if not isinstance(provenance, dict) or set(provenance) != set(PROVENANCE_KEYS):
+        got = sorted(provenance) if isinstance(provenance, dict) else type(provenance).__name__
+        raise EvidenceError(f"{fn}: expected provenance with keys {list(PROVENANCE_KEYS)}, "
+                            f"got {got}")
+    return dict(provenance)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(_plain(a) == _plain(b))
+    except Exception:  # noqa: BLE001 - incomparable values are different numbers
+        return False
+
+
+def _merge_numbers(dicts, fn: str) -> dict:
+    """Merge number dicts; a name given twice with different values is an error (a name
+    means one number within a claim; the same number repeated is kept once)."""
+    out: dict[str, Any] = {}
+    for d in dicts:
+        for k, v in (d or {}).items():
+            if k in out and not _same(out[k], v):
+                raise EvidenceError(f"{fn}: expected unique number names, got {k!r} twice "
+                                    f"with different values")
+            out[k] = v
+    return out
+
+
+def combine_statuses(statuses) -> str:
+    """failed if any failed; else inconclusive if any; else not run if any; else verified.
+
+    No statuses at all is ``"not run"``.
+    """
+    statuses = list(statuses)
+    for s in statuses:
+        if s not in STATUSES:
+            raise EvidenceError(f"combine_statuses: expected statuses in {STATUSES}, got {s!r}")
+    if not statuses:
+        return "not run"
+    for s in ("failed", "inconclusive", "not run"):
+        if s in statuses:
+            return s
+    return "verified"
+
+
+_OPS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+        ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
+
+
+def _check_op(op, fn):
+    if op not in _OPS:
+        raise EvidenceError(f"{fn}: expected op in {list(_OPS)}, got {op!r}")
+
+
 @dataclass
 class Evidence:
     """What one check found.
 
     Attributes:
-        status: ``"verified"``, ``"failed"`` or ``"not run"``.
-        numbers: the key measured numbers (JSON-friendly after :meth:`to_json`).
+        status: one of :data:`STATUSES`.
+        numbers: the key measured numbers, names unique within a claim (JSON-friendly
+            after :meth:`to_json`). A per-seed number is ``{"per_seed": {seed: v}, "min",
+            "median", "max"}`` (:meth:`over_seeds`); an interval is
+            ``{"estimate", "lo", "hi", "level", "method", "n", "label"}``
+            (:meth:`from_interval`).
         tolerance: the criterion in words, e.g. ``"max_rel_error <= 1e-6"``.
+        tolerance_source: where the tolerance comes from (``"a priori ..."``,
+            ``"derived: ..."``, ``"calibrated on control ..."``).
         summary: one sentence a person reads in the report table.
         figure: path of a PNG drawn from this evidence, if any (relative to the
             output directory).
         data: saved results a figure function can draw from (kept in JSON).
+        provenance: for empirical checks, ``{"results", "scale", "seeds", "device"}``
+            of the records the verdict rests on (None otherwise).
+        failures: the failing sub-checks of :meth:`all_of` (``{"tolerance", "numbers"}``
+            each), shown in a failed claim's report row.
     """
 
     status: str
@@ -109,55 +228,220 @@ class Evidence:
     summary: str = ""
     figure: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    tolerance_source: str = ""
+    provenance: dict | None = None
+    failures: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.status not in STATUSES:
-            raise ValueError(f"Evidence: expected status in {STATUSES}, got {self.status!r}")
+            raise EvidenceError(f"Evidence: expected status in {STATUSES}, got {self.status!r}")
+        self.provenance = _check_provenance(self.provenance, "Evidence")
 
     @classmethod
-    def compare(cls, name: str, value: float, op: str, bound: float, *,
+    def compare(cls, name: str, value: float, op: str, bound: float, *, tolerance: str,
                 numbers: dict | None = None, summary: str = "", **kw) -> "Evidence":
-        """Evidence whose status is ``value <op> bound`` (op one of ``<=, <, >=, >``)."""
-        ops = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
-               ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
-        if op not in ops:
-            raise ValueError(f"Evidence.compare: expected op in {list(ops)}, got {op!r}")
+        """Evidence whose status is ``value <op> bound`` (op one of ``<=, <, >=, >``).
+
+        Args:
+            name: the number's name (unique within the claim).
+            value: the measured number; NaN / inf fail.
+            op, bound: the criterion.
+            tolerance: where ``bound`` comes from: ``"a priori ..."``, ``"derived:
+                <formula>"`` or ``"calibrated on control <name>"`` (required).
+            numbers: further numbers to report.
+            summary: one sentence for the report.
+            **kw: ``figure``, ``data``, ``provenance``.
+
+        Raises:
+            EvidenceError: unknown ``op``, a tolerance without provenance, or ``name``
+                repeated in ``numbers``.
+        """
+        fn = "Evidence.compare"
+        _check_op(op, fn)
+        check_tolerance_source(tolerance, fn)
         value = float(value)
-        ok = math.isfinite(value) and ops[op](value, bound)
-        nums = {name: value, **(numbers or {})}
-        return cls("verified" if ok else "failed", nums, f"{name} {op} {bound:g}", summary, **kw)
+        ok = math.isfinite(value) and _OPS[op](value, bound)
+        nums = _merge_numbers([{name: value}, numbers], fn)
+        return cls("verified" if ok else "failed", nums, f"{name} {op} {bound:g}", summary,
+                   tolerance_source=tolerance, **kw)
 
     @classmethod
-    def all_of(cls, parts: list["Evidence"], *, summary: str = "", **kw) -> "Evidence":
-        """Combine sub-results: verified iff all verified; failed if any failed."""
-        statuses = [p.status for p in parts]
-        status = ("failed" if "failed" in statuses else
-                  "not run" if "not run" in statuses else "verified")
-        numbers: dict[str, Any] = {}
-        for p in parts:
-            numbers.update(p.numbers)
+    def over_seeds(cls, name: str, per_seed: dict, op: str, bound: float, *, tolerance: str,
+                   numbers: dict | None = None, summary: str = "", **kw) -> "Evidence":
+        """An identity / bound that must hold in EVERY seed.
+
+        Verified iff ``per_seed[s] <op> bound`` (finite) for every seed ``s``, else failed.
+        ``numbers[name]`` is ``{"per_seed": {seed: value}, "min", "median", "max",
+        "failing_seeds"}``.
+
+        Args:
+            per_seed: ``{seed: value}``, at least one seed.
+            tolerance: provenance of ``bound``, as in :meth:`compare` (required).
+
+        Raises:
+            EvidenceError: empty ``per_seed``, unknown ``op``, a tolerance without
+                provenance.
+        """
+        fn = "Evidence.over_seeds"
+        _check_op(op, fn)
+        check_tolerance_source(tolerance, fn)
+        if not isinstance(per_seed, dict) or not per_seed:
+            raise EvidenceError(f"{fn}: expected per_seed as a non-empty {{seed: value}} dict, "
+                                f"got {per_seed!r}")
+        vals = {int(s): float(v) for s, v in per_seed.items()}
+        failing = [s for s, v in vals.items() if not (math.isfinite(v) and _OPS[op](v, bound))]
+        rec = {**seed_summary(vals), "failing_seeds": failing}
+        nums = _merge_numbers([{name: rec}, numbers], fn)
+        return cls("failed" if failing else "verified", nums,
+                   f"{name} {op} {bound:g} in every seed ({len(vals)})", summary,
+                   tolerance_source=tolerance, **kw)
+
+    @classmethod
+    def from_interval(cls, name: str, interval, *, null: float = 0.0, direction: str = ">",
+                      numbers: dict | None = None, summary: str = "", **kw) -> "Evidence":
+        """Evidence decided by a two-sided interval (:func:`proofs.stats.decide`).
+
+        Verified when the interval lies wholly on the ``direction`` side of ``null``,
+        failed when wholly on the other side, inconclusive when it contains ``null``.
+        ``numbers[name]`` is ``interval.as_dict()`` plus ``"label"``: ``"estimate [lo, hi]"``.
+
+        Args:
+            interval: a :class:`proofs.stats.Interval`.
+            null: the value meaning "no effect" (a tie).
+            direction: ``">"`` or ``"<"``: the claimed side.
+        """
+        from .stats import decide
+
+        status = decide(interval, null=null, direction=direction)
+        d = interval.as_dict()
+        rec = {**d, "label": f"{d['estimate']:.4g} [{d['lo']:.4g}, {d['hi']:.4g}]"}
+        nums = _merge_numbers([{name: rec}, numbers], "Evidence.from_interval")
+        level = f"{100 * d['level']:.0f} %"
+        return cls(status, nums, f"{level} interval of {name} {direction} {null:g}", summary,
+                   tolerance_source=f"a priori: the {level} interval ({d['method']}) must "
+                   f"exclude the null {null:g}", **kw)
+
+    @classmethod
+    def inconclusive(cls, summary: str, numbers: dict | None = None, **kw) -> "Evidence":
+        """It ran but cannot decide (too few seeds, too small a scale, ...)."""
+        return cls("inconclusive", dict(numbers or {}), "", summary, **kw)
+
+    @classmethod
+    def not_run(cls, summary: str, numbers: dict | None = None, **kw) -> "Evidence":
+        """Its evidence does not exist (yet); never counted as verified."""
+        return cls("not run", dict(numbers or {}), "", summary, **kw)
+
+    @classmethod
+    def all_of(cls, parts: list["Evidence"], summary: str = "", **kw) -> "Evidence":
+        """Combine sub-results (precedence of :func:`combine_statuses`).
+
+        Numbers are merged (a name in two parts is an error), tolerances and their
+        sources joined, the first part's provenance kept unless ``provenance=`` is
+        given, and the failing parts listed in ``failures``.
+
+        Raises:
+            EvidenceError: no parts, or a number name in two parts.
+        """
+        fn = "Evidence.all_of"
+        parts = list(parts)
+        if not parts or not all(isinstance(p, Evidence) for p in parts):
+            raise EvidenceError(f"{fn}: expected a non-empty list of Evidence, got {parts!r}")
+        status = combine_statuses(p.status for p in parts)
+        numbers = _merge_numbers([p.numbers for p in parts], fn)
         tol = "; ".join(p.tolerance for p in parts if p.tolerance)
-        return cls(status, numbers, tol, summary, **kw)
-
-    @classmethod
-    def not_run(cls, why: str) -> "Evidence":
-        return cls("not run", {}, "", why)
+        src = "; ".join(dict.fromkeys(p.tolerance_source for p in parts if p.tolerance_source))
+        failures = []
+        for p in parts:
+            if p.status == "failed":
+                failures.extend(p.failures or [{"tolerance": p.tolerance, "numbers": p.numbers,
+                                                "summary": p.summary}])
+        if "provenance" not in kw:
+            kw["provenance"] = next((p.provenance for p in parts if p.provenance), None)
+        if not summary:
+            summary = " ".join(dict.fromkeys(p.summary for p in parts if p.summary))
+        return cls(status, numbers, tol, summary, tolerance_source=src, failures=failures,
+                   **kw)
 
     def to_json(self) -> dict:
         return {"status": self.status, "numbers": _plain(self.numbers),
-                "tolerance": self.tolerance, "summary": self.summary,
-                "figure": self.figure, "data": _plain(self.data)}
+                "tolerance": self.tolerance, "tolerance_source": self.tolerance_source,
+                "summary": self.summary, "provenance": _plain(self.provenance),
+                "failures": _plain(self.failures), "figure": self.figure,
+                "data": _plain(self.data)}
+
+
+def seed_summary(per_seed: dict) -> dict:
+    """``{"per_seed": {seed: value}, "min", "median", "max"}`` of a non-empty ``per_seed``."""
+    vals = {int(s): float(v) for s, v in per_seed.items()}
+    if not vals:
+        raise EvidenceError("seed_summary: expected at least one seed, got none")
+    arr = sorted(vals.values())
+    return {"per_seed": vals, "min": arr[0], "median": statistics.median(arr), "max": arr[-1]}
+
+
+def prove_seeds(seed: int, n: int) -> tuple[int, ...]:
+    """The seeds of ``stnlab prove --seed seed --seeds n``: ``seed + 1000 k``, k < n.
+
+    Raises:
+        EvidenceError: ``seed < 0`` or ``n < 1``.
+    """
+    for nm, v, lo in (("seed", seed, 0), ("n", n, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise EvidenceError(f"prove_seeds: expected {nm} to be an int >= {lo}, got {v!r}")
+    return tuple(seed + SEED_STRIDE * k for k in range(n))
+
+
+def default_results_dir() -> Path:
+    """Where ``stnlab prove`` reads committed records, independent of the working directory.
+
+    ``$STNLAB_RESULTS`` if set; else ``results/`` next to the installed ``proofs``
+    package (the repository root for a source checkout / editable install); else
+    ``./results`` if that exists (a wheel install run inside a clone); else the
+    package-adjacent path (which then reports the records as missing).
+
+    Raises:
+        EvidenceError: ``$STNLAB_RESULTS`` is set but is not a directory.
+    """
+    env = os.environ.get(RESULTS_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_dir():
+            raise EvidenceError(f"default_results_dir: expected ${RESULTS_ENV} to be a "
+                                f"directory, got {env!r}")
+        return p.resolve()
+    here = Path(__file__).resolve().parents[1] / "results"
+    if here.is_dir():
+        return here
+    cwd = Path.cwd() / "results"
+    return cwd.resolve() if cwd.is_dir() else here
 
 
 @dataclass
 class CheckContext:
-    """What a check may use: where to write figures, how big to run, a seed."""
+    """What a check may use: where to write figures, how big to run, the seeds.
+
+    Attributes:
+        seeds: the seeds a check that draws anything random runs over
+            (:func:`prove_seeds`; default: ``DEFAULT_SEEDS`` for the scale from ``seed``).
+            ``seed == seeds[0]``.
+        results_dir: committed results (e.g. the ``results/`` that holds
+            ``mnist-small/``); None: there are none.
+    """
 
     out_dir: Path
     quick: bool = False
     seed: int = 0
     device: str = "cpu"
     results_dir: Path | None = None  # committed results (e.g. results/mnist-small)
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not self.seeds:
+            self.seeds = prove_seeds(self.seed, DEFAULT_SEEDS["quick" if self.quick else "full"])
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if self.seeds[0] != self.seed:
+            raise EvidenceError(f"CheckContext: expected seeds[0] == seed ({self.seed}), got "
+                                f"seeds {self.seeds}")
 
     def figure_path(self, name: str) -> Path:
         d = self.out_dir / "figures"
@@ -197,19 +481,26 @@ class Claim:
     source: str
     kind: str = "numerical"  # symbolic | numerical | empirical
     checks: list[Check] = field(default_factory=list)
+    note: str = ""  # the source's exact numbers, scope remarks (report, CLAIMS.md)
 
 
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(id: str, statement: str, *, source: str, kind: str = "numerical") -> Claim:
-    """Register a claim (idempotent for the same id and statement)."""
+def claim(id: str, statement: str, *, source: str, kind: str = "numerical",
+          note: str = "") -> Claim:
+    """Register a claim (idempotent for the same id and statement).
+
+    Args:
+        note: what a reader needs beside the statement (the source's exact table numbers,
+            the scale the claim needs); shown in the report and the catalogue.
+    """
     if id in _REGISTRY:
         c = _REGISTRY[id]
         if c.statement != statement:
             raise ValueError(f"claim: id {id!r} registered twice with different statements")
         return c
-    c = Claim(id, statement, source, kind)
+    c = Claim(id, statement, source, kind, note=note)
     _REGISTRY[id] = c
     return c
 
@@ -267,8 +558,11 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
 
     A check that raises (or returns something other than :class:`Evidence`) is
     reported as ``failed`` with the exception in its summary (a crashing check never
-    counts as verified). Each evidence dict also carries ``elapsed_s`` (None when
-    the check did not run).
+    counts as verified). So is a check whose number names repeat another check's of the
+    same claim (names are unique within a claim), and a check of an empirical claim that
+    decided something (verified / failed / inconclusive) without ``provenance``. Each
+    evidence dict also carries ``elapsed_s`` (None when the check did not run). A
+    claim's status combines its checks' like :meth:`Evidence.all_of`.
     """
     claims = load_all()
     if only:
@@ -281,6 +575,7 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
         c = claims[cid]
         selected = only is None or cid in only
         results = []
+        seen: dict[str, tuple] = {}  # number name -> (the check that reported it, value)
         for ch in c.checks:
             elapsed = None
             scale = "quick" if ctx.quick else "full"
@@ -299,16 +594,28 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
                     ev = Evidence("failed", {}, "", f"check raised {type(e).__name__}: {e}",
                                   data={"traceback": traceback.format_exc()})
                 elapsed = round(time.perf_counter() - t0, 3)
+                ev = _enforce_rules(c, ch, ev, seen)
+            for k, v in ev.numbers.items():
+                seen.setdefault(k, (ch.name, v))
             results.append({"check": ch.name, **ev.to_json(), "elapsed_s": elapsed})
-        statuses = [r["status"] for r in results]
-        if not results:
-            status = "not run"
-        elif "failed" in statuses:
-            status = "failed"
-        elif all(s == "verified" for s in statuses):
-            status = "verified"
-        else:
-            status = "not run"
+        status = combine_statuses(r["status"] for r in results)
         out.append({"id": cid, "statement": c.statement, "source": c.source, "kind": c.kind,
-                    "status": status, "evidence": results})
+                    "note": c.note, "status": status, "evidence": results})
     return out
+
+
+def _enforce_rules(c: Claim, ch: Check, ev: Evidence, seen: dict[str, tuple]) -> Evidence:
+    """A broken rule turns the check's evidence into ``failed`` (never silently kept)."""
+    dup = [k for k in ev.numbers if k in seen and not _same(seen[k][1], ev.numbers[k])]
+    if dup:
+        return Evidence("failed", {}, ev.tolerance,
+                        f"number name(s) {dup} already reported with other values by "
+                        f"check(s) {sorted({seen[k][0] for k in dup})} of {c.id}: names must "
+                        f"be unique within a claim", tolerance_source=ev.tolerance_source,
+                        data={"numbers": _plain(ev.numbers)})
+    if c.kind == "empirical" and ev.status != "not run" and ev.provenance is None:
+        return Evidence("failed", ev.numbers, ev.tolerance,
+                        f"empirical check {ch.name} gave no provenance ({', '.join(PROVENANCE_KEYS)}); "
+                        f"its {ev.status!r} cannot be traced to records",
+                        tolerance_source=ev.tolerance_source)
+    return ev

@@ -5,9 +5,15 @@
     stnlab prove --only INV-4 --only GEO-1,GEO-2
     stnlab prove --json [PATH]     # the JSON summary on stdout ('-', no PATH) or to PATH
     stnlab prove --device cuda     # checks that compute on tensors use this device
+    stnlab prove --seed 7 --seeds 3   # seeds 7, 1007, 2007 (default: 5 full, 2 --quick)
+    stnlab prove --catalogue CLAIMS.md  # write the claims catalogue; run nothing
 
-Exit status: 0 if no check failed ("not run" is not a failure, and never counts as
-verified), 1 if any check failed, 2 on a usage error.
+Committed records (the EMP claims) are read from ``--results``, else ``$STNLAB_RESULTS``,
+else ``results/`` next to the installed package (:func:`proofs.registry.default_results_dir`),
+whatever the working directory.
+
+Exit status: 0 if no check failed ("inconclusive" and "not run" are not failures, and
+never count as verified), 1 if any check failed, 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -24,8 +30,16 @@ import torch
 
 from models import runio
 
-from .registry import CheckContext, load_all, run_claims
-from .report import Progress, summarize, write_report
+from .registry import (
+    DEFAULT_SEEDS,
+    RESULTS_ENV,
+    CheckContext,
+    default_results_dir,
+    load_all,
+    prove_seeds,
+    run_claims,
+)
+from .report import Progress, status_reason, summarize, write_report
 
 __all__ = ["add_arguments", "run", "parse_only"]
 
@@ -50,13 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("prove-out"),
         help="output directory for report.md, report.json, figures/ (default: prove-out)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every check (default: 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="first seed; the checks run over S, S+1000, ... (default: 0)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help=f"number of seeds (default: {DEFAULT_SEEDS['full']}, "
+                        f"{DEFAULT_SEEDS['quick']} with --quick)")
     parser.add_argument(
         "--results",
         type=Path,
-        default=Path("results"),
-        help="directory of committed empirical results the EMP claims read (default: results/)",
+        default=None,
+        help=f"directory of committed empirical results the EMP claims read (default: "
+        f"${RESULTS_ENV}, else results/ next to the installed package)",
     )
+    parser.add_argument("--catalogue", type=Path, default=None, metavar="PATH",
+                        help="write the claims catalogue (CLAIMS.md) to PATH and exit; "
+                        "runs no check")
     runio.add_json_argument(parser, "the summary (id, status, key numbers)")
     parser.add_argument(
         "--device",
@@ -93,9 +115,20 @@ def _count_checks(only: list[str] | None, quick: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the selected checks and write the report; 1 if any check failed."""
+    if args.catalogue is not None:
+        from .catalogue import write_catalogue
+
+        path = write_catalogue(args.catalogue)
+        print(f"wrote {path}")
+        return 0
     only = parse_only(args.only)
     if args.seed < 0:
         raise ValueError(f"--seed: expected a non-negative int, got {args.seed}")
+    n_seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS[
+        "quick" if args.quick else "full"]
+    if n_seeds < 1:
+        raise ValueError(f"--seeds: expected a positive int, got {n_seeds}")
+    results = Path(args.results) if args.results is not None else default_results_dir()
     device = str(args.device)
     if not (device == "cpu" or device.startswith("cuda")):
         raise ValueError(f"--device: expected cpu or cuda[:i], got {device!r}")
@@ -110,8 +143,9 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         quick=bool(args.quick),
         seed=int(args.seed),
+        seeds=prove_seeds(int(args.seed), int(n_seeds)),
         device=device,
-        results_dir=Path(args.results),
+        results_dir=results,
     )
     progress = Progress(_count_checks(only, ctx.quick))
     t0 = time.perf_counter()
@@ -123,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         else "stnlab prove",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seed": ctx.seed,
+        "seeds": list(ctx.seeds),
+        "results": str(results),
         "quick": ctx.quick,
         "only": only,
         "elapsed_s": elapsed,
@@ -153,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json != "-":
         width = max((len(c["id"]) for c in claims), default=5)
         for c in claims:
-            print(f"{c['id']:<{width}}  {c['status']}")
+            why = status_reason(c)
+            print(f"{c['id']:<{width}}  {c['status']}" + (f" -- {why}" if why else ""))
         print(
-            f"{summ['verified']} verified, {summ['failed']} failed, {summ['not run']} not run "
-            f"in {elapsed:.1f}s; wrote {md} and {js}"
+            f"{summ['verified']} verified, {summ['failed']} failed, {summ['inconclusive']} "
+            f"inconclusive, {summ['not run']} not run in {elapsed:.1f}s; wrote {md} and {js}"
         )
     return 1 if summ["failed"] else 0
