@@ -15,7 +15,7 @@ from typing import Any
 
 from proofs.registry import Evidence
 
-__all__ = ["Part", "SeedRun", "over_seeds"]
+__all__ = ["Part", "SeedRun", "judge", "over_seeds"]
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,30 @@ class SeedRun:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+def judge(parts: list[Part], numbers: dict | None = None, *, data: dict | None = None,
+          summary: str = "") -> Evidence:
+    """One seed's verdict: ``Evidence.all_of`` of one ``Evidence.compare`` per part.
+
+    The parts stay attached (``ev.parts``, not serialized), so :func:`over_seeds` can judge
+    each of them over seeds when a check runs the same measurement per seed.
+    """
+    ev = Evidence.all_of([Evidence.compare(p.name, p.value, p.op, p.bound,
+                                           tolerance=p.tolerance) for p in parts])
+    ev.numbers.update(numbers or {})
+    ev.data = dict(data or {})
+    ev.summary = summary
+    ev.parts = list(parts)
+    return ev
+
+
 def over_seeds(ctx, body: Callable[[int], SeedRun], *, summary: str | Callable = "",
                ) -> Evidence:
     """Run ``body`` for every seed in ``ctx.seeds``; each part must hold in every seed.
 
     Args:
         ctx: the :class:`proofs.registry.CheckContext` (its ``seeds``).
-        body: ``seed -> SeedRun``; the same part names in every seed.
+        body: ``seed -> SeedRun`` (or an Evidence made by :func:`judge`); the same part
+            names in every seed.
         summary: a sentence, or ``f(runs: dict[seed, SeedRun], ev) -> str``.
 
     Returns:
@@ -55,7 +72,7 @@ def over_seeds(ctx, body: Callable[[int], SeedRun], *, summary: str | Callable =
         ValueError: a body whose part names differ between seeds.
     """
     seeds = tuple(ctx.seeds)
-    runs = {s: body(s) for s in seeds}
+    runs = {s: _as_run(body(s)) for s in seeds}
     first = runs[seeds[0]]
     names = [p.name for p in first.parts]
     for s, r in runs.items():
@@ -72,3 +89,13 @@ def over_seeds(ctx, body: Callable[[int], SeedRun], *, summary: str | Callable =
     ev.data = dict(first.data)
     ev.summary = summary(runs, ev) if callable(summary) else summary
     return ev
+
+
+def _as_run(r) -> SeedRun:
+    if isinstance(r, SeedRun):
+        return r
+    if isinstance(r, Evidence) and hasattr(r, "parts"):
+        return SeedRun(r.parts, {k: v for k, v in r.numbers.items()
+                                 if k not in {p.name for p in r.parts}}, r.data)
+    raise TypeError(f"over_seeds: expected the body to return a SeedRun or an Evidence made "
+                    f"by judge(), got {type(r).__name__}")
