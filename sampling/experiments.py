@@ -29,11 +29,14 @@ Convention:
 The loss (both experiments, 003 Sec. 6.3 "an l2 loss"; the reduction is our
 choice): for one trial, ``L = mean_{c, y, x} (S_method(I; M)[c, y, x] - T[c, y, x])^2``
 where ``S_method(I; M)`` samples image ``I`` on the output grid of ``M`` with the
-chosen sampler and the target ``T = S_method(I; M_true)`` is the *same sampler's*
-rendering at the true matrix, detached. With the bilinear and linearized samplers
-(whose forward values agree, SMP-1) this is the bilinearly downsampled region of
-003; with the multi-scale sampler it is that sampler's own (blurred) rendering, so
-every method has its minimum at the truth. Batched trials are summed, which
+chosen sampler. In the alignment experiment (``align_images(target="common")``, the
+default) the target is 003's (Sec. 6.3-6.4 and its released code): *one* target per
+trial, the region at the true matrix downsampled by plain bilinear sampling, shared by
+every sampler. ``target="own"`` (a labelled diagnostic) uses the *same sampler's*
+rendering at the true matrix instead, so every method has its minimum at the truth; with
+the bilinear and linearized samplers (whose forward values agree, SMP-1) the two targets
+are the same, with the multi-scale sampler they differ. The gradient field always uses
+the own target. Batched trials are summed, which
 keeps their gradients independent of each other (the linearized sampler draws
 its auxiliary noise once per call and shares it across the batch, so trials of
 one batch see correlated noise, never each other's images).
@@ -69,6 +72,7 @@ __all__ = [
     "corner_reprojection_error",
     "recall_curve",
     "recall_auc",
+    "trial_auc_scores",
     "CORNERS",
 ]
 
@@ -380,6 +384,25 @@ def recall_auc(errors: torch.Tensor, max_threshold: float, *, n: int = 101) -> f
     return float(recall_curve(errors, th).mean())
 
 
+def trial_auc_scores(errors: torch.Tensor, max_threshold: float, *, n: int = 101
+                     ) -> torch.Tensor:
+    """Each trial's share of :func:`recall_auc`: ``s_i = mean_t 1[e_i <= t]`` over the same
+    ``n`` thresholds, so ``recall_auc(e) == s.mean()`` and paired differences of AUCs are
+    means of per-trial differences (what an interval over trials resamples).
+
+    Args:
+        errors: ``(N,)`` per-trial errors (non-finite: never recalled).
+
+    Returns:
+        ``(N,)`` float64 in ``[0, 1]``.
+    """
+    check_positive(max_threshold, name="max_threshold", fn="trial_auc_scores")
+    th = torch.linspace(0, max_threshold, n, dtype=torch.float64)
+    e = errors.detach().double().cpu().reshape(-1, 1)
+    ok = torch.isfinite(e) & (e <= th)
+    return ok.double().mean(1)
+
+
 def paired_auc_difference(errors_a: torch.Tensor, errors_b: torch.Tensor, *,
                           max_threshold: float, n_boot: int = 2000, level: float = 0.95,
                           seed: int = 0) -> dict:
@@ -464,7 +487,8 @@ def align_images(images: torch.Tensor, *, perturbation: Perturbation | torch.Ten
                  downsample: float = 1.0, crop: float = 2.0 / 3.0,
                  method_options: dict | None = None, align_corners: bool = False,
                  generator: torch.Generator | None = None, log_every: int = 10,
-                 progress: Callable[[int, float], None] | None = None) -> AlignmentResult:
+                 progress: Callable[[int, float], None] | None = None,
+                 target: str = "common") -> AlignmentResult:
     """003 Sec. 6.4 / Fig. 7: optimise the six affine parameters of each trial directly.
 
     Trial ``i`` aligns image ``images[i]``: the target is the central region
@@ -500,6 +524,9 @@ def align_images(images: torch.Tensor, *, perturbation: Perturbation | torch.Ten
         generator: draws the perturbations and seeds the linearized sampler.
         log_every: record the mean loss every this many steps.
         progress: called as ``progress(step, mean_loss)`` at each record.
+        target: ``"common"`` (003's protocol: the region at the truth rendered by plain
+            bilinear sampling, the same for every sampler) or ``"own"`` (diagnostic: the
+            chosen sampler's own rendering at the truth).
 
     Returns:
         An :class:`AlignmentResult`.
@@ -515,6 +542,7 @@ def align_images(images: torch.Tensor, *, perturbation: Perturbation | torch.Ten
         raise ValueError(f"{fn}: expected steps to be an int >= 0, got {steps!r}")
     check_positive(lr, name="lr", fn=fn)
     check_positive(log_every, name="log_every", fn=fn)
+    check_choice(target, ("common", "own"), name="target", fn=fn)
     kw = dict(dtype=images.dtype, device=images.device)
     if isinstance(perturbation, Perturbation):
         pert = sample_perturbations(n, perturbation, generator=generator, **kw)
@@ -527,15 +555,19 @@ def align_images(images: torch.Tensor, *, perturbation: Perturbation | torch.Ten
     truth = region_matrix(n, crop, **kw)
     initial = compose(truth, pert)  # (N, 2, 3): P first, then the region
     with torch.no_grad():
-        target = render(images, truth, size, method=method, method_options=opts,
-                        align_corners=align_corners)  # (N, C, h, w)
+        if target == "common":  # 003: one bilinearly downsampled target for every sampler
+            target_img = render(images, truth, size, method="bilinear",
+                                align_corners=align_corners)  # (N, C, h, w)
+        else:
+            target_img = render(images, truth, size, method=method, method_options=opts,
+                                align_corners=align_corners)  # (N, C, h, w)
     theta = initial.clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr)
     history = []
     for step in range(steps + 1):
         out = render(images, theta, size, method=method, method_options=opts,
                      align_corners=align_corners)  # (N, C, h, w)
-        loss = (out - target).pow(2).flatten(1).mean(1)  # (N,)
+        loss = (out - target_img).pow(2).flatten(1).mean(1)  # (N,)
         if step % int(log_every) == 0 or step == steps:
             mean = float(loss.detach().mean())
             history.append(mean)
@@ -553,7 +585,7 @@ def align_images(images: torch.Tensor, *, perturbation: Perturbation | torch.Ten
     config = {"method": method, "method_options": {k: v for k, v in opts.items()
                                                    if k != "generator"},
               "steps": steps, "lr": lr, "optimizer": "Adam", "downsample": downsample,
-              "crop": crop, "align_corners": align_corners,
+              "crop": crop, "align_corners": align_corners, "target": target,
               "perturbation": (perturbation.to_dict() if isinstance(perturbation, Perturbation)
                                else "given")}
     return AlignmentResult(corner_reprojection_error(estimate, truth).cpu(),

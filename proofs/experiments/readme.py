@@ -62,6 +62,15 @@ def write_readme(out: Path, experiments, report_thresholds) -> Path:
         lines += [f"## {name}", "",
                   f"scale `{r['scale']}`, seed {r['seed']}, device {r['device']}, "
                   f"{r['date']}, {r['wall_seconds']} s. Figure: `{name}.png`.", ""]
+        if name != "gradient-field":
+            loss = r.get("config", {}).get("loss", "")
+            if r.get("config", {}).get("target") == "common":
+                lines += [f"Protocol: 003's, {loss}.", ""]
+            else:
+                lines += ["Protocol: **own target (a diagnostic, not 003's protocol)**: each "
+                          "sampler is scored against its own rendering at the truth. One seed, "
+                          "sampler noise stream fixed: the intervals below understate the "
+                          "uncertainty.", ""]
         if name == "gradient-field":
             ds = r["downsamples"]
             lines += [f"Basin fraction (cos > 0.7, mean over {len(r['images'])} images: "

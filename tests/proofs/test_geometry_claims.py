@@ -34,8 +34,18 @@ def test_geo1_fails_on_wrong_sign(ctx, monkeypatch):
 
 def test_geo2_verifies_and_fails_on_wrong_units(ctx, monkeypatch):
     assert geo.geo2_units(ctx).status == "verified"
-    monkeypatch.setattr(g, "pixel_units", lambda w, align_corners=False: w / 2)
-    assert geo.geo2_units(ctx).status == "failed"
+    # a model frame with the align_corners=False unit (W s / 2 = 26 px, not 25)
+    from models import placements
+
+    real = placements.FeatureMap.frame
+
+    def wrong_frame(self, net):
+        f = real(self, net)
+        return {**f, "half_width_px": f["width"] * f["stride"] / 2}
+
+    monkeypatch.setattr(placements.FeatureMap, "frame", wrong_frame)
+    ev = geo.geo2_units(ctx)
+    assert ev.status == "failed" and ev.numbers["stn_c1_T_half_width_px"] == 26.0
 
 
 def test_geo3_verifies(ctx):
@@ -50,7 +60,11 @@ def test_geo3_fails_on_swapped_composition(ctx, monkeypatch):
 
 
 def test_geo3_fails_on_wrong_identity(ctx, monkeypatch):
-    monkeypatch.setattr(g, "offsets_to_matrix",
-                        lambda o: o.view(-1, 2, 3) + torch.tensor([[1.0, 0, 0.01], [0, 1.0, 0]],
-                                                                  dtype=o.dtype))
-    assert geo.geo3_compose_and_identity(ctx).status == "failed"
+    """The models' own initialization is what GEO-3 warps with: a bias that is not the
+    identity (a 0.01 shift) fails it."""
+    import models.stn as stn
+
+    monkeypatch.setattr(stn, "IDENTITY_BIAS", (1.0, 0.0, 0.01, 0.0, 1.0, 0.0))
+    ev = geo.geo3_compose_and_identity(ctx)
+    assert ev.status == "failed"
+    assert ev.numbers["identity_init_max_abs_error"]["min"] > 1e-3

@@ -50,15 +50,17 @@ class Positional(nn.Module):
 
 
 def test_every_inv_claim_is_registered_with_a_check():
-    inv_ids = [f"INV-{i}" for i in range(1, 8)]
+    inv_ids = [f"INV-{i}" for i in range(1, 9)]
     for cid in inv_ids:
         assert registry()[cid].checks, cid
 
 
 def test_quick_run_verifies_every_inv_claim(tmp_path):
     ctx = CheckContext(out_dir=tmp_path, quick=True, seed=0)
-    claims = run_claims(ctx, [f"INV-{i}" for i in range(1, 8)])
+    claims = run_claims(ctx, [f"INV-{i}" for i in range(1, 9)])
     got = {c["id"]: c["status"] for c in claims if c["id"].startswith("INV")}
+    # INV-8 (beyond the papers) fails on its counterexample, the Gaussian-derivative bank
+    assert got.pop("INV-8") == "failed"
     bad = {k: v for k, v in got.items() if v == "failed"}
     assert not bad, [
         ev["summary"] for c in claims for ev in c["evidence"] if ev["status"] == "failed"
@@ -160,22 +162,54 @@ def test_inv5_verdict_fails_for_pointwise_extractor(images):
     interpolation, so the 'bounded away from 0' check must fail."""
     torch.manual_seed(0)
     pw = nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU()).double()
-    rows = inv_s.measure_scales(pw, images, (0.5, 1.0, 2.0))
-    ev = inv_s.inv5_verdict(rows, floor=inv_s.interpolation_floor(pw, images))
+    rows = inv_s.measure_scales(pw, images, (0.5, 1.0, 2.0), modes=("spatial",))
+    ev = inv_s.inv5_verdict(rows, floor=inv_s.interpolation_floor(pw, images, mode="spatial"))
     assert ev.status == "failed"
 
 
 def test_inv5_verdict_needs_growth():
     rows = [
-        {"s": 0.5, "mix_error": 0.1},
-        {"s": 0.71, "mix_error": 0.2},
-        {"s": 1.0, "mix_error": 0.0},
-        {"s": 2.0, "mix_error": 0.3},
+        {"s": 0.5, "spatial_error": 0.1},
+        {"s": 0.71, "spatial_error": 0.2},
+        {"s": 1.0, "spatial_error": 0.0},
+        {"s": 2.0, "spatial_error": 0.3},
     ]
     ev = inv_s.inv5_verdict(rows, floor=0.01)
     assert ev.status == "failed" and ev.numbers["grows_with_abs_log_s"] == 0.0
-    rows[0]["mix_error"] = 0.25
+    rows[0]["spatial_error"] = 0.25
     assert inv_s.inv5_verdict(rows, floor=0.01).status == "verified"
+
+
+def test_inv5_check_must_hold_in_every_seed(ctx, monkeypatch):
+    """One seed whose random CNN is alignable (a pointwise net) fails INV-5 as a whole."""
+    real = inv_s.random_cnn
+
+    def one_bad(*a, seed=0, **k):
+        if seed == ctx.seeds[-1]:
+            torch.manual_seed(0)
+            net = nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU()).double()
+            net.stride = 1
+            return net
+        return real(*a, seed=seed, **k)
+
+    monkeypatch.setattr(inv_s, "random_cnn", one_bad)
+    ev = inv_s.inv5_scaling(ctx)
+    assert ev.status == "failed"
+    ratios = ev.numbers["min_spatial_error_s_ne_1_over_floor"]["per_seed"]
+    assert ratios[str(ctx.seeds[0])] >= inv.FLOOR_FACTOR > ratios[str(ctx.seeds[-1])]
+
+
+# -- INV-8
+
+
+def test_inv8_verdict_interval_and_counterexample():
+    high = [[4.0, 5.0], [3.5, 6.0], [4.2, 5.5]]
+    assert inv_s.inv8_verdict(high, [3.0, 2.5]).status == "verified"
+    # the bank undoes the scaling up to interpolation at one s: a counterexample
+    assert inv_s.inv8_verdict(high, [3.0, 1.5]).status == "failed"
+    # random CNNs straddling 2x the floor: the interval contains the null
+    mixed = [[1.2, 3.5], [2.9, 1.4], [1.8, 2.6]]
+    assert inv_s.inv8_verdict(mixed, [3.0, 2.5]).status == "inconclusive"
 
 
 # -- INV-6
@@ -199,3 +233,33 @@ def test_inv7_symbolic_and_classification():
     }
     assert inv_s.measure_inv7(maps, {"shear": False, "rot": True}).status == "verified"
     assert inv_s.measure_inv7(maps, {"shear": True, "rot": True}).status == "failed"
+
+
+def _rot(deg):
+    t = math.radians(deg)
+    return torch.tensor([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]],
+                        dtype=torch.float64)
+
+
+@pytest.mark.parametrize("p", [[[10.0, 1.0], [0.0, 1.0]], [[2.0, 1.0], [0.0, 1.0]],
+                               [[1.0, 0.0], [3.0, 0.5]]])
+@pytest.mark.parametrize("deg", [1.0, 30.0, 90.0, 179.0])
+def test_inv7_conjugated_rotations_are_classified_invariant(p, deg):
+    p = torch.tensor(p, dtype=torch.float64)
+    maps = {"conj": p @ _rot(deg) @ torch.linalg.inv(p),
+            "conj_shear": p @ torch.tensor([[1.0, 0.3], [0.0, 1.0]], dtype=torch.float64)
+            @ torch.linalg.inv(p)}
+    assert inv_s.measure_inv7(maps, {"conj": True, "conj_shear": False}).status == "verified"
+
+
+def test_inv7_fails_with_the_former_norm_heuristic(monkeypatch):
+    """The old rule (max ||A^±n|| < 10) calls R30 conjugated by [[10, 1], [0, 1]] not
+    invariant; with it swapped in, INV-7's classification fails."""
+    def heuristic(m):
+        return inv_s.classify_maps({"m": torch.as_tensor(m)})["m"]["max_power_norm"] < 10
+
+    q = torch.tensor([[10.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    maps = {"conj30": q @ _rot(30) @ torch.linalg.inv(q)}
+    assert inv_s.measure_inv7(maps, {"conj30": True}).status == "verified"
+    monkeypatch.setattr(inv_s, "is_conjugate_to_orthogonal", heuristic)
+    assert inv_s.measure_inv7(maps, {"conj30": True}).status == "failed"

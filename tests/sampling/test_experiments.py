@@ -277,3 +277,32 @@ def test_paired_auc_difference_rejects_bad_options(kw, msg):
         ex.paired_auc_difference(e, e, max_threshold=0.5, **kw)
     with pytest.raises(ValueError, match="errors_b"):
         ex.paired_auc_difference(e, e[:4], max_threshold=0.5)
+
+
+def test_alignment_common_target_is_bilinear_for_every_sampler():
+    """003's protocol: one bilinearly downsampled target. For bilinear it is its own
+    rendering (same run); for multi-scale it is not, so the estimates differ from the
+    own-target diagnostic; at steps = 0 nothing differs."""
+    img = smooth_image(32).unsqueeze(0).expand(2, 1, 32, 32)
+    pert = _small_perturbation(2)
+    kw = dict(perturbation=pert, steps=15, lr=0.01, downsample=2)
+    common = ex.align_images(img, method="bilinear", **kw)
+    own = ex.align_images(img, method="bilinear", target="own", **kw)
+    torch.testing.assert_close(common.estimate, own.estimate, rtol=0, atol=0)
+    ms_common = ex.align_images(img, method="multiscale", **kw)
+    ms_own = ex.align_images(img, method="multiscale", target="own", **kw)
+    assert float((ms_common.estimate - ms_own.estimate).abs().max()) > 1e-6
+    assert ms_common.to_dict()["config"]["target"] == "common"
+
+
+def test_alignment_rejects_an_unknown_target():
+    img = smooth_image(16).unsqueeze(0)
+    with pytest.raises(ValueError, match="align_images.*target"):
+        ex.align_images(img, perturbation=ex.Perturbation(), target="mine")
+
+
+def test_trial_auc_scores_average_to_recall_auc():
+    e = torch.tensor([0.0, 0.1, 0.3, float("inf"), 0.6], dtype=torch.float64)
+    s = ex.trial_auc_scores(e, 0.5)
+    assert s.shape == (5,) and float(s[3]) == 0.0 and float(s[0]) == 1.0
+    assert float(s.mean()) == pytest.approx(ex.recall_auc(e, 0.5))
