@@ -70,9 +70,13 @@ class TrainingDiverged(RuntimeError):
 _write_json = runio.atomic_write_json
 
 
-def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig) -> None:
+def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig,
+                    optimizer_state: dict | None = None, stopping_state: dict | None = None,
+                    stopped: bool = False) -> None:
     """Atomic checkpoint: parameters, step, every seed's generator state, torch's global
-    generator state(s) (the linearized sampler draws its noise seeds there), config.
+    generator state(s) (the linearized sampler draws its noise seeds there), config, and
+    the suite's optimizer / early-stopping state where it has them (``stopped``: the
+    early-stopping rule ended the run at ``step``).
     Its sha256 is written beside it and the previous checkpoint is kept
     (:func:`models.runio.save_checkpoint`)."""
     state = {"format": CHECKPOINT_FORMAT, "step": int(step),
@@ -80,6 +84,11 @@ def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: Tra
              "generators": [g.get_state() for g in generators],
              "global_rng": torch.get_rng_state(),
              "config": cfg.to_json()}
+    if optimizer_state is not None:
+        state["optimizer"] = {k: v.detach().cpu() for k, v in optimizer_state.items()}
+    if stopping_state is not None:
+        state["early_stopping"] = {k: v.detach().cpu() for k, v in stopping_state.items()}
+        state["stopped"] = bool(stopped)
     if str(cfg.device).startswith("cuda"):
         state["global_cuda_rng"] = torch.cuda.get_rng_state(torch.device(cfg.device))
     runio.save_checkpoint(path, state)
@@ -140,6 +149,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     base, params = init_models(cfg, suite.build)
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
+    hooks = suite.hooks(cfg)
+    opt, stopper = hooks.optimizer, hooks.early_stopping
+    opt_state = opt.init(params) if opt is not None else None
+    stop_state = stopper.init(params) if stopper is not None else None
+    stopped = False
     if has_ckpt:
         if not resume:
             raise ConfigError(f"train: {ckpt_path} exists; pass --resume to continue it or "
@@ -160,6 +174,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             torch.set_rng_state(ck["global_rng"])
         if "global_cuda_rng" in ck and str(cfg.device).startswith("cuda"):
             torch.cuda.set_rng_state(ck["global_cuda_rng"], torch.device(cfg.device))
+        if opt is not None:
+            opt_state = {k: v.to(cfg.device) for k, v in ck["optimizer"].items()}
+        if stopper is not None:
+            stop_state = {k: v.to(cfg.device) for k, v in ck["early_stopping"].items()}
+            stopped = bool(ck.get("stopped", False))
         if log_path.exists():  # drop log lines past the checkpoint
             keep = [ln for ln in log_path.read_text().splitlines()
                     if ln.strip() and json.loads(ln)["step"] <= step]
@@ -171,7 +190,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     _write_json(run_dir / "env.json", environment(cfg))
 
     use_vmap = cfg.vmap and len(cfg.seeds) > 1 and cfg.method == "bilinear"
-    step_fn = make_step(base, use_vmap, suite.hooks(cfg).loss)
+    step_fn = make_step(base, use_vmap, hooks.loss)
     S = len(cfg.seeds)
     bar = Progress(label, cfg.total_steps, step, cfg.batch_size * S, enabled=progress)
     win_loss = torch.zeros(S, device=cfg.device)
@@ -199,22 +218,36 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         bar.close()
         raise TrainingDiverged(msg)
 
-    while step < cfg.total_steps:
+    while step < cfg.total_steps and not stopped:
         x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
         grads, loss, logits = step_fn(params, x, y)
         lr = cfg.lr_at(step)
         with torch.no_grad():
-            params = {k: p - lr * grads[k] for k, p in params.items()}
+            if opt is None:
+                params = {k: p - lr * grads[k] for k, p in params.items()}
+            else:
+                params, opt_state = opt.update(params, grads, opt_state)
             step += 1
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
             win_loss += loss.detach()
             win_err += (logits.argmax(-1) != y).float().mean(-1)
         win_n += 1
-        at_log = step % cfg.log_every == 0 or step == cfg.total_steps
-        at_ckpt = step % cfg.checkpoint_every == 0 or step == cfg.total_steps
+        at_val = stopper is not None and (step % stopper.every == 0
+                                          or step == cfg.total_steps)
+        val_err = None
+        if at_val:
+            check_finite()
+            val_err = hooks.validate(base, params, train_data)  # (S,)
+            stop_state, stopped = stopper.observe(params, step, val_err, stop_state)
+        at_log = step % cfg.log_every == 0 or step == cfg.total_steps or stopped
+        at_ckpt = step % cfg.checkpoint_every == 0 or step == cfg.total_steps or stopped
         stopping = stop_after is not None and step >= stop_after
         if at_log or at_ckpt or stopping:
             check_finite()
+        if val_err is not None:
+            with log_path.open("a") as f:
+                f.write(json.dumps({"step": step, "val_error": val_err.tolist(),
+                                    "stopped": stopped}) + "\n")
         if at_log:
             wl, we = (win_loss / win_n).tolist(), (win_err / win_n).tolist()
             with log_path.open("a") as f:
@@ -233,20 +266,26 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                 _write_json(run_dir / "diverged.json", {"step": step, "message": msg})
                 bar.close()
                 raise TrainingDiverged(msg)
-            save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg)
-        if stopping and step < cfg.total_steps:
+            save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg,
+                            optimizer_state=opt_state, stopping_state=stop_state,
+                            stopped=stopped)
+        if stopping and step < cfg.total_steps and not stopped:
             bar.close()
             return None
     bar.close()
     wall = time.perf_counter() - t_start
     steps_done = step - start_step
     result = {"variant": cfg.variant, "net": cfg.net, "scale": cfg.scale,
-              "seeds": list(cfg.seeds), "steps": cfg.total_steps,
+              "seeds": list(cfg.seeds), "steps": step,
               "n_params": count_params(suite.build(cfg)),
               "train": {"wall_s": round(wall, 2), "steps_this_session": steps_done,
                         "images_per_s": round(steps_done * cfg.batch_size * S / wall, 1)
                         if wall > 0 else None, "vmap": use_vmap,
                         "final_loss": last_loss}}
+    if stopper is not None:  # evaluate each seed's best parameters on validation
+        result["early_stopping"] = {**stopper.summary(stop_state), "stopped_at": step,
+                                    "max_steps": cfg.total_steps}
+        params = stopper.select(stop_state)
     if test_data is not None:
         ev = suite.evaluate(cfg, base, params, test_data)
         result.update(ev["summary"])
@@ -281,6 +320,7 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = SuiteRecord.load_index(out, scale)
+    index.setdefault("suite", suite.name)  # `stnlab report` picks the suite's tables by it
     for v in variants:
         cfgs = [suite.preset(scale, v, n, **overrides) for n in nets]
         loaded = None

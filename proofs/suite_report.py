@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from models.record import RunRecord
+from models.record import RunRecord, SuiteRecord
 from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
 from models.runio import add_json_argument, atomic_write_json, emit_json
 
@@ -29,6 +29,9 @@ _CAPTIONS = {"fig5_gallery": "Fig. 5: perturbed test digits (top) and the ST out
 def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
     """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
     suite_dir = Path(suite_dir)
+    name = SuiteRecord.load_index(suite_dir, "?").get("suite", "mnist")
+    if name != "mnist":
+        return _render_other(name, suite_dir, out_md, figures=figures)
     suite = load_records(suite_dir)
     runs = {v: {n: r.with_config() for n, r in row.items()} for v, row in suite.runs.items()}
     if not runs:
@@ -58,6 +61,42 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
         atomic_write_json(out_md.with_suffix(".json"),
                           {"suite": str(suite_dir), "runs": runs, "figures": figs,
                            "paper": {"table_i": PAPER_TABLE_I, "table_ii": PAPER_TABLE_II}})
+    return text
+
+
+def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
+    """A suite other than MNIST: its own tables (``Suite.report``) and, if it has one, its
+    figure module ``figures.<name>`` (``draw_suite(SuiteRecord, out_dir)``)."""
+    import importlib
+
+    from models.suites import get_suite
+
+    suite = get_suite(name)
+    rec = SuiteRecord.load(suite_dir, variants=suite.variants, nets=suite.nets)
+    if not len(rec):
+        raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
+    lines = [f"# {name} suite: {suite_dir.name}", "", suite.summary, ""]
+    lines += suite.report(suite_dir)
+    figs = {}
+    if figures and out_md is not None:
+        try:
+            mod = importlib.import_module(f"figures.{name}")
+        except ModuleNotFoundError:
+            mod = None
+        if mod is not None and hasattr(mod, "draw_suite"):
+            figs = mod.draw_suite(rec, Path(out_md).parent / "figures")
+            if figs:
+                lines += ["### Figures", ""]
+                for fig, p in figs.items():
+                    lines += [f"![{fig}]({os.path.relpath(p, Path(out_md).parent)})", ""]
+    text = "\n".join(lines)
+    if out_md is not None:
+        out_md = Path(out_md)
+        out_md.parent.mkdir(parents=True, exist_ok=True)
+        out_md.write_text(text)
+        atomic_write_json(out_md.with_suffix(".json"),
+                          {"suite": str(suite_dir), "suite_name": name, "runs": rec.as_dicts(),
+                           "figures": figs})
     return text
 
 

@@ -84,9 +84,25 @@ class TrainHooks:
 
     Attributes:
         loss: ``loss(output, labels) -> scalar``; ``output`` is what the network returns.
+        optimizer: ``None`` (plain SGD at ``cfg.lr_at(step)``) or an object with
+            ``init(params) -> state`` and ``update(params, grads, state) -> (params,
+            state)`` (e.g. :class:`models.optim.Adam`); its state is checkpointed.
+        early_stopping: ``None`` or a :class:`models.optim.EarlyStopping`; then
+            ``validate`` is required.
+        validate: ``validate(base, params, train_data) -> (S,)`` validation error per
+            seed (``params`` stacked), called every ``early_stopping.every`` steps.
     """
 
     loss: Callable[[Any, Any], Any] = field(default=F.cross_entropy)
+    optimizer: Any = None
+    early_stopping: Any = None
+    validate: Callable | None = None
+
+    def __post_init__(self):
+        if (self.early_stopping is None) != (self.validate is None):
+            raise ValueError("TrainHooks: expected early_stopping and validate together, got "
+                             f"early_stopping={self.early_stopping!r}, "
+                             f"validate={self.validate!r}")
 
 
 @runtime_checkable
