@@ -111,7 +111,9 @@ class GtsrbConfig:
         eval_batch: images per evaluation forward pass.
         checkpoint_every, log_every: steps.
         device: ``"cpu"`` or ``"cuda[:i]"``.
-        vmap: stack seeds under ``torch.func.vmap`` (bilinear only).
+        vmap: must stay False: the Table 1 networks check their ST parameters for
+            NaN/Inf (:func:`sampling.geometry.params_to_matrix`), data-dependent control
+            flow that ``torch.func.vmap`` refuses; seeds run one after another.
         method: the sampler (from ``net``; ``"none"`` for the no-STN nets); set by the
             config, not by the user.
     """
@@ -135,7 +137,7 @@ class GtsrbConfig:
     checkpoint_every: int = 1000
     log_every: int = 100
     device: str = "cpu"
-    vmap: bool = True
+    vmap: bool = False
     method: str = ""
 
     def __post_init__(self):
@@ -166,6 +168,9 @@ class GtsrbConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+        if self.vmap:
+            raise ConfigError(f"{fn}: expected vmap=False (the networks' finiteness checks "
+                              f"cannot run under torch.func.vmap), got True")
         if not (self.device == "cpu" or str(self.device).startswith("cuda")):
             raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
 
