@@ -69,6 +69,7 @@ CLAIM_MODULES = [
     "proofs.claims.sampling_core",
     "proofs.claims.sampling",
     "proofs.claims.empirical",
+    "proofs.claims.emp3",
 ]
 
 
