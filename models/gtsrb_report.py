@@ -19,15 +19,20 @@ ROWS = ([("no STN", "none", None, "none")]
         + [(f"IC-STN {s}", "ICSTN", s, f"ICSTN/{s}") for s in G.SAMPLERS])
 
 
+#: The suite's variants and networks (:mod:`models.suites.gtsrb` imports this module, not
+#: the other way round).
+VARIANTS = ("table1", "control")
+NETS = tuple(f"none-d{d}" for d in G.DOWNSAMPLES) + tuple(
+    f"{k}-{s}-d{d}" for k in ("STN", "ICSTN") for s in G.SAMPLERS for d in G.DOWNSAMPLES)
+
+
 def _name(kind, sampler, d):
     return f"none-d{d}" if kind == "none" else f"{kind}-{sampler}-d{d}"
 
 
 def load_records(path, variant: str | None = None) -> SuiteRecord:
     """The finished runs under ``path`` (smoke included; the header names the scale)."""
-    from .suites.gtsrb import NET_NAMES, VARIANTS
-
-    return SuiteRecord.load(path, variants=VARIANTS, nets=NET_NAMES)
+    return SuiteRecord.load(path, variants=VARIANTS, nets=NETS)
 
 
 def _cell(rec) -> str:

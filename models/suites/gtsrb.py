@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .. import gtsrb_nets as G
+from .. import gtsrb_report as R
 from ..config import SCALES
 from ..core import seed_params
 from ..errors import ConfigError
@@ -51,11 +52,9 @@ __all__ = ["SUITE", "GtsrbSuite", "GtsrbConfig", "NET_NAMES", "VARIANTS", "parse
            "net_name", "preset", "match_nets", "NUM_OUTPUTS", "TensorData", "load_data", "evaluate",
            "FIG6_D"]
 
-VARIANTS = ("table1", "control")
+VARIANTS = R.VARIANTS
 #: Network names: ``none-d{d}``, then ``STN-{sampler}-d{d}``, ``ICSTN-{sampler}-d{d}``.
-NET_NAMES = tuple([f"none-d{d}" for d in G.DOWNSAMPLES]
-                  + [f"{k}-{s}-d{d}" for k in ("STN", "ICSTN") for s in G.SAMPLERS
-                     for d in G.DOWNSAMPLES])
+NET_NAMES = R.NETS
 #: Every network has 43 outputs (GTSRB's classes), on the 10-class stand-in and control too:
 #: the classifier then has Table 1's parameter counts on every data set; the 33 unused
 #: logits only ever receive negative gradient.
@@ -513,9 +512,7 @@ class GtsrbSuite:
         return evaluate(cfg, base, params, test_data)
 
     def report(self, suite_dir) -> list[str]:
-        from ..gtsrb_report import suite_tables
-
-        return suite_tables(suite_dir)
+        return R.suite_tables(suite_dir)
 
 
 SUITE = GtsrbSuite()

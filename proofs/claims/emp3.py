@@ -37,6 +37,7 @@ from pathlib import Path
 
 from models.record import SuiteRecord
 from proofs import stats
+from proofs.claims import empirical  # noqa: F401 - registers EMP-3 (and its first check) first
 from proofs.registry import STATUSES, Evidence, check, claim
 
 #: Where the committed suite is looked for, best first.

@@ -15,14 +15,14 @@ def test_mnist_is_a_suite_and_listed_one_line_each(capsys):
     assert isinstance(s, Suite) and s.nets[0] == "CNN" and s.variants == ("R", "T", "S")
     assert main(["train", "--list-suites"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == len(suites()) and out[0].startswith("mnist ")
+    assert len(out) == len(suites()) and any(ln.startswith("mnist ") for ln in out)
     assert main(["train", "--list-suites", "--json"]) == 0
     names = [r["name"] for r in json.loads(capsys.readouterr().out)["suites"]]
     assert names == sorted(suites())
 
 
 def test_unknown_suite_names_those_there_are():
-    with pytest.raises(ValueError, match=r"expected --suite in \['mnist'.*got 'nope'"):
+    with pytest.raises(ValueError, match=r"expected --suite in \[.*'mnist'.*got 'nope'"):
         get_suite("nope")
 
 
