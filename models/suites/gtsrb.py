@@ -33,7 +33,6 @@ import dataclasses
 import fnmatch
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -143,7 +142,7 @@ class GtsrbConfig:
         fn = "GtsrbConfig"
         if self.variant not in VARIANTS:
             raise ConfigError(f"{fn}: expected variant in {list(VARIANTS)}, got {self.variant!r}")
-        kind, sampler, _ = parse_net(self.net)
+        _, sampler, _ = parse_net(self.net)
         method = sampler or "none"
         if self.method not in ("", method):
             raise ConfigError(f"{fn}: expected method {method!r} (the sampler is part of the "

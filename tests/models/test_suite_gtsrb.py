@@ -142,7 +142,7 @@ def test_resume_is_exact(tmp_path, net, kw):
 
 def test_resume_check_fails_without_the_optimizer_state(tmp_path):
     cfg = _cfg(net="STN-bilinear-d4")
-    tr, te = _data()
+    tr, _ = _data()
     train(cfg, tmp_path / "full", tr, None, progress=False, suite=SUITE)
     train(cfg, tmp_path / "cut", tr, None, progress=False, stop_after=3, suite=SUITE)
     ck = _final(tmp_path / "cut")
