@@ -62,8 +62,13 @@ class Adam:
         return {k: float(self.lr(k)) for k in params}
 
     @torch.no_grad()
-    def update(self, params: dict, grads: dict, state: dict) -> tuple[dict, dict]:
-        """One step: ``(new params, new state)``; the inputs are not modified."""
+    def update(self, params: dict, grads: dict, state: dict, lr: float | None = None
+               ) -> tuple[dict, dict]:
+        """One step: ``(new params, new state)``; the inputs are not modified.
+
+        ``lr`` (the loop's ``cfg.lr_at(step)``, passed by loops that pass one) is ignored:
+        Adam's rates are the per-parameter ones given at construction.
+        """
         b1, b2 = self.betas
         t = int(state["step"]) + 1
         bc1 = 1 - b1 ** t
