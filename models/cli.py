@@ -15,6 +15,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default="all",
                         help="the suite's data variants (MNIST: R, T, S), a comma list, or all")
     parser.add_argument("--net", default="all",
-                        help="the suite's network names (MNIST: CNN, STN-C0, ...), a comma "
-                             "list, or all")
+                        help="the suite's network names (MNIST: CNN, STN-C0, ...; gtsrb: "
+                             "STN-linearized-d4, ...), a comma list of names or shell "
+                             "patterns ('ICSTN-*-d4'), or all")
     parser.add_argument("--scale", default="small", help="smoke, small, medium or paper")
     parser.add_argument("--data", default=None, metavar="DIR|standin",
                         help="a directory in the data set's official layout, or 'standin' "
@@ -95,10 +97,13 @@ def _pick(value: str, choices, what: str, all_=None) -> list[str]:
     if value == "all":
         return list(choices if all_ is None else all_)
     picked = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in picked if v not in choices]
+    # shell patterns select by name ('ICSTN-*-d4'); each must match something
+    bad = [v for v in picked if not fnmatch.filter(choices, v)]
     if bad or not picked:
-        raise UsageError(f"expected --{what} to be 'all' or from {list(choices)}, got {value!r}")
-    return picked
+        raise UsageError(f"expected --{what} to be 'all' or names / shell patterns from "
+                         f"{list(choices)}, got {value!r}")
+    return [c for c in choices if any(fnmatch.fnmatchcase(c, v) for v in picked)] \
+        if any(set(v) & set("*?[") for v in picked) else picked
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,16 +12,30 @@ Update per parameter ``p`` with gradient ``g`` (PyTorch's ``torch.optim.SGD`` co
     b = momentum * b + d                  (b = 0 at the start)
     step = d + momentum * b if nesterov else b
     p = p - lr * multiplier[name] * step
+
+Also here: Functional optimizer and early stopping over stacked multi-seed parameters.
+
+The loop (:mod:`models.train`) trains several seeds at once on parameters stacked along
+a leading seed axis (``{name: (S, ...)}``). Its default update is plain SGD with the
+config's learning rate; a suite that needs more returns, from its
+:class:`models.suites.TrainHooks`, an :class:`Adam` (per-parameter-group learning rates)
+and/or an :class:`EarlyStopping` rule. Both keep their whole state in a dict of tensors
+(``state_dict`` / ``load_state_dict``) that the loop writes into every checkpoint, so a
+resumed run continues bit for bit.
+
+Every operation is elementwise per seed: seed ``i``'s slice evolves exactly as one
+``torch.optim.Adam`` on that seed's model would (tested against it).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["MomentumSGD"]
+__all__ = ["MomentumSGD", "Adam", "EarlyStopping"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +87,126 @@ class MomentumSGD:
                 d = d + self.momentum * b if self.nesterov else b
             new_p[k] = p - (lr * self.lr_multipliers.get(k, 1.0)) * d
         return new_p, new_s
+
+
+
+class Adam:
+    """Adam (Kingma & Ba) on a dict of stacked parameters, torch's update order.
+
+    Args:
+        lr: one learning rate, or ``lr(name) -> float`` for per-parameter rates (e.g. 003's
+            1e-5 for the ST and 1e-3 for the classifier).
+        betas, eps: as :class:`torch.optim.Adam` (no weight decay, no amsgrad).
+
+    Raises:
+        ValueError: a non-positive learning rate, betas outside ``[0, 1)``, ``eps < 0``.
+    """
+
+    def __init__(self, lr: float | Callable[[str], float], *, betas=(0.9, 0.999),
+                 eps: float = 1e-8):
+        fn = "Adam"
+        if not callable(lr) and (not isinstance(lr, (int, float)) or not math.isfinite(lr)
+                                 or lr <= 0):
+            raise ValueError(f"{fn}: expected lr a finite number > 0 or a callable, got {lr!r}")
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"{fn}: expected betas in [0, 1), got {betas!r}")
+        if eps < 0:
+            raise ValueError(f"{fn}: expected eps >= 0, got {eps!r}")
+        self.lr = lr if callable(lr) else (lambda name, _lr=float(lr): _lr)
+        self.betas = (float(b1), float(b2))
+        self.eps = float(eps)
+
+    def init(self, params: dict[str, torch.Tensor]) -> dict:
+        """Zero moments and step 0: ``{"step": int tensor, "m/<name>", "v/<name>"}``."""
+        state: dict = {"step": torch.zeros((), dtype=torch.int64)}
+        for k, p in params.items():
+            state[f"m/{k}"] = torch.zeros_like(p)
+            state[f"v/{k}"] = torch.zeros_like(p)
+        return state
+
+    def lrs(self, params) -> dict[str, float]:
+        """``{name: learning rate}`` for ``params``' names."""
+        return {k: float(self.lr(k)) for k in params}
+
+    @torch.no_grad()
+    def update(self, params: dict, grads: dict, state: dict, lr: float | None = None
+               ) -> tuple[dict, dict]:
+        """One step: ``(new params, new state)``; the inputs are not modified.
+
+        ``lr`` (the loop's ``cfg.lr_at(step)``, passed by loops that pass one) is ignored:
+        Adam's rates are the per-parameter ones given at construction.
+        """
+        b1, b2 = self.betas
+        t = int(state["step"]) + 1
+        bc1 = 1 - b1 ** t
+        bc2_sqrt = math.sqrt(1 - b2 ** t)
+        new_p, new_s = {}, {"step": torch.tensor(t, dtype=torch.int64)}
+        for k, p in params.items():
+            g = grads[k]
+            m = state[f"m/{k}"].lerp(g, 1 - b1)  # torch: exp_avg.lerp_(grad, 1 - beta1)
+            v = state[f"v/{k}"].mul(b2).addcmul(g, g.conj(), value=1 - b2)
+            denom = (v.sqrt() / bc2_sqrt).add(self.eps)
+            new_p[k] = p.addcdiv(m, denom, value=-(float(self.lr(k)) / bc1))
+            new_s[f"m/{k}"], new_s[f"v/{k}"] = m, v
+        return new_p, new_s
+
+
+class EarlyStopping:
+    """Stop when every seed has gone ``patience`` steps without a lower validation error.
+
+    Validation runs every ``every`` steps (and at the last step); each seed's best
+    parameters (lowest validation error, the earliest on ties) are kept, and
+    :meth:`select` returns them for the final evaluation (003 Sec. 6.2: "early stopping
+    after 80k iterations without improvement on validation").
+
+    Args:
+        every: steps between validations (>= 1).
+        patience: steps without improvement after which a seed is done; ``None`` never
+            stops early (validation still selects the best parameters).
+    """
+
+    def __init__(self, every: int, patience: int | None):
+        fn = "EarlyStopping"
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"{fn}: expected every an int >= 1, got {every!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)
+                                     or patience < 1):
+            raise ValueError(f"{fn}: expected patience None or an int >= 1, got {patience!r}")
+        self.every = every
+        self.patience = patience
+
+    def init(self, params: dict) -> dict:
+        """No validation yet: best error +inf, best step 0, best params = the initial ones."""
+        S = next(iter(params.values())).shape[0]
+        dev = next(iter(params.values())).device
+        state = {"best_error": torch.full((S,), math.inf, dtype=torch.float64, device=dev),
+                 "best_step": torch.zeros(S, dtype=torch.int64, device=dev)}
+        state.update({f"best/{k}": v.clone() for k, v in params.items()})
+        return state
+
+    @torch.no_grad()
+    def observe(self, params: dict, step: int, errors: torch.Tensor, state: dict
+                ) -> tuple[dict, bool]:
+        """Record validation ``errors`` ``(S,)`` at ``step``: ``(new state, stop)``."""
+        errors = errors.to(state["best_error"])
+        better = errors < state["best_error"]  # (S,)
+        new = {"best_error": torch.where(better, errors, state["best_error"]),
+               "best_step": torch.where(better, torch.full_like(state["best_step"], step),
+                                        state["best_step"])}
+        for k, v in params.items():
+            b = better.view(-1, *([1] * (v.dim() - 1)))
+            new[f"best/{k}"] = torch.where(b, v, state[f"best/{k}"])
+        stop = (self.patience is not None
+                and bool(((step - new["best_step"]) >= self.patience).all()))
+        return new, stop
+
+    def select(self, state: dict) -> dict:
+        """Each seed's best parameters ``{name: (S, ...)}``."""
+        return {k[len("best/"):]: v for k, v in state.items() if k.startswith("best/")}
+
+    def summary(self, state: dict) -> dict:
+        """``{"best_step": [...], "best_val_error": [...], "patience", "every"}``."""
+        return {"best_step": state["best_step"].tolist(),
+                "best_val_error": state["best_error"].tolist(),
+                "patience": self.patience, "every": self.every}

@@ -90,9 +90,12 @@ _write_json = runio.atomic_write_json
 
 
 def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: TrainConfig,
-                    opt_state: dict | None = None) -> None:
+                    opt_state: dict | None = None, stopping_state: dict | None = None,
+                    stopped: bool = False) -> None:
     """Atomic checkpoint: parameters, step, every seed's generator state, torch's global
-    generator state(s) (the linearized sampler draws its noise seeds there), config.
+    generator state(s) (the linearized sampler draws its noise seeds there), config, and
+    the suite's optimizer / early-stopping state where it has them (``stopped``: the
+    early-stopping rule ended the run at ``step``).
     Its sha256 is written beside it and the previous checkpoint is kept
     (:func:`models.runio.save_checkpoint`)."""
     state = {"format": CHECKPOINT_FORMAT, "step": int(step),
@@ -100,8 +103,11 @@ def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: Tra
              "generators": [g.get_state() for g in generators],
              "global_rng": torch.get_rng_state(),
              "config": cfg.to_json()}
-    if opt_state:  # the suite's optimizer state (momentum buffers), for an exact resume
+    if opt_state:  # the suite's optimizer state (momentum / Adam moments), for an exact resume
         state["opt_state"] = {k: v.detach().cpu() for k, v in opt_state.items()}
+    if stopping_state is not None:  # early stopping (best parameters, patience counters)
+        state["early_stopping"] = {k: v.detach().cpu() for k, v in stopping_state.items()}
+        state["stopped"] = bool(stopped)
     if str(cfg.device).startswith("cuda"):
         state["global_cuda_rng"] = torch.cuda.get_rng_state(torch.device(cfg.device))
     runio.save_checkpoint(path, state)
@@ -202,8 +208,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
     hooks = suite.hooks(cfg)
-    opt = hooks.optimizer
+    opt, stopper = hooks.optimizer, hooks.early_stopping
     opt_state = opt.init(params) if opt is not None else {}
+    stop_state = stopper.init(params) if stopper is not None else None
+    stopped = False
     if has_ckpt:
         if not resume:
             raise ConfigError(f"train: {ckpt_path} exists; pass --resume to continue it or "
@@ -231,6 +239,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             torch.set_rng_state(ck["global_rng"])
         if "global_cuda_rng" in ck and str(cfg.device).startswith("cuda"):
             torch.cuda.set_rng_state(ck["global_cuda_rng"], torch.device(cfg.device))
+        if stopper is not None:
+            stop_state = {k: v.to(cfg.device) for k, v in ck["early_stopping"].items()}
+            stopped = bool(ck.get("stopped", False))
         if log_path.exists():  # drop log lines past the checkpoint
             keep = [ln for ln in log_path.read_text().splitlines()
                     if ln.strip() and json.loads(ln)["step"] <= step]
@@ -277,7 +288,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         bar.close()
         raise TrainingDiverged(msg)
 
-    while step < cfg.total_steps:
+    while step < cfg.total_steps and not stopped:
         x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
         grads, loss, logits = step_fn(params, x, y)
         lr = cfg.lr_at(step)
@@ -292,11 +303,22 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             # per-seed running error over every label (SVHN: every head)
             win_err += (logits.argmax(-1) != y).float().flatten(1).mean(-1)
         win_n += 1
-        at_log = step % cfg.log_every == 0 or step == cfg.total_steps
-        at_ckpt = step % cfg.checkpoint_every == 0 or step == cfg.total_steps
+        at_val = stopper is not None and (step % stopper.every == 0
+                                          or step == cfg.total_steps)
+        val_err = None
+        if at_val:
+            check_finite()
+            val_err = hooks.validate(base, params, train_data)  # (S,)
+            stop_state, stopped = stopper.observe(params, step, val_err, stop_state)
+        at_log = step % cfg.log_every == 0 or step == cfg.total_steps or stopped
+        at_ckpt = step % cfg.checkpoint_every == 0 or step == cfg.total_steps or stopped
         stopping = stop_after is not None and step >= stop_after
         if at_log or at_ckpt or stopping:
             check_finite()
+        if val_err is not None:
+            with log_path.open("a") as f:
+                f.write(json.dumps({"step": step, "val_error": val_err.tolist(),
+                                    "stopped": stopped}) + "\n")
         if at_log:
             wl, we = (win_loss / win_n).tolist(), (win_err / win_n).tolist()
             geo = [_st_geometry(base, seed_params(params, i), x[i], st_out)
@@ -328,21 +350,26 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                 bar.close()
                 raise TrainingDiverged(msg)
             save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg,
-                            opt_state=opt_state)
-        if stopping and step < cfg.total_steps:
+                            opt_state=opt_state, stopping_state=stop_state,
+                            stopped=stopped)
+        if stopping and step < cfg.total_steps and not stopped:
             bar.close()
             return None
     bar.close()
     wall = time.perf_counter() - t_start
     steps_done = step - start_step
     result = {"suite": suite.name, "variant": cfg.variant, "net": cfg.net, "scale": cfg.scale,
-              "seeds": list(cfg.seeds), "steps": cfg.total_steps,
+              "seeds": list(cfg.seeds), "steps": step,
               "n_params": count_params(suite.build(cfg)),
               "train": {"wall_s": round(wall, 2), "steps_this_session": steps_done,
                         "images_per_s": round(steps_done * cfg.batch_size * S / wall, 1)
                         if wall > 0 else None, "vmap": use_vmap,
                         "precision": mode.value,
                         "final_loss": last_loss}}
+    if stopper is not None:  # evaluate each seed's best parameters on validation
+        result["early_stopping"] = {**stopper.summary(stop_state), "stopped_at": step,
+                                    "max_steps": cfg.total_steps}
+        params = stopper.select(stop_state)
     if test_data is not None:
         ev = suite.evaluate(cfg, base, params, test_data)
         result.update(ev["summary"])
@@ -377,7 +404,7 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = SuiteRecord.load_index(out, scale)
-    index.setdefault("suite", suite.name)
+    index.setdefault("suite", suite.name)  # `stnlab report` picks the suite's tables by it
     for v in variants:
         cfgs = [suite.preset(scale, v, n, **overrides) for n in nets]
         loaded = None

@@ -104,6 +104,7 @@ CLAIM_MODULES = [
     "proofs.claims.empirical",
     "proofs.claims.emp2",
     "proofs.claims.emp4",
+    "proofs.claims.emp3",
 ]
 
 

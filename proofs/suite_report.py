@@ -83,7 +83,8 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
 
 def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
     """A non-MNIST suite: its own tables (``Suite.report``) and figures
-    (``figures.<name>.draw_suite``, if that module exists)."""
+    (``figures.<name>.draw_suite(SuiteRecord, out_dir)``, if that module exists; it returns
+    ``{name: path}`` or ``{name: (path, caption)}``)."""
     import importlib
 
     from models.suites import get_suite
@@ -99,8 +100,9 @@ def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
             mod = importlib.import_module(f"figures.{name}")
         except ModuleNotFoundError:
             mod = None
-        if mod is not None:
-            figs = mod.draw_suite(rec, Path(out_md).parent / "figures")
+        if mod is not None and hasattr(mod, "draw_suite"):
+            figs = {k: (v if isinstance(v, tuple) else (v, k))
+                    for k, v in mod.draw_suite(rec, Path(out_md).parent / "figures").items()}
             if figs:
                 lines += ["### Figures", ""]
                 for fig, (p, caption) in figs.items():

@@ -84,22 +84,35 @@ class TrainHooks:
 
     Attributes:
         loss: ``loss(output, labels) -> scalar``; ``output`` is what the network returns.
-        optimizer: None (plain SGD, ``p - lr * g``) or a functional optimizer with
-            ``init(params) -> state`` and ``update(params, grads, state, lr) -> (params,
-            state)`` (e.g. :class:`models.optim.MomentumSGD`) for the vmapped functional
-            step; its state is checkpointed with the run.
+        optimizer: None (plain SGD at ``cfg.lr_at(step)``, ``p - lr * g``) or a functional
+            optimizer with ``init(params) -> state`` and ``update(params, grads, state, lr)
+            -> (params, state)`` (e.g. :class:`models.optim.MomentumSGD`,
+            :class:`models.optim.Adam`) for the vmapped functional step; its state is
+            checkpointed with the run.
         module_optimizer: ``None``, or ``module_optimizer(cfg, module) ->
             torch.optim.Optimizer``: then the run trains one stateful module per seed
             (buffers such as batch norm allowed) with that optimizer, its state checkpointed
             (:mod:`models.module_loop`).
         predict: ``predict(output) -> (B,)`` predicted classes for the running train error
             of the module loop (default: ``output.argmax(-1)``).
+        early_stopping: ``None`` or a :class:`models.optim.EarlyStopping`; then
+            ``validate`` is required.
+        validate: ``validate(base, params, train_data) -> (S,)`` validation error per
+            seed (``params`` stacked), called every ``early_stopping.every`` steps.
     """
 
     loss: Callable[[Any, Any], Any] = field(default=F.cross_entropy)
     optimizer: Any = None
     module_optimizer: Callable[[Any, Any], Any] | None = None
     predict: Callable[[Any], Any] = field(default=lambda out: out.argmax(-1))
+    early_stopping: Any = None
+    validate: Callable | None = None
+
+    def __post_init__(self):
+        if (self.early_stopping is None) != (self.validate is None):
+            raise ValueError("TrainHooks: expected early_stopping and validate together, got "
+                             f"early_stopping={self.early_stopping!r}, "
+                             f"validate={self.validate!r}")
 
 
 @runtime_checkable

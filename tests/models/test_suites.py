@@ -22,7 +22,7 @@ def test_mnist_is_a_suite_and_listed_one_line_each(capsys):
 
 
 def test_unknown_suite_names_those_there_are():
-    with pytest.raises(ValueError, match=r"expected --suite in \[.*'mnist'.*\], got 'nope'"):
+    with pytest.raises(ValueError, match=r"expected --suite in \[.*'mnist'.*got 'nope'"):
         get_suite("nope")
 
 

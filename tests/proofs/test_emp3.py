@@ -1,0 +1,90 @@
+"""EMP-3 (proofs/claims/emp3.py) on hand-made gtsrb suites: verified, failed, not run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proofs.claims import emp3
+from proofs.registry import CheckContext, run_claims
+
+KINDS, SAMPLERS, DS = ("STN", "ICSTN"), ("bilinear", "multiscale", "linearized"), (1, 2, 4, 8)
+# 003 Table 1 (% error), used as the seed means of the hand-made suite
+TABLE = {"STN": {"bilinear": (6.29, 6.50, 7.95, 15.31), "multiscale": (6.83, 6.70, 8.30, 15.00),
+                 "linearized": (6.08, 6.48, 7.13, 10.89)},
+         "ICSTN": {"bilinear": (5.68, 5.00, 6.52, 9.80), "multiscale": (5.40, 5.95, 6.06, 10.19),
+                   "linearized": (4.85, 4.68, 4.86, 6.10)}}
+JITTER = (-0.05, 0.0, 0.05)  # per-seed offsets (%), the same for every network
+
+
+def _write(root, *, scale="medium", seeds=(0, 1, 2), dirname="gtsrb-medium", table=None):
+    table = table or TABLE
+    for k in KINDS:
+        for s in SAMPLERS:
+            for i, d in enumerate(DS):
+                run = root / dirname / "table1" / f"{k}-{s}-d{d}"
+                run.mkdir(parents=True, exist_ok=True)
+                per = [(table[k][s][i] + JITTER[j % 3]) / 100 for j in range(len(seeds))]
+                (run / "metrics.json").write_text(json.dumps(
+                    {"variant": "table1", "net": run.name, "scale": scale,
+                     "seeds": list(seeds), "dataset": "gtsrb-standin (test)",
+                     "error": {"per_seed": per, "mean": sum(per) / len(per)}}))
+                (run / "env.json").write_text(json.dumps({"device_name": "test-cpu"}))
+
+
+def _checks(root, tmp_path):
+    ctx = CheckContext(out_dir=tmp_path / "out", results_dir=root)
+    return {name: fn(ctx).to_json() for name, fn in (
+        ("linearized_lowest", emp3.emp3_linearized_lowest),
+        ("icstn_linearized_holds_at_4x", emp3.emp3_icstn_holds),
+        ("stn_linearized_degrades_at_8x", emp3.emp3_stn_degrades))}
+
+
+def test_table_1_as_published_verifies(tmp_path):
+    _write(tmp_path)
+    ev = _checks(tmp_path, tmp_path)
+    assert {k: e["status"] for k, e in ev.items()} == dict.fromkeys(ev, "verified"), ev
+    prov = ev["linearized_lowest"]["numbers"]["provenance"]
+    assert prov["scale"] == ["medium"] and prov["seeds"] == [0, 1, 2]
+    assert prov["device"] == "test-cpu" and prov["results"].endswith("gtsrb-medium")
+
+
+def test_bilinear_in_place_of_linearized_fails(tmp_path):
+    """The check of the linearized sampler fails when bilinear's numbers are put in its place."""
+    t = {k: dict(v) for k, v in TABLE.items()}
+    for k in KINDS:
+        t[k]["linearized"] = tuple(x + 0.5 for x in TABLE[k]["bilinear"])
+    _write(tmp_path, table=t)
+    ev = _checks(tmp_path, tmp_path)
+    assert ev["linearized_lowest"]["status"] == "failed"
+    assert ev["icstn_linearized_holds_at_4x"]["status"] == "failed"
+
+
+def test_no_degradation_at_8x_fails(tmp_path):
+    t = {k: dict(v) for k, v in TABLE.items()}
+    t["STN"]["linearized"] = (6.08, 6.48, 7.13, 5.0)
+    _write(tmp_path, table=t)
+    assert _checks(tmp_path, tmp_path)["stn_linearized_degrades_at_8x"]["status"] == "failed"
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(scale="small"), r"runs below scale/seeds \['STN-bilinear-d1 \(small, 3 seeds\)"),
+    (dict(seeds=(0, 1)), r"below scale/seeds \['STN-bilinear-d1 \(medium, 2 seeds\)"),
+])
+def test_below_scale_or_seeds_is_not_run(tmp_path, kw, match):
+    _write(tmp_path, **kw)
+    for e in _checks(tmp_path, tmp_path).values():
+        assert e["status"] == "not run"
+        assert "scale medium or paper with >= 3 seeds" in e["summary"]
+    import re
+    assert re.search(match, _checks(tmp_path, tmp_path)["linearized_lowest"]["summary"])
+
+
+def test_no_results_is_not_run_and_checks_are_registered(tmp_path):
+    assert all(e["status"] == "not run" for e in _checks(tmp_path, tmp_path).values())
+    ctx = CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path)
+    (res,) = [c for c in run_claims(ctx, only=["EMP-3"]) if c["id"] == "EMP-3"]
+    names = {e["check"] for e in res["evidence"]}
+    assert {"linearized_lowest", "icstn_linearized_holds_at_4x",
+            "stn_linearized_degrades_at_8x"} <= names
