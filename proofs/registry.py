@@ -289,7 +289,7 @@ class Evidence:
         if not isinstance(per_seed, dict) or not per_seed:
             raise EvidenceError(f"{fn}: expected per_seed as a non-empty {{seed: value}} dict, "
                                 f"got {per_seed!r}")
-        vals = {int(s): float(v) for s, v in per_seed.items()}
+        vals = {str(int(s)): float(v) for s, v in per_seed.items()}
         failing = [s for s, v in vals.items() if not (math.isfinite(v) and _OPS[op](v, bound))]
         rec = {**seed_summary(vals), "failing_seeds": failing}
         nums = _merge_numbers([{name: rec}, numbers], fn)
@@ -373,7 +373,7 @@ class Evidence:
 
 def seed_summary(per_seed: dict) -> dict:
     """``{"per_seed": {seed: value}, "min", "median", "max"}`` of a non-empty ``per_seed``."""
-    vals = {int(s): float(v) for s, v in per_seed.items()}
+    vals = {str(int(s)): float(v) for s, v in per_seed.items()}
     if not vals:
         raise EvidenceError("seed_summary: expected at least one seed, got none")
     arr = sorted(vals.values())

@@ -38,14 +38,15 @@ import json
 from pathlib import Path
 
 from models.record import SuiteRecord
-from proofs.registry import STATUSES, Evidence, check, claim
+from proofs.registry import STATUSES, Evidence, check
 from proofs.stats import decide, paired_difference_ci
 
 CLAIM_ID = "EMP-4"
 # The statement is empirical.py's (one claim, one statement); 004's own words are in the
 # module docstring and in each check's note.
-claim(CLAIM_ID, "The convolutional STN localizes better than its fixed receptive-field box and "
-      "than CAM; lambda = 0 collapses boxes.", source="004 Tables I-III", kind="empirical")
+# The claim itself (statement in the source's words, the exact table numbers in its note)
+# is declared once, in proofs.claims.empirical; this module adds its checks.
+import proofs.claims.empirical  # noqa: E402, F401
 
 SUITE_DIRS = ("cub-medium", "cub-paper")
 MIN_SEEDS = 3
@@ -112,7 +113,7 @@ def _paired(name: str, a: list, b: list, direction: str, d, runs, nets, note: st
             extra: dict | None = None) -> Evidence:
     iv = paired_difference_ci(a, b, level=LEVEL)
     verdict = decide(iv, 0.0, direction)
-    nums = {name: iv.as_dict(), "a_per_seed": a, "b_per_seed": b,
+    nums = {name: iv.as_dict(), f"{name}: a per seed": a, f"{name}: b per seed": b,
             "provenance": _provenance(d, runs, nets), **(extra or {})}
     summary = (f"{name}: {100 * iv.estimate:+.2f} points, 95% CI [{100 * iv.lo:+.2f}, "
                f"{100 * iv.hi:+.2f}] over {len(a)} seeds -> {verdict}. {note}")

@@ -87,7 +87,7 @@ def test_over_seeds_holds_in_every_seed_or_fails():
                       tolerance="derived: 100 ulp")
     assert ok.status == "verified"
     n = ok.numbers["err"]
-    assert n["per_seed"] == {0: 1e-9, 1000: 3e-9, 2000: 2e-9}
+    assert n["per_seed"] == {"0": 1e-9, "1000": 3e-9, "2000": 2e-9}  # str keys, as in report.json
     assert (n["min"], n["median"], n["max"]) == (1e-9, 2e-9, 3e-9)
     bad = E.over_seeds("err", {0: 1e-9, 1000: 3e-8, 2000: 2e-9}, "<=", 1e-8,
                        tolerance="derived: 100 ulp")
