@@ -289,7 +289,7 @@ class Evidence:
         if not isinstance(per_seed, dict) or not per_seed:
             raise EvidenceError(f"{fn}: expected per_seed as a non-empty {{seed: value}} dict, "
                                 f"got {per_seed!r}")
-        vals = {str(int(s)): float(v) for s, v in per_seed.items()}
+        vals = {str(int(s)): float(v) for s, v in per_seed.items()}  # str keys, as in JSON
         failing = [s for s, v in vals.items() if not (math.isfinite(v) and _OPS[op](v, bound))]
         rec = {**seed_summary(vals), "failing_seeds": failing}
         nums = _merge_numbers([{name: rec}, numbers], fn)
@@ -599,10 +599,11 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
             for k, v in ev.numbers.items():
                 seen.setdefault(k, (ch.name, v))
             results.append({"check": ch.name, **ev.to_json(), "elapsed_s": elapsed})
-        # A check that does not belong at this prove scale (e.g. the quick-sized twin of a
-        # full check) is listed as "not run" but does not hold the claim at "not run".
+        # A quick-only check (the quick-sized twin of a full check) is superseded in a full
+        # run: listed as "not run" there, it does not hold the claim at "not run". A
+        # full-only check in a --quick run is missing evidence: the claim stays "not run".
         counted = [r for r, ch in zip(results, c.checks)
-                   if not selected or ("quick" if ctx.quick else "full") in ch.scales]
+                   if not selected or ctx.quick or "full" in ch.scales]
         status = combine_statuses(r["status"] for r in counted)
         out.append({"id": cid, "statement": c.statement, "source": c.source, "kind": c.kind,
                     "note": c.note, "status": status, "evidence": results})

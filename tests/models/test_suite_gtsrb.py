@@ -133,7 +133,7 @@ def test_resume_is_exact(tmp_path, net, kw):
     torch.manual_seed(999)  # whatever happened to the global generator in between
     resumed = train(cfg, tmp_path / "cut", tr, te, progress=False, resume=True, suite=SUITE)
     a, b = _final(tmp_path / "full"), _final(tmp_path / "cut")
-    for part in ("params", "optimizer", "early_stopping"):
+    for part in ("params", "opt_state", "early_stopping"):
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), (part, k)
     assert resumed["error"] == full["error"]
@@ -146,7 +146,7 @@ def test_resume_check_fails_without_the_optimizer_state(tmp_path):
     train(cfg, tmp_path / "full", tr, None, progress=False, suite=SUITE)
     train(cfg, tmp_path / "cut", tr, None, progress=False, stop_after=3, suite=SUITE)
     ck = _final(tmp_path / "cut")
-    ck["optimizer"] = {k: torch.zeros_like(v) for k, v in ck["optimizer"].items()}
+    ck["opt_state"] = {k: torch.zeros_like(v) for k, v in ck["opt_state"].items()}
     save_checkpoint(tmp_path / "cut" / "checkpoint.pt", ck, keep_previous=False)
     train(cfg, tmp_path / "cut", tr, None, progress=False, resume=True, suite=SUITE)
     a, b = _final(tmp_path / "full")["params"], _final(tmp_path / "cut")["params"]

@@ -91,7 +91,7 @@ def test_over_seeds_holds_in_every_seed_or_fails():
     assert (n["min"], n["median"], n["max"]) == (1e-9, 2e-9, 3e-9)
     bad = E.over_seeds("err", {0: 1e-9, 1000: 3e-8, 2000: 2e-9}, "<=", 1e-8,
                        tolerance="derived: 100 ulp")
-    assert bad.status == "failed" and bad.numbers["err"]["failing_seeds"] == [1000]
+    assert bad.status == "failed" and bad.numbers["err"]["failing_seeds"] in ([1000], ["1000"])
     with pytest.raises(ValueError, match="over_seeds: expected per_seed"):
         E.over_seeds("err", {}, "<=", 1.0, tolerance="a priori")
     with pytest.raises(ValueError, match="over_seeds: expected tolerance"):
