@@ -20,7 +20,8 @@ from .errors import ConfigError
 from .mnist_nets import NETS, VARIANT_SHAPES
 from .precision import Precision
 
-__all__ = ["TrainConfig", "SCALES", "default_vmap"]
+__all__ = ["TrainConfig", "SCALES", "default_vmap", "ConfigJSON", "check_seeds", "check_ints",
+           "check_numbers", "check_device"]
 
 SCALES = ("smoke", "small", "medium", "paper")
 
@@ -43,8 +44,67 @@ def default_vmap(device: str, variant: str, net: str) -> bool:
     return not (variant == "S" or (variant == "T" and net == "CNN"))
 
 
+# --------------------------------------------------------------------------------------
+# Checks every suite's config shares (TrainConfig here; CubConfig, GtsrbConfig, DeepConfig
+# in models/suites/): one wording for every message, one place to fix.
+# --------------------------------------------------------------------------------------
+def check_seeds(cfg, fn: str) -> None:
+    """``cfg.seeds`` as a tuple of distinct ints >= 0 (set on the frozen ``cfg``)."""
+    seeds = tuple(cfg.seeds)
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {cfg.seeds!r}")
+    object.__setattr__(cfg, "seeds", seeds)
+
+
+def check_ints(cfg, names, *, lo: int, fn: str, optional: bool = False) -> None:
+    """Each of ``names`` is an int >= ``lo`` (or None when ``optional``)."""
+    for name in names:
+        v = getattr(cfg, name)
+        if optional and v is None:
+            continue
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            what = f"None or an int >= {lo}" if optional else f"an int >= {lo}"
+            raise ConfigError(f"{fn}: expected {name} to be {what}, got {v!r}")
+
+
+def check_numbers(cfg, names, *, fn: str, allow_zero: bool = False) -> None:
+    """Each of ``names`` is a finite number > 0 (>= 0 with ``allow_zero``)."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                or (v == 0 and not allow_zero):
+            raise ConfigError(f"{fn}: expected {name} to be a finite number "
+                              f"{'>= 0' if allow_zero else '> 0'}, got {v!r}")
+
+
+def check_device(cfg, fn: str) -> None:
+    if not (cfg.device == "cpu" or str(cfg.device).startswith("cuda")):
+        raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {cfg.device!r}")
+
+
+class ConfigJSON:
+    """``to_json`` / ``from_json`` of a frozen config dataclass with a ``seeds`` tuple
+    (unknown keys fail loudly)."""
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict):
+        d = dict(d)
+        d["seeds"] = tuple(d["seeds"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigJSON):
     """Everything that determines a run (000 App. A.1 at ``scale="paper"``).
 
     Attributes:
@@ -103,30 +163,14 @@ class TrainConfig:
         if self.net not in NETS:
             raise ConfigError(f"{fn}: expected net (architecture) in {list(NETS)}, got "
                              f"{self.net!r}")
-        seeds = tuple(self.seeds)
-        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
-                or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
-        object.__setattr__(self, "seeds", seeds)
-        for name in ("batch_size", "test_perturb", "eval_batch", "checkpoint_every",
-                     "log_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
-        for name in ("iters", "iters_low"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
+        check_seeds(self, fn)
+        check_ints(self, ("batch_size", "test_perturb", "eval_batch", "checkpoint_every",
+                     "log_every"), lo=1, fn=fn)
+        check_ints(self, ("iters", "iters_low"), lo=0, fn=fn)
         if self.iters + self.iters_low < 1:
             raise ConfigError(f"{fn}: expected iters + iters_low >= 1, got 0")
-        for name in ("train_digits", "test_digits"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
-        for name in ("lr", "lr_drop"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+        check_ints(self, ("train_digits", "test_digits"), lo=1, fn=fn, optional=True)
+        check_numbers(self, ("lr", "lr_drop"), fn=fn)
         if self.method not in sampling.METHODS:
             raise ConfigError(f"{fn}: expected method in {list(sampling.METHODS)}, got "
                              f"{self.method!r}")
@@ -136,8 +180,7 @@ class TrainConfig:
         if not isinstance(self.vmap, bool):
             raise ConfigError(f"{fn}: expected vmap to be True or False, got {self.vmap!r}")
         object.__setattr__(self, "precision", Precision.parse(self.precision, fn=fn).value)
-        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
-            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self, fn)
 
     @property
     def total_steps(self) -> int:
@@ -146,20 +189,3 @@ class TrainConfig:
     def lr_at(self, step: int) -> float:
         """Learning rate of (0-based) ``step``."""
         return self.lr if step < self.iters else self.lr * self.lr_drop
-
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["seeds"] = list(self.seeds)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["seeds"] = tuple(d["seeds"])
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"TrainConfig: unknown keys {unknown}")
-        return cls(**d)
-
-

@@ -11,13 +11,13 @@ networks, paper numbers, data and loss.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
+from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
 from ..core import seed_params
 from ..deep_stn import DeepSTN, parse_net_name
 from ..errors import ConfigError
@@ -29,7 +29,7 @@ __all__ = ["DeepConfig", "DeepSuiteBase", "PoolStream", "TensorTest", "mean_std"
 
 
 @dataclass(frozen=True)
-class DeepConfig:
+class DeepConfig(ConfigJSON):
     """Everything that determines one deep-suite run.
 
     Attributes:
@@ -79,36 +79,19 @@ class DeepConfig:
 
     def __post_init__(self):
         fn = "DeepConfig"
-        seeds = tuple(self.seeds)
-        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
-                or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
-        object.__setattr__(self, "seeds", seeds)
+        check_seeds(self, fn)
         object.__setattr__(self, "eval_iterations", tuple(self.eval_iterations))
-        for name in ("batch_size", "eval_batch", "checkpoint_every", "log_every", "iterations",
-                     "test_perturb"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
-        for name in ("iters", "iters_low", "iters_lower"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
+        check_ints(self, ("batch_size", "eval_batch", "checkpoint_every", "log_every", "iterations",
+                     "test_perturb"), lo=1, fn=fn)
+        check_ints(self, ("iters", "iters_low", "iters_lower"), lo=0, fn=fn)
         if self.total_steps < 1:
             raise ConfigError(f"{fn}: expected iters + iters_low + iters_lower >= 1, got 0")
-        for name in ("train_digits", "test_digits"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
-        for name in ("lr", "lr_drop", "width", "loc_lr"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+        check_ints(self, ("train_digits", "test_digits"), lo=1, fn=fn, optional=True)
+        check_numbers(self, ("lr", "lr_drop", "width", "loc_lr"), fn=fn)
         if self.padding_mode not in ("border", "zeros"):
             raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
                               f"{self.padding_mode!r}")
-        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
-            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self, fn)
         if not self.eval_iterations or min(self.eval_iterations) < 1:
             raise ConfigError(f"{fn}: expected eval_iterations to be ints >= 1, got "
                               f"{self.eval_iterations!r}")

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
 from ..config import SCALES
 from ..errors import ConfigError
 from . import DataSource, TrainHooks
@@ -121,7 +122,7 @@ def net_spec(net: str) -> dict:
 
 
 @dataclass(frozen=True)
-class CubConfig:
+class CubConfig(ConfigJSON):
     """Everything that determines a run of the CUB suite.
 
     The loop's fields have :class:`models.config.TrainConfig`'s meaning (that class checks
@@ -172,34 +173,15 @@ class CubConfig:
         if self.variant not in VARIANTS:
             raise ConfigError(f"{fn}: expected variant in {list(VARIANTS)}, got {self.variant!r}")
         net_spec(self.net)
-        seeds = tuple(self.seeds)
-        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
-                or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
-        object.__setattr__(self, "seeds", seeds)
-        for name in ("batch_size", "test_perturb", "eval_batch", "checkpoint_every",
-                     "log_every", "width"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
-        for name in ("iters", "iters_low"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 0, got {v!r}")
+        check_seeds(self, fn)
+        check_ints(self, ("batch_size", "test_perturb", "eval_batch", "checkpoint_every",
+                     "log_every", "width"), lo=1, fn=fn)
+        check_ints(self, ("iters", "iters_low"), lo=0, fn=fn)
         if self.iters + self.iters_low < 1:
             raise ConfigError(f"{fn}: expected iters + iters_low >= 1, got 0")
-        for name in ("train_digits", "test_digits"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
-        for name in ("lr", "lr_drop"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
-        for name in ("momentum", "weight_decay", "alpha"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"{fn}: expected {name} to be a finite number >= 0, got {v!r}")
+        check_ints(self, ("train_digits", "test_digits"), lo=1, fn=fn, optional=True)
+        check_numbers(self, ("lr", "lr_drop"), fn=fn)
+        check_numbers(self, ("momentum", "weight_decay", "alpha"), fn=fn, allow_zero=True)
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"{fn}: expected optimizer 'adam' or 'sgd', got {self.optimizer!r}")
         if not isinstance(self.image_size, int) or self.image_size < 16 or self.image_size % 16:
@@ -208,8 +190,7 @@ class CubConfig:
         if self.method != "bilinear":
             raise ConfigError(f"{fn}: expected method 'bilinear' (the local transformed conv "
                               f"of this suite samples bilinearly), got {self.method!r}")
-        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
-            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self, fn)
 
     @property
     def total_steps(self) -> int:
@@ -227,20 +208,6 @@ class CubConfig:
         """Learning rate of (0-based) ``step``."""
         return self.lr if step < self.iters else self.lr * self.lr_drop
 
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["seeds"] = list(self.seeds)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> CubConfig:
-        d = dict(d)
-        d["seeds"] = tuple(d["seeds"])
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"CubConfig: unknown keys {unknown}")
-        return cls(**d)
 
 
 # Per-scale settings (budgets of issue 15). Measured here: one Adam step of CSTN at width 16,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
 from .. import gtsrb_nets as G
 from .. import gtsrb_report as R
 from ..config import SCALES
@@ -89,7 +89,7 @@ def match_nets(patterns: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class GtsrbConfig:
+class GtsrbConfig(ConfigJSON):
     """Everything that determines one GTSRB-suite run (003 Sec. 6.2 at ``scale="paper"``).
 
     Attributes:
@@ -148,29 +148,15 @@ class GtsrbConfig:
             raise ConfigError(f"{fn}: expected method {method!r} (the sampler is part of the "
                               f"network name {self.net!r}), got {self.method!r}")
         object.__setattr__(self, "method", method)
-        seeds = tuple(self.seeds)
-        if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds) \
-                or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"{fn}: expected seeds to be distinct ints >= 0, got {self.seeds!r}")
-        object.__setattr__(self, "seeds", seeds)
-        for name in ("batch_size", "iters", "validate_every", "eval_batch", "checkpoint_every",
-                     "log_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{fn}: expected {name} to be an int >= 1, got {v!r}")
-        for name in ("patience", "train_images", "val_images", "test_images"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ConfigError(f"{fn}: expected {name} to be None or an int >= 1, got {v!r}")
-        for name in ("lr_st", "lr_classifier", "texture_contrast"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"{fn}: expected {name} to be a finite number > 0, got {v!r}")
+        check_seeds(self, fn)
+        check_ints(self, ("batch_size", "iters", "validate_every", "eval_batch", "checkpoint_every",
+                     "log_every"), lo=1, fn=fn)
+        check_ints(self, ("patience", "train_images", "val_images", "test_images"), lo=1, fn=fn, optional=True)
+        check_numbers(self, ("lr_st", "lr_classifier", "texture_contrast"), fn=fn)
         if self.vmap:
             raise ConfigError(f"{fn}: expected vmap=False (the networks' finiteness checks "
                               f"cannot run under torch.func.vmap), got True")
-        if not (self.device == "cpu" or str(self.device).startswith("cuda")):
-            raise ConfigError(f"{fn}: expected device 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self, fn)
 
     @property
     def kind(self) -> str:

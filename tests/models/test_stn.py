@@ -7,8 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
-from hypothesis import strategies as st
 
 from models.mnist_nets import NETS, VARIANT_SHAPES, build
 from models.stn import ConvSpec, DenseSpec, Placement, SpatialTransformer, STNNet

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 import proofs.claims.geometry as geo
 from proofs.registry import CheckContext

@@ -216,7 +216,6 @@ RECORDS = Path(__file__).resolve().parents[2] / "results"
 
 def _copy_records(tmp_path, edit=None, scale="paper"):
     import json
-    import shutil
 
     d = tmp_path / cs.PAPER_RECORD
     d.mkdir()

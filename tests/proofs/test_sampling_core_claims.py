@@ -9,7 +9,6 @@ path fails the fused-vs-eager part.
 from __future__ import annotations
 
 import pytest
-import torch
 import torch.nn.functional as F
 
 import proofs.claims.sampling_core as core
