@@ -113,11 +113,12 @@ def _edit_row(csv: Path, row: int, new: str) -> None:
 
 
 def test_wrong_directory(tmp_path):
-    _layout_error(tmp_path, match="expected a GTSRB/ folder")
+    msgs = [_layout_error(tmp_path, match="expected a GTSRB/ folder")]
     (tmp_path / "GTSRB" / "Final_Training").mkdir(parents=True)
-    _layout_error(tmp_path, match="expected the training images folder")
+    msgs.append(_layout_error(tmp_path, match="expected the training images folder"))
     (tmp_path / "GTSRB" / "Final_Training" / "Images").mkdir()
-    _layout_error(tmp_path, match="expected class folders")
+    msgs.append(_layout_error(tmp_path, match="expected class folders"))
+    assert len(set(msgs)) == 3 and all(m.endswith(LAYOUT) for m in msgs)
 
 
 @pytest.mark.parametrize("case,match", [
@@ -152,7 +153,8 @@ def test_malformed_training_csv(tmp_path, case, match):
     elif case == "name":
         (csv.parent / f[0]).rename(csv.parent / "sign.ppm")
         _edit_row(csv, 2, ";".join(["sign.ppm"] + f[1:]))
-    _layout_error(tmp_path, match=match)
+    msg = _layout_error(tmp_path, match=match)
+    assert "00001" in msg  # names the class whose annotations are broken
 
 
 def test_malformed_test_annotations(tmp_path):
@@ -171,10 +173,13 @@ def test_image_disagreeing_with_its_csv(tmp_path):
     img = base / "Final_Training" / "Images" / "00000" / "00000_00000.ppm"
     from PIL import Image
     Image.new("RGB", (7, 9)).save(img, format="PPM")
-    _layout_error(tmp_path, load=True, match=r"00000_00000.ppm to be 20x22 as its CSV says, "
-                                             r"got 7x9")
+    msg = _layout_error(tmp_path, load=True, match=r"00000_00000.ppm to be 20x22 as its CSV "
+                                                   r"says, got 7x9")
+    assert "7x9" in msg
     img.write_bytes(b"P6 not an image")
-    _layout_error(tmp_path, load=True, match="cannot decode .*00000_00000.ppm as a PPM image")
+    msg = _layout_error(tmp_path, load=True, match="cannot decode .*00000_00000.ppm as a PPM "
+                                                   "image")
+    assert "00000_00000.ppm" in msg
 
 
 def test_bad_arguments(gtsrb):

@@ -71,10 +71,15 @@ def ray_instance():
 
 
 def test_ray_executor(ray_instance, tmp_path):
-    _ray_equals_local_and_reports_failures(tmp_path / "a")
-    _ray_task_killed_mid_run_resumes(ray_instance, tmp_path / "b")
-    _cli_suite_on_ray_equals_local(tmp_path / "c")
-    _training_task_killed_mid_run_resumes(ray_instance, tmp_path / "d")
+    out = _ray_equals_local_and_reports_failures(tmp_path / "a")
+    assert isinstance(out["bad"], TaskFailure) and all(
+        isinstance(out[f"seed{s}"], dict) for s in range(3))
+    killed_at, ran = _ray_task_killed_mid_run_resumes(ray_instance, tmp_path / "b")
+    assert ran == 400 - killed_at
+    runs = _cli_suite_on_ray_equals_local(tmp_path / "c")
+    assert list(runs) == ["STN-C0"]  # the failed R/CNN task is not indexed
+    res = _training_task_killed_mid_run_resumes(ray_instance, tmp_path / "d")
+    assert 0 < res["train"]["steps_this_session"] < 1500
 
 
 def _cli_suite_on_ray_equals_local(tmp_path):
@@ -113,6 +118,7 @@ def _cli_suite_on_ray_equals_local(tmp_path):
     runs = json.loads((tmp_path / "fail" / "suite.json").read_text())["runs"]["R"]
     assert list(runs) == ["STN-C0"]
     assert runs["STN-C0"]["error"] == local["runs"]["R"]["STN-C0"]["error"]
+    return runs
 
 
 def _training_task_killed_mid_run_resumes(ray, tmp_path):
@@ -148,6 +154,7 @@ def _training_task_killed_mid_run_resumes(ray, tmp_path):
     pa = load_checkpoint(tmp_path / "local" / "R" / "CNN" / "checkpoint.pt")["params"]
     pb = load_checkpoint(ckpt)["params"]
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    return res
 
 
 def _ray_equals_local_and_reports_failures(tmp_path):
@@ -162,6 +169,7 @@ def _ray_equals_local_and_reports_failures(tmp_path):
     assert isinstance(out["bad"], TaskFailure)
     assert "deliberate failure" in out["bad"].error
     assert "about to fail" in Path(out["bad"].log_path).read_text()
+    return out
 
 
 def _ray_task_killed_mid_run_resumes(ray, tmp_path):
@@ -186,3 +194,4 @@ def _ray_task_killed_mid_run_resumes(ray, tmp_path):
     ref_local = run_tasks(_tasks(tmp_path / "fresh", steps=400)[:1], progress=False)
     assert out[t.name]["acc"] == ref_local[t.name]["acc"]
     assert out[t.name]["ran"] == 400 - killed_at  # continued, did not start over
+    return killed_at, out[t.name]["ran"]
