@@ -25,14 +25,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import runio
 from .errors import ConfigError
-from .record import RunRecord
+from .record import RunRecord, open_run_dir
 from .runio import Progress, TrainingDiverged
 
 __all__ = ["MODULE_CHECKPOINT_FORMAT", "train_modules"]
@@ -69,25 +68,17 @@ def train_modules(cfg, run_dir, train_data, test_data, *, suite, hooks, resume: 
         ConfigError: a checkpoint exists without ``resume``, or its config differs.
         models.runio.TrainingDiverged: a non-finite loss (also models.train.TrainingDiverged).
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, prev_path = runio.checkpoint_paths(run_dir)
-    has_ckpt = ckpt_path.exists() or prev_path.exists()
-    log_path = run_dir / "log.jsonl"
+    rd = open_run_dir(run_dir, resume=resume)
+    if rd.finished is not None:
+        return rd.finished
+    run_dir, ckpt_path, prev_path, has_ckpt, log_path = (rd.path, rd.checkpoint, rd.previous,
+                                                         rd.has_checkpoint, rd.log)
     label = f"{cfg.variant}/{cfg.net} x{len(cfg.seeds)}"
-    if (run_dir / "metrics.json").exists() and not has_ckpt:
-        if not resume:
-            raise ConfigError(f"train: {run_dir} holds a finished run (metrics.json); pass "
-                              f"--resume to keep it or choose another --out")
-        return RunRecord.load(run_dir).metrics
     models = _build_seeded(cfg, suite.build)
     opts = [hooks.module_optimizer(cfg, m) for m in models]
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
     if has_ckpt:
-        if not resume:
-            raise ConfigError(f"train: {ckpt_path} exists; pass --resume to continue it or "
-                              f"choose another --out")
         ck, _ = runio.latest_good_checkpoint(run_dir)
         saved = type(cfg).from_json(ck["config"])
         mine = dataclasses.replace(cfg, device=saved.device)

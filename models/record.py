@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runio
+from .errors import ConfigError
 from .runio import atomic_write_json
 
 __all__ = ["RunRecord", "SuiteRecord", "METRICS", "CONFIG", "ENV", "LOG", "FIG_DATA",
@@ -196,3 +198,48 @@ class SuiteRecord:
             return {"scale": scale, "runs": {}}
         d.setdefault("runs", {})
         return d
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory opened for training (both training loops start here).
+
+    Attributes:
+        path: the run directory (created).
+        checkpoint: ``checkpoint.pt``; ``previous``: the previous good one.
+        has_checkpoint: either exists (a run to resume).
+        log: ``log.jsonl``.
+        finished: the metrics of a finished run (``metrics.json`` and no checkpoint) that
+            ``resume`` keeps, else None.
+    """
+
+    path: Path
+    checkpoint: Path
+    previous: Path
+    has_checkpoint: bool
+    log: Path
+    finished: dict | None
+
+
+def open_run_dir(run_dir, *, resume: bool) -> RunDir:
+    """Create ``run_dir``; refuse to overwrite a finished run or a checkpoint without
+    ``resume``.
+
+    Raises:
+        ConfigError: a finished run (``metrics.json``) or a checkpoint exists and ``resume``
+            is False.
+    """
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    ckpt, prev = runio.checkpoint_paths(path)
+    has_ckpt = ckpt.exists() or prev.exists()
+    finished = None
+    if (path / "metrics.json").exists() and not has_ckpt:
+        if not resume:
+            raise ConfigError(f"train: {path} holds a finished run (metrics.json); pass "
+                              f"--resume to keep it or choose another --out")
+        finished = RunRecord.load(path).metrics
+    elif has_ckpt and not resume:
+        raise ConfigError(f"train: {ckpt} exists; pass --resume to continue it or "
+                          f"choose another --out")
+    return RunDir(path, ckpt, prev, has_ckpt, path / "log.jsonl", finished)

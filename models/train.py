@@ -63,7 +63,7 @@ from .core import init_models, make_step, seed_params
 from .precision import Precision
 from .mnist_nets import count_params
 from .module_loop import train_modules
-from .record import RunRecord, SuiteRecord
+from .record import RunRecord, SuiteRecord, open_run_dir
 from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
@@ -192,30 +192,20 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         return train_modules(cfg, run_dir, train_data, test_data, suite=suite, hooks=hooks,
                              resume=resume, progress=progress, stop_after=stop_after,
                              keep_checkpoint=keep_checkpoint)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, prev_path = runio.checkpoint_paths(run_dir)
-    has_ckpt = ckpt_path.exists() or prev_path.exists()
-    log_path = run_dir / "log.jsonl"
+    rd = open_run_dir(run_dir, resume=resume)
+    if rd.finished is not None:
+        return rd.finished
+    run_dir, ckpt_path, prev_path, has_ckpt, log_path = (rd.path, rd.checkpoint, rd.previous,
+                                                         rd.has_checkpoint, rd.log)
     label = f"{cfg.variant}/{cfg.net} x{len(cfg.seeds)}"
-
-    if (run_dir / "metrics.json").exists() and not has_ckpt:
-        if not resume:
-            raise ConfigError(f"train: {run_dir} holds a finished run (metrics.json); pass "
-                             f"--resume to keep it or choose another --out")
-        return RunRecord.load(run_dir).metrics
     base, params = init_models(cfg, suite.build)
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
-    hooks = suite.hooks(cfg)
     opt, stopper = hooks.optimizer, hooks.early_stopping
     opt_state = opt.init(params) if opt is not None else {}
     stop_state = stopper.init(params) if stopper is not None else None
     stopped = False
     if has_ckpt:
-        if not resume:
-            raise ConfigError(f"train: {ckpt_path} exists; pass --resume to continue it or "
-                             f"choose another --out")
         ck, _ = runio.latest_good_checkpoint(run_dir)
         saved = type(cfg).from_json(ck["config"])
         if cfg.vmap != saved.vmap:  # an execution choice: keep the checkpoint's
