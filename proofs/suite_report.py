@@ -65,20 +65,10 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
         from figures.models import draw_suite  # matplotlib only when drawing
 
         figs = draw_suite(suite, Path(out_md).parent / "figures")
-        if figs:
-            lines += ["### Figures", ""]
-            for name, p in figs.items():
-                rel = os.path.relpath(p, Path(out_md).parent)
-                lines += [f"![{_CAPTIONS.get(name, name)}]({rel})", ""]
-    text = "\n".join(lines)
-    if out_md is not None:
-        out_md = Path(out_md)
-        out_md.parent.mkdir(parents=True, exist_ok=True)
-        out_md.write_text(text)
-        atomic_write_json(out_md.with_suffix(".json"),
-                          {"suite": str(suite_dir), "runs": runs, "figures": figs,
-                           "paper": {"table_i": PAPER_TABLE_I, "table_ii": PAPER_TABLE_II}})
-    return text
+        lines += _figure_lines({k: (p, _CAPTIONS.get(k, k)) for k, p in figs.items()}, out_md)
+    return _write(lines, out_md, {"suite": str(suite_dir), "runs": runs, "figures": figs,
+                                  "paper": {"table_i": PAPER_TABLE_I,
+                                            "table_ii": PAPER_TABLE_II}})
 
 
 def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
@@ -103,21 +93,31 @@ def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
         if mod is not None and hasattr(mod, "draw_suite"):
             figs = {k: (v if isinstance(v, tuple) else (v, k))
                     for k, v in mod.draw_suite(rec, Path(out_md).parent / "figures").items()}
-            if figs:
-                lines += ["### Figures", ""]
-                for fig, (p, caption) in figs.items():
-                    rel = os.path.relpath(p, Path(out_md).parent)
-                    lines += [f"![{caption}]({rel})", ""]
+            lines += _figure_lines(figs, out_md)
+    return _write(lines, out_md, {
+        "suite": str(suite_dir), "name": name, "runs": rec.as_dicts(),
+        "figures": {k: str(v[0]) for k, v in figs.items()},
+        "paper": getattr(importlib.import_module(type(suite).__module__), "PAPER", None)})
+
+
+def _figure_lines(figs: dict, out_md) -> list[str]:
+    """Markdown image lines for ``{name: (path, caption)}``, relative to ``out_md``."""
+    if not figs:
+        return []
+    lines = ["### Figures", ""]
+    for p, caption in figs.values():
+        lines += [f"![{caption}]({os.path.relpath(p, Path(out_md).parent)})", ""]
+    return lines
+
+
+def _write(lines: list[str], out_md, payload: dict) -> str:
+    """The report text; written with its JSON twin (``payload``) when ``out_md`` is given."""
     text = "\n".join(lines)
     if out_md is not None:
         out_md = Path(out_md)
         out_md.parent.mkdir(parents=True, exist_ok=True)
         out_md.write_text(text)
-        atomic_write_json(out_md.with_suffix(".json"),
-                          {"suite": str(suite_dir), "name": name, "runs": rec.as_dicts(),
-                           "figures": {k: str(v[0]) for k, v in figs.items()},
-                           "paper": getattr(importlib.import_module(type(suite).__module__),
-                                            "PAPER", None)})
+        atomic_write_json(out_md.with_suffix(".json"), payload)
     return text
 
 
