@@ -184,10 +184,32 @@ class DeepSuiteBase:
     Subclasses set ``name``, ``summary``, ``variants``, ``nets``, ``scales`` and implement
     ``_settings(scale)``, ``_loss``, ``_errors(output, labels)``, ``_classifier(cfg)``,
     ``_localizer(cfg, net, kind, depth)``, ``_loc_lr(net_name, iterations)``,
-    ``load_data``, ``check_source``, ``param_counts``, ``params_table``, ``report``.
+    ``load_data`` and ``report``; they set ``nets_module`` (``models.svhn_nets`` /
+    ``models.plankton_nets``: ``param_counts(width=)``), ``params_header`` and
+    ``params_note``; the data reader is ``models.data.<name>``.
     """
 
     paper_seeds = 3
+    nets_module = None
+    params_header = "| network | params (width 1) | params (width 0.125, small/medium) |"
+    params_note = ""
+
+    def param_counts(self) -> dict:
+        return {self.name: {f"width={w}": self.nets_module.param_counts(width=w)
+                            for w in (1.0, 0.125)}}
+
+    def params_table(self, counts: dict) -> str:
+        lines = [self.params_header, "|---|---:|---:|"]
+        c = counts[self.name]
+        for n in c["width=1.0"]:
+            lines.append(f"| {n} | {c['width=1.0'][n]} | {c['width=0.125'][n]} |")
+        lines.append(f"\n{self.params_note}")
+        return "\n".join(lines)
+
+    def check_source(self, source) -> None:
+        import importlib
+
+        self.source_check(source, importlib.import_module(f"models.data.{self.name}").info)
 
     def default_seeds(self, scale: str) -> int:
         return {"paper": self.paper_seeds, "medium": 3}.get(scale, 1)

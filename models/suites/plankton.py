@@ -69,6 +69,9 @@ class PlanktonSuite(DeepSuiteBase):
     """000's PlanktonSet suite (Table V; iterations of Sec. IV-C5)."""
 
     name = "plankton"
+    nets_module = PN
+    params_header = "| network | params (width 1, 121 classes) | params (width 0.125) |"
+    params_note = "000 states no PlanktonSet parameter counts."
     title = "PlanktonSet deep STN suite (000 Sec. IV-C)"
     summary = ("000 Sec. IV-C: CNN, STN-CX at X=0,2,4,7,10, DLX/SLX at X=2,4,7,10, "
                "iterated nets on PlanktonSet (1.0 or stand-in); Table V")
@@ -102,23 +105,6 @@ class PlanktonSuite(DeepSuiteBase):
 
     def _localizer(self, cfg, net, kind, depth):
         return PN.localizer(depth=depth, net=net)
-
-    def param_counts(self) -> dict:
-        return {"plankton": {f"width={w}": PN.param_counts(width=w) for w in (1.0, 0.125)}}
-
-    def params_table(self, counts: dict) -> str:
-        lines = ["| network | params (width 1, 121 classes) | params (width 0.125) |",
-                 "|---|---:|---:|"]
-        c = counts["plankton"]
-        for n in c["width=1.0"]:
-            lines.append(f"| {n} | {c['width=1.0'][n]} | {c['width=0.125'][n]} |")
-        lines.append("\n000 states no PlanktonSet parameter counts.")
-        return "\n".join(lines)
-
-    def check_source(self, source: DataSource) -> None:
-        from ..data import plankton as D
-
-        self.source_check(source, D.info)
 
     def load_data(self, variant: str, cfg, source: DataSource) -> tuple:
         from ..data import plankton as D

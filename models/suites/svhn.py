@@ -85,6 +85,8 @@ class SvhnSuite(DeepSuiteBase):
     """000's SVHN suite (Tables III, IV; iterations of Sec. IV-B4)."""
 
     name = "svhn"
+    nets_module = SN
+    params_note = "000 states no SVHN parameter counts (its Table VI is MNIST only)."
     title = "SVHN deep STN suite (000 Sec. IV-B)"
     summary = ("000 Sec. IV-B: CNN, STN-C0-large/C0123/SL0123, STN-CX/DLX/SLX at X=0,3,6,8, "
                "two-iteration nets on SVHN (format 1 or stand-in); Tables III, IV")
@@ -119,23 +121,6 @@ class SvhnSuite(DeepSuiteBase):
         if kind == "large":
             return SN.localizer("C0-large")
         return SN.localizer("F32", depth=depth, net=net)
-
-    def param_counts(self) -> dict:
-        return {"svhn": {f"width={w}": SN.param_counts(width=w) for w in (1.0, 0.125)}}
-
-    def params_table(self, counts: dict) -> str:
-        lines = ["| network | params (width 1) | params (width 0.125, small/medium) |",
-                 "|---|---:|---:|"]
-        c = counts["svhn"]
-        for n in c["width=1.0"]:
-            lines.append(f"| {n} | {c['width=1.0'][n]} | {c['width=0.125'][n]} |")
-        lines.append("\n000 states no SVHN parameter counts (its Table VI is MNIST only).")
-        return "\n".join(lines)
-
-    def check_source(self, source: DataSource) -> None:
-        from ..data import svhn as D
-
-        self.source_check(source, D.info)
 
     def load_data(self, variant: str, cfg, source: DataSource) -> tuple:
         from ..data import svhn as D
