@@ -18,8 +18,8 @@ The paper's numbers (mean test error; SVHN over 3 runs, PlanktonSet over 4):
 
 The checks, per data set (each on a committed suite directory of ``stnlab train --suite
 svhn|plankton``, the largest scale present: ``<data>-paper``, ``-medium``, ``-small``;
-``smoke`` is never evidence), all as paired-by-seed bootstrap intervals
-(:func:`proofs.stats.paired_difference_ci`, 95 %, >= 3 seeds) judged by
+``smoke`` is never evidence), all as paired-by-seed Student-t intervals
+(:func:`proofs.stats.paired_seed_ci`, 95 %, >= 3 seeds) judged by
 :func:`proofs.stats.decide` against 0:
 
 1. ``deepest_cx_worse_than_slx``: error(STN-C<Xmax>) - error(STN-SL<Xmax>) > 0
@@ -42,7 +42,7 @@ from pathlib import Path
 
 from proofs import registry as R
 from proofs.registry import Evidence, check
-from proofs.stats import decide, paired_difference_ci
+from proofs.stats import decide, paired_seed_ci
 
 __all__ = ["DATASETS", "find_suite", "difference", "MIN_SEEDS"]
 
@@ -82,12 +82,12 @@ def _errors(suite: Path, data: str) -> tuple[dict, dict]:
     return errs, prov
 
 
-def difference(errs: dict, plus: list[str], minus: list[str], *, seed: int = 0):
+def difference(errs: dict, plus: list[str], minus: list[str]):
     """Paired interval of ``sum(errs[plus]) - sum(errs[minus])`` per seed."""
     n = len(errs[plus[0]])
     a = [sum(errs[k][i] for k in plus) for i in range(n)]
     b = [sum(errs[k][i] for k in minus) for i in range(n)]
-    return paired_difference_ci(a, b, level=LEVEL, seed=seed)
+    return paired_seed_ci(a, b, level=LEVEL)
 
 
 def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evidence:
@@ -104,7 +104,7 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
         return Evidence.not_run(
             f"{suite} lacks {missing or ''}{' and has < 3 seeds for ' + str(few) if few else ''}"
             f"; needs {', '.join(need)} with >= {MIN_SEEDS} seeds")
-    ci = difference(errs, plus, minus, seed=ctx.seed)
+    ci = difference(errs, plus, minus)
     verdict = decide(ci, 0.0, ">")
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
     numbers = {f"{data}: {name}": ci.as_dict(), "decision": verdict, "provenance": prov,
@@ -113,7 +113,7 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
     summary = (f"{data} ({prov['scale']}, {prov['seeds']} seeds): error {expr} = "
                f"{100 * ci.estimate:+.2f} pp, {int(100 * LEVEL)}% CI [{100 * ci.lo:+.2f}, "
                f"{100 * ci.hi:+.2f}] -> {verdict}")
-    return Evidence(status, numbers, f"{int(100 * LEVEL)}% paired bootstrap CI of {expr} > 0",
+    return Evidence(status, numbers, f"{int(100 * LEVEL)}% paired Student-t CI over seeds of {expr} > 0",
                     summary)
 
 

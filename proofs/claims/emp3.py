@@ -11,8 +11,8 @@ Evidence: the committed ``gtsrb`` suite (``stnlab train --suite gtsrb``), varian
 that order) or ``ctx.results_dir`` itself. Only runs at ``medium`` or ``paper`` with >= 3
 seeds count (:data:`MIN_SEEDS`, :data:`SCALES`); otherwise every check is "not run" and
 says which results it needs. Seeds are paired by seed id (the same seed id trains every
-network on the same batch stream), and every comparison is a paired percentile-bootstrap
-interval (:func:`proofs.stats.paired_difference_ci`, 95 %) judged by
+network on the same batch stream), and every comparison is a paired Student-t interval over
+seeds (:func:`proofs.stats.paired_seed_ci`, 95 %) judged by
 :func:`proofs.stats.decide`:
 
 1. ``linearized_lowest`` -- for STN and IC-STN at every ``d``: error(bilinear) -
@@ -119,8 +119,7 @@ def _load(ctx, nets):
 
 def _paired(errors, a, b, seeds):
     """Interval of mean(error[a] - error[b]) over ``seeds`` (paired)."""
-    return stats.paired_difference_ci([errors[a][s] for s in seeds],
-                                      [errors[b][s] for s in seeds], seed=0)
+    return stats.paired_seed_ci([errors[a][s] for s in seeds], [errors[b][s] for s in seeds])
 
 
 def _combine(verdicts):

@@ -21,12 +21,13 @@ The EMP evidence rules (every empirical check, also those of the suite modules):
 * each check records ``provenance`` -- ``{"results", "scale", "seeds", "device"}`` of
   the records it read (:func:`provenance`); ``run_claims`` fails an empirical check
   that decides anything without it;
-* an ordering is judged on the 95 % percentile-bootstrap interval over seeds of the
-  per-seed difference (:func:`ordering`); it is verified or failed only with at least
-  :data:`MIN_SEEDS` seeds, at a scale in :data:`DECIDING_SCALES`, and an interval that
-  excludes the tie; otherwise it is ``inconclusive`` (with every number still shown).
-  With 3 seeds that interval is about [min, max] of the differences, so a decided
-  ordering holds in every seed.
+* an ordering is judged on the 95 % Student-t interval over seeds of the per-seed
+  difference (:func:`ordering`, :func:`proofs.stats.seed_mean_ci`); it is verified or
+  failed only with at least :data:`MIN_SEEDS` seeds, at a scale in
+  :data:`DECIDING_SCALES`, and an interval that excludes the tie; otherwise it is
+  ``inconclusive`` (with every number still shown). With 3 seeds that interval is the
+  mean +- 2.48 sd of the three differences; a percentile bootstrap would be about their
+  range and cover ~77 % (proofs/stats.py), which is why it is not used here.
 
 (T) has no ordering prediction (000: STN-C1 "performs adequately" there). Runs at the
 ``smoke`` scale are ignored. Thresholds are fixed here, before and independent of any
@@ -40,9 +41,9 @@ from pathlib import Path
 
 from models.record import ENV, SuiteRecord
 from proofs.registry import Evidence, check, claim, seed_summary
-from proofs.stats import bootstrap_mean_ci
+from proofs.stats import seed_mean_ci
 
-__all__ = ["SUITE_NAMES", "MIN_SEEDS", "DECIDING_SCALES", "suite_dir", "provenance",
+__all__ = ["SUITE_NAMES", "MIN_SEEDS", "DECIDING_SCALES", "suite_dir", "suite_dirs", "provenance",
            "ordering", "seed_interval"]
 
 #: MNIST suite directories, largest scale first: EMP-1 reads the first that exists.
@@ -104,18 +105,30 @@ claim("EMP-4", "The convolutional STN's transform improves GT-known Loc over its
       "than CAM' holds on CUB only.")
 
 
-def suite_dir(ctx) -> Path | None:
-    """The MNIST suite directory EMP-1 reads (the largest scale committed), or None."""
+def suite_dirs(ctx) -> list[Path]:
+    """The MNIST suite directories EMP-1 may read, largest scale first.
+
+    ``ctx.results_dir`` itself when it is a suite (and holds none of :data:`SUITE_NAMES`),
+    else those of ``<results>/mnist-paper``, ``mnist-medium``, ``mnist-small`` that exist.
+    """
     root = ctx.results_dir
     if root is None:
-        return None
+        return []
     root = Path(root)
     if SuiteRecord.is_suite(root) and not any((root / n).is_dir() for n in SUITE_NAMES):
-        return root
-    for name in SUITE_NAMES:
-        if SuiteRecord.is_suite(root / name):
-            return root / name
-    return None
+        return [root]
+    return [root / n for n in SUITE_NAMES if SuiteRecord.is_suite(root / n)]
+
+
+def suite_dir(ctx) -> Path | None:
+    """The largest-scale MNIST suite directory committed (see :func:`suite_dirs`), or None.
+
+    A check reads, for each variant, the largest suite that holds all the networks it
+    needs on that variant (:func:`_load`): ``mnist-medium`` may hold (R) and (T) while (S)
+    is still read from ``mnist-small``; the provenance says which.
+    """
+    dirs = suite_dirs(ctx)
+    return dirs[0] if dirs else None
 
 
 def _per_seed(metrics: dict, key: str) -> dict[int, float]:
@@ -157,7 +170,7 @@ def seed_interval(name: str, per_seed: dict[int, float], *, null: float, directi
                   deciding_scales=DECIDING_SCALES) -> Evidence:
     """Evidence on "the mean over seeds of ``per_seed`` is ``direction`` ``null``".
 
-    The 95 % percentile-bootstrap interval over seeds decides
+    The 95 % Student-t interval over seeds (:func:`proofs.stats.seed_mean_ci`) decides
     (:meth:`Evidence.from_interval`) -- but only with ``>= min_seeds`` seeds at a scale in
     ``deciding_scales``; otherwise the evidence is ``inconclusive`` with its numbers (one
     seed: no interval, the value alone).
@@ -170,7 +183,7 @@ def seed_interval(name: str, per_seed: dict[int, float], *, null: float, directi
     if not scale_ok:
         why.append(f"scale {prov['scale']} (needs {' or '.join(deciding_scales)})")
     if n >= 2:
-        ci = bootstrap_mean_ci(list(per_seed.values()), seed=0)
+        ci = seed_mean_ci(list(per_seed.values()))
         ev = Evidence.from_interval(name, ci, null=null, direction=direction, provenance=prov)
         ev.numbers[name]["per_seed"] = {int(k): float(v) for k, v in per_seed.items()}
     else:
@@ -199,31 +212,49 @@ def ordering(name: str, high: dict[int, float], low: dict[int, float], *, prov: 
                          deciding_scales=deciding_scales)
 
 
-def _suite(ctx):
-    d = suite_dir(ctx)
-    if d is None:
-        return None, None
-    return d, SuiteRecord.load(d, exclude_scales=("smoke",))
-
-
-def _missing_evidence(ctx, d, needed) -> Evidence:
+def _missing_evidence(ctx, needed) -> Evidence:
     root = Path(ctx.results_dir) if ctx.results_dir else None
-    where = d or (root / "mnist-small" if root else "results/mnist-small")
+    where = root / "mnist-medium" if root else "results/mnist-medium"
     what = ", ".join(f"{v}/{n}" for v, n in needed)
     return Evidence.not_run(f"records missing: no trained runs (smoke excluded) for {what} "
-                            f"under {where} (looked in {' / '.join(SUITE_NAMES)} of "
-                            f"{root}; set STNLAB_RESULTS or --results); run `stnlab train "
-                            f"--suite mnist --scale medium --seeds 3 --out {where}`")
+                            f"under {' / '.join(SUITE_NAMES)} of {root} (set "
+                            f"STNLAB_RESULTS or --results); run `stnlab train --suite "
+                            f"mnist --scale medium --seeds 3 --out {where}`")
 
 
 def _load(ctx, needed):
-    """``(records {(v, n): RunRecord}, provenance)`` or ``(None, not-run Evidence)``."""
-    d, suite = _suite(ctx)
-    recs = {(v, n): suite.get(v, n) if suite else None for v, n in needed}
-    missing = [k for k, r in recs.items() if r is None]
+    """``(records {(v, n): RunRecord}, {variant: provenance})`` or ``(None, not-run
+    Evidence)``.
+
+    Each variant is read from the largest suite (:func:`suite_dirs`) that holds every
+    network ``needed`` on it, so a variant not yet trained at a larger scale is judged on
+    the smaller one, and its provenance (and so its verdict) says so.
+    """
+    suites = [(d, SuiteRecord.load(d, exclude_scales=("smoke",))) for d in suite_dirs(ctx)]
+    recs, provs, missing = {}, {}, []
+    for v in dict.fromkeys(v for v, _ in needed):
+        nets = [n for vv, n in needed if vv == v]
+        found = next(((d, s) for d, s in suites if all(s.get(v, n) for n in nets)), None)
+        if found is None:
+            missing += [(v, n) for n in nets]
+            continue
+        d, suite = found
+        recs.update({(v, n): suite.get(v, n) for n in nets})
+        provs[v] = provenance([suite.get(v, n) for n in nets], d)
     if missing:
-        return None, _missing_evidence(ctx, d, missing)
-    return recs, provenance(recs.values(), d)
+        return None, _missing_evidence(ctx, missing)
+    return recs, provs
+
+
+def _joint(provs: dict) -> dict:
+    """One provenance for several variants' (the distinct values joined by ``+``)."""
+    ps = list(provs.values())
+    if len(ps) == 1:
+        return ps[0]
+    seeds = set.intersection(*(set(p["seeds"]) for p in ps))
+    return {k: "+".join(dict.fromkeys(str(p[k]) for p in ps)) for k in ("results", "scale",
+                                                                      "device")} | {
+        "seeds": sorted(seeds)}
 
 
 def _lead(ev: Evidence) -> str:
@@ -233,9 +264,10 @@ def _lead(ev: Evidence) -> str:
 
 def _pose_order(ctx, variant: str) -> Evidence:
     nets = ("STN-C1",) + INPUT_STNS
-    recs, prov = _load(ctx, [(variant, n) for n in nets])
+    recs, provs = _load(ctx, [(variant, n) for n in nets])
     if recs is None:
-        return prov
+        return provs
+    prov = provs[variant]
     std = {n: _per_seed(recs[(variant, n)].metrics, "pose_std") for n in nets}
     unit = recs[(variant, "STN-C1")].metrics["pose_std"].get("unit", "")
     parts = [ordering(f"{variant}: pose std STN-C1 - {n} ({unit})", std["STN-C1"], std[n],
@@ -252,7 +284,7 @@ def _pose_order(ctx, variant: str) -> Evidence:
 @check("EMP-1", name="rotation_pose_order")
 def emp1_rotation_pose_order(ctx):
     """(R): STN-C1's final-angle std exceeds each of STN-C0's, STN-DL1's and STN-SL1's;
-    each ordering judged on the 95 % bootstrap interval over seeds of the per-seed
+    each ordering judged on the 95 % Student-t interval over seeds of the per-seed
     difference (>= 3 seeds at medium or paper to decide; a priori)."""
     return _pose_order(ctx, "R")
 
@@ -269,9 +301,10 @@ def emp1_fig6_slopes(ctx):
     STN-C0's and STN-SL1's above it (0.5: the midpoint of 'no rotation' 0 and 'full
     counter-rotation' 1, a priori)."""
     nets = ("STN-C1", "STN-C0", "STN-SL1")
-    recs, prov = _load(ctx, [("R", n) for n in nets])
+    recs, provs = _load(ctx, [("R", n) for n in nets])
     if recs is None:
-        return prov
+        return provs
+    prov = provs["R"]
     slope = {n: _per_seed(recs[("R", n)].metrics, "fig6_slope") for n in nets}
     parts = [seed_interval("R: Fig. 6 slope STN-C1", slope["STN-C1"], null=SLOPE_SPLIT,
                            direction="<", prov=prov)]
@@ -290,18 +323,18 @@ def emp1_error_order(ctx):
     """(R) and (S): STN-C1's test error exceeds each input-transforming network's; each
     ordering judged on the 95 % interval over seeds of the per-seed difference."""
     nets = ("STN-C1",) + INPUT_STNS
-    recs, prov = _load(ctx, [(v, n) for v in ("R", "S") for n in nets])
+    recs, provs = _load(ctx, [(v, n) for v in ("R", "S") for n in nets])
     if recs is None:
-        return prov
+        return provs
     parts, bits, raw = [], [], {}
     for v in ("R", "S"):
         err = {n: _per_seed(recs[(v, n)].metrics, "error") for n in nets}
-        parts += [ordering(f"{v}: error STN-C1 - {n}", err["STN-C1"], err[n], prov=prov)
+        parts += [ordering(f"{v}: error STN-C1 - {n}", err["STN-C1"], err[n], prov=provs[v])
                   for n in INPUT_STNS]
         raw.update({f"{v}: error {n}": seed_summary(e) for n, e in err.items()})
-        bits.append(f"({v}) " + ", ".join(f"{n} {100 * seed_summary(e)['median']:.2f}%"
+        bits.append(f"({v}, {provs[v]['results']}) " + ", ".join(f"{n} {100 * seed_summary(e)['median']:.2f}%"
                                           for n, e in err.items()))
-    ev = Evidence.all_of(parts)
+    ev = Evidence.all_of(parts, provenance=_joint(provs))
     ev.numbers.update(raw)
     ev.summary = _lead(ev) + "test error, median over seeds: " + "; ".join(bits)
     return ev

@@ -14,7 +14,8 @@ STN = ("STN-C0", "STN-C1", "STN-DL1", "STN-SL1")
 SEEDS = (0, 1, 2)
 
 
-def _write(root, scale="medium", seeds=SEEDS, suite="mnist-medium", jitter=0.02, **changes):
+def _write(root, scale="medium", seeds=SEEDS, suite="mnist-medium", jitter=0.02, variants="RTS",
+           **changes):
     """A suite whose numbers follow 000's predictions in every seed, with ``changes``.
 
     ``changes``: ``kind__variant__net`` (``_`` for ``-`` in the net) -> a value for every
@@ -35,7 +36,7 @@ def _write(root, scale="medium", seeds=SEEDS, suite="mnist-medium", jitter=0.02,
         return list(x) if isinstance(x, list) else [x * (1 + jitter * k) for k in range(
             len(seeds))]
 
-    for v in "RTS":
+    for v in variants:
         for n in ("CNN",) + STN:
             d = root / suite / v / n
             d.mkdir(parents=True, exist_ok=True)
@@ -110,6 +111,33 @@ def test_the_largest_committed_scale_is_read(tmp_path):
     ctx = CheckContext(out_dir=tmp_path / "o", results_dir=tmp_path)
     assert empirical.suite_dir(ctx) == tmp_path / "mnist-medium"
     assert _emp1(tmp_path, tmp_path)[0] == "verified"
+
+
+def test_each_variant_is_read_from_the_largest_suite_that_holds_it(tmp_path):
+    """mnist-medium holds (R) and (T) only (S still training): (R) is decided on medium,
+    (S) falls back to the one-seed small suite and is inconclusive, and error_order, which
+    needs both, names both in its provenance."""
+    _write(tmp_path, scale="small", seeds=(0,), suite="mnist-small")
+    _write(tmp_path, variants="RT")
+    status, ev = _emp1(tmp_path, tmp_path)
+    medium, small = str(tmp_path / "mnist-medium"), str(tmp_path / "mnist-small")
+    assert status == "inconclusive"
+    assert ev["rotation_pose_order"]["status"] == ev["fig6_slopes"]["status"] == "verified"
+    assert ev["rotation_pose_order"]["provenance"]["results"] == medium
+    assert ev["scale_pose_order"]["status"] == "inconclusive"
+    assert ev["scale_pose_order"]["provenance"] == {"results": small, "scale": "small",
+                                                   "seeds": [0], "device": "cuda"}
+    assert ev["error_order"]["status"] == "inconclusive"
+    assert ev["error_order"]["provenance"] == {"results": f"{medium}+{small}",
+                                               "scale": "medium+small", "seeds": [0],
+                                               "device": "cuda"}
+    nums = ev["error_order"]["numbers"]
+    assert nums["R: error STN-C1 - STN-C0"]["lo"] > 0  # (R) decided on its 3 medium seeds
+    assert nums["S: error STN-C1 - STN-C0"]["per_seed"] == pytest.approx({"0": 0.002})
+    # without the small suite, (S) is missing: not run, naming what is missing
+    _write(tmp_path / "only", variants="RT")
+    status, ev = _emp1(tmp_path / "only", tmp_path)
+    assert status == "not run" and "S/STN-C1" in ev["scale_pose_order"]["summary"]
 
 
 def test_absent_or_smoke_results_are_not_run_and_say_so(tmp_path):

@@ -82,6 +82,46 @@ def test_flat_bootstrap_that_ignores_seeds_undercovers():
     assert cov < BAND[0], cov
 
 
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_seed_mean_ci_covers_with_few_seeds(n):
+    """The Student-t interval is exact for normal values: its coverage sits in the exact
+    band [0.917, 0.983] (no bootstrap allowance) at 3, 5 and 10 seeds."""
+    def make(rng):
+        return rng.normal(1.0, 2.0, n)
+
+    cov = _coverage(make, 1.0, lambda x, resamples, seed: stats.seed_mean_ci(x))
+    assert 0.95 - 3 * SD <= cov <= BAND[1], cov
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_percentile_bootstrap_undercovers_with_few_seeds(n):
+    """The break case that made EMP verdicts use :func:`seed_mean_ci`: on the same data the
+    percentile bootstrap covers 0.77 (n = 3) / 0.83 (n = 5), below the band."""
+    def make(rng):
+        return rng.normal(1.0, 2.0, n)
+
+    cov = _coverage(make, 1.0, stats.bootstrap_mean_ci)
+    assert cov < BAND[0], cov
+
+
+def test_seed_mean_ci_known_values():
+    # [1, 2, 3]: mean 2, sd 1; with 2 degrees of freedom the t quantile has the closed
+    # form t_p = (2p - 1) / sqrt(2 p (1 - p)) (= 4.3027 at p = 0.975)
+    ci = stats.seed_mean_ci([1.0, 2.0, 3.0])
+    half = 0.95 / math.sqrt(2 * 0.975 * 0.025) / math.sqrt(3)
+    assert ci.estimate == 2.0 and ci.n == 3
+    assert ci.lo == pytest.approx(2.0 - half, abs=1e-12)
+    assert ci.hi == pytest.approx(2.0 + half, abs=1e-12)
+    assert stats.seed_mean_ci([0.5, 0.5, 0.5]).lo == stats.seed_mean_ci([0.5] * 3).hi == 0.5
+    p = stats.paired_seed_ci([3.0, 4.0, 5.0], [2.0, 2.0, 2.0])
+    assert (p.estimate, p.lo, p.hi) == (ci.estimate, ci.lo, ci.hi)
+    assert p.method == "paired student-t over 3 seeds"
+    # three differences all positive but spread: the bootstrap decides, the t interval not
+    d = [0.2, 1.0, 3.0]
+    assert stats.decide(stats.bootstrap_mean_ci(d, seed=0)) == "verified"
+    assert stats.decide(stats.seed_mean_ci(d)) == "inconclusive"
+
+
 def test_hierarchical_resamples_seeds_then_trials():
     """With no trial variation the interval is the seed-level bootstrap's; with one seed's
     trials all equal and seeds differing, the width comes from the seeds alone."""
@@ -156,6 +196,10 @@ def test_bad_inputs_have_clear_errors():
         stats.hierarchical_bootstrap_ci([1.0, 2.0])
     with pytest.raises(ValueError, match="hierarchical_bootstrap_ci: expected at least 2 seeds"):
         stats.hierarchical_bootstrap_ci([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"seed_mean_ci: expected x with at least 2 values"):
+        stats.seed_mean_ci([1.0])
+    with pytest.raises(ValueError, match="paired_seed_ci: expected a and b of the same"):
+        stats.paired_seed_ci([1.0, 2.0], [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="clopper_pearson: expected 0 <= successes <= trials"):
         stats.clopper_pearson(5, 3)
     with pytest.raises(ValueError, match="resamples"):
