@@ -191,9 +191,13 @@ def save_checkpoint(path: str | Path, state: dict, *, keep_previous: bool = True
             os.replace(_digest_path(path), _digest_path(prev))
         else:
             _digest_path(prev).unlink(missing_ok=True)
-    _digest_path(path).unlink(missing_ok=True)  # never a stale digest beside new bytes
-    atomic_write_bytes(path, data)
+    # The digest goes first: ``path`` does not exist at this point (moved to ``prev`` or
+    # never written), so a kill between the two writes leaves a digest without bytes,
+    # which readers skip (the previous checkpoint, or none, serves), never bytes without
+    # a digest, which no reader can trust (the first checkpoint of a run would be lost).
+    path.unlink(missing_ok=True)  # keep_previous=False: old bytes must not meet the new digest
     atomic_write_bytes(_digest_path(path), (digest + "\n").encode())
+    atomic_write_bytes(path, data)
     return digest
 
 
