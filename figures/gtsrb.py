@@ -10,20 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from figures.style import new_figure, save
+from figures.style import new_figure, save, show_image
 from models.record import SuiteRecord
 
 __all__ = ["fig6_class_means", "draw_suite"]
-
-
-def _show(img: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` standardized mean image -> ``(H, W, 3)`` in [0, 1] (min-max per image)."""
-    x = img.astype(np.float64)
-    x = (x - x.min()) / max(x.max() - x.min(), 1e-12)
-    x = np.moveaxis(x, 0, -1)
-    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
 
 def fig6_class_means(suite: SuiteRecord, path, *, d: int = 8, max_classes: int = 10):
@@ -44,7 +34,7 @@ def fig6_class_means(suite: SuiteRecord, path, *, d: int = 8, max_classes: int =
     for r, (label, means, _) in enumerate(rows):
         for c, k in enumerate(present):
             ax = axes[r, c]
-            ax.imshow(_show(means[k]), interpolation="nearest")
+            ax.imshow(show_image(means[k]), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

@@ -33,6 +33,7 @@ __all__ = [
     "apply_style",
     "new_figure",
     "save",
+    "show_image",
     "method_style",
     "plain_log_axis",
 ]
@@ -72,6 +73,17 @@ _RC = {
 def apply_style() -> None:
     """Set the shared rcParams (idempotent)."""
     plt.rcParams.update(_RC)
+
+
+def show_image(img) -> "np.ndarray":
+    """``(C, H, W)`` standardized image (C = 1 or 3) -> ``(H, W, 3)`` in [0, 1], min-max per
+    image (for ``imshow`` of network inputs and ST outputs, whatever their normalization)."""
+    import numpy as np
+
+    x = np.asarray(img, dtype=np.float64)
+    x = (x - x.min()) / max(x.max() - x.min(), 1e-12)
+    x = np.moveaxis(x, 0, -1)
+    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = TEXT_WIDTH,

@@ -11,21 +11,26 @@ networks, paper numbers, data and loss.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
+import sampling
 from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
+from sampling import geometry
+
 from ..core import seed_params
-from ..deep_stn import DeepSTN, parse_net_name
+from ..deep_stn import SLOT_KINDS, DeepSTN, parse_net_name
 from ..errors import ConfigError
 from ..layer_nets import count_params
 from ..optim import MomentumSGD
 from . import DataSource, TrainHooks
 
-__all__ = ["DeepConfig", "DeepSuiteBase", "PoolStream", "TensorTest", "mean_std"]
+__all__ = ["DeepConfig", "DeepSuiteBase", "PoolStream", "TensorTest", "mean_std", "FIG7_ANGLES",
+           "fig7_gallery", "input_frame_theta"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,55 @@ class DeepConfig(ConfigJSON):
         d["seeds"] = tuple(d["seeds"])
         d["eval_iterations"] = tuple(d.get("eval_iterations", (1,)))
         return cls(**d)
+
+
+#: 000 Fig. 7: the applied rotations (degrees) of the one test image each ST network shows.
+FIG7_ANGLES = (-90.0, -45.0, 0.0, 45.0, 90.0, 180.0)
+
+
+def input_frame_theta(model: DeepSTN, thetas: list[torch.Tensor]) -> torch.Tensor:
+    """One ``input_from_output`` matrix for all of a network's slots, to show on the input.
+
+    An input-warping slot's matrix is already composed with the earlier ones (it replaces
+    the running one); a map-warping slot's matrix (in its feature map's normalized frame) is
+    composed on top, as 000's Fig. 7 and our MNIST Fig. 5 show STN-CX: its matrix applied
+    to the input. Feature maps here cover the input's field of view (``same`` convolutions,
+    pooling that halves), so the normalized frames agree up to the half-pixel offsets of
+    ``align_corners=True`` at each map's size.
+    """
+    cur = None
+    for slot, th in zip(model.slots, thetas):
+        if SLOT_KINDS[slot.kind].warps_input or cur is None:
+            cur = th
+        else:
+            cur = geometry.compose(cur, th)
+    return cur
+
+
+@torch.no_grad()
+def fig7_gallery(model: DeepSTN, params: dict, image: torch.Tensor, cfg) -> dict:
+    """000 Fig. 7 data: ``image`` (1, C, H, W) rotated by each of :data:`FIG7_ANGLES` and what
+    the trained network (``params``, one seed) does to each rotated copy.
+
+    Returns ``{"fig7_angles" (A,), "fig7_inputs" (A, C, H, W), "fig7_outputs" (A, C, H, W),
+    "fig7_theta" (A, 2, 3)}``: the rotated inputs (``rotation_matrix(angle)`` as the
+    ``input_from_output`` matrix, the suite's padding), and each warped by
+    :func:`input_frame_theta` of the network's matrices. A network that undoes the rotation
+    shows the same upright object in every column.
+    """
+    a = torch.tensor(FIG7_ANGLES, dtype=torch.float32) * (math.pi / 180.0)
+    rot = torch.cat([geometry.rotation_matrix(a), torch.zeros(len(a), 2, 1)], -1)
+    x = image.float().to(cfg.device).expand(len(a), *image.shape[1:])
+    rotated = sampling.warp_affine(x, rot.to(cfg.device), tuple(x.shape[-2:]),
+                                   padding_mode=cfg.padding_mode, align_corners=True)
+    _, thetas = functional_call(model, params, (rotated,), {"return_theta": True})
+    theta = input_frame_theta(model, thetas)
+    out = sampling.warp_affine(rotated, theta, tuple(x.shape[-2:]),
+                               padding_mode=cfg.padding_mode, align_corners=True)
+    return {"fig7_angles": np.asarray(FIG7_ANGLES, dtype=np.float32),
+            "fig7_inputs": rotated.cpu().numpy().astype(np.float16),
+            "fig7_outputs": out.cpu().numpy().astype(np.float16),
+            "fig7_theta": theta.cpu().numpy().astype(np.float32)}
 
 
 def mean_std(xs: list[float]) -> dict:
@@ -286,6 +340,7 @@ class DeepSuiteBase:
                 _, thetas = functional_call(base, seed_params(params, 0),
                                             (x_all[:4].to(cfg.device),), {"return_theta": True})
                 gallery["theta"] = torch.stack(thetas, 1).cpu().numpy()
+                gallery.update(fig7_gallery(base, seed_params(params, 0), x_all[:1], cfg))
             return {"summary": summary, "fig_data": {"variant": cfg.variant, "net": cfg.net},
                     "gallery": gallery}
         finally:

@@ -78,6 +78,8 @@ class PlanktonSuite(DeepSuiteBase):
     variants = ("plankton",)
     nets = NETS
     scales = ("smoke", "small", "medium", "paper")
+    #: Fig. 7-style pictures: STN-C / DL / SL at a shallow and a deep X (000 Fig. 7: X = 2 and 7).
+    fig7_depths = (2, 7)
     paper_seeds = 4
     iter_section = "IV-C5"
     layout = "PlanktonSet 1.0"

@@ -93,6 +93,8 @@ class SvhnSuite(DeepSuiteBase):
     variants = ("svhn",)
     nets = NETS
     scales = ("smoke", "small", "medium", "paper")
+    #: Fig. 7-style pictures: STN-C / DL / SL at a shallow and a deep X (X = 3 and 8, the shallow and the deepest of Table IV).
+    fig7_depths = (3, 8)
     paper_seeds = 3
     iter_section = "IV-B4"
     layout = "SVHN format 1"

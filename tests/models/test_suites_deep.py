@@ -172,3 +172,61 @@ def test_evaluate_turns_dropout_off(tmp_path):
     half = len(seen) // 2
     assert half and all(torch.equal(a, b) for a, b in zip(seen[:half], seen[half:]))
     assert base.training
+
+
+def test_fig7_gallery_at_identity_and_rotations():
+    """000 Fig. 7 data: at the identity initialization (eq. 17) every network leaves each
+    rotated copy as it is; the 0-degree copy is the image and the 180-degree copy is the
+    image turned over both axes (exact with align_corners=True)."""
+    from models.core import init_models
+    from models.suites._deep import FIG7_ANGLES, fig7_gallery
+
+    suite = get_suite("svhn")
+    for net in ("STN-C3", "STN-DL3", "STN-SL8", "STN-C0123"):
+        cfg = suite.preset("smoke", "svhn", net)
+        base, params = init_models(cfg, suite.build)
+        _, te = suite.load_data("svhn", cfg, DataSource("standin"))
+        g = fig7_gallery(base, {k: v[0] for k, v in params.items()}, te.images[:1], cfg)
+        assert g["fig7_inputs"].shape == (len(FIG7_ANGLES),) + tuple(te.images.shape[1:])
+        eye = torch.eye(2, 3).expand(len(FIG7_ANGLES), 2, 3)
+        torch.testing.assert_close(torch.from_numpy(g["fig7_theta"]), eye)
+        # saved as float16: two rounding steps apart at most (relative ulp 2^-10; a priori)
+        torch.testing.assert_close(torch.from_numpy(g["fig7_outputs"]).float(),
+                                   torch.from_numpy(g["fig7_inputs"]).float(),
+                                   rtol=2 ** -9, atol=2 ** -10)
+        ins = torch.from_numpy(g["fig7_inputs"]).float()
+        x = te.images[0].half().float()
+        torch.testing.assert_close(ins[FIG7_ANGLES.index(0.0)], x, atol=2e-3, rtol=0)
+        torch.testing.assert_close(ins[FIG7_ANGLES.index(180.0)], x.flip(-1, -2), atol=2e-3,
+                                   rtol=0)
+
+
+def test_input_frame_theta_composes_map_slots_and_takes_the_last_input_slot():
+    from models.deep_stn import Slot
+    from models.suites._deep import input_frame_theta
+    from sampling.geometry import compose
+
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.eye(2, 3) + 0.1 * torch.randn(2, 2, 3, generator=g) for _ in range(2))
+
+    class Fake:  # only .slots is read
+        def __init__(self, kinds):
+            self.slots = tuple(Slot(k, d) for d, k in enumerate(kinds))
+
+    # STN-C0123-like: each map-warping matrix composes on top of the previous
+    torch.testing.assert_close(input_frame_theta(Fake("CC"), [a, b]), compose(a, b))
+    # STN-SL0123-like: each input-warping matrix is already the composed one
+    torch.testing.assert_close(input_frame_theta(Fake(["SL", "SL"]), [a, b]), b)
+    torch.testing.assert_close(input_frame_theta(Fake(["DL"]), [a]), a)
+
+
+def test_report_draws_fig7_from_the_runs(tmp_path):
+    out = tmp_path / "svhn"
+    assert main(["train", "--suite", "svhn", "--scale", "smoke", "--data", "standin", "--net",
+                 "STN-C3,STN-DL3,STN-SL3", "--out", str(out), "--quiet"]) == 0
+    assert main(["report", str(out)]) == 0
+    png = out / "figures" / "fig7_rotations.png"
+    assert png.is_file() and png.stat().st_size > 1000
+    text = (out / "report.md").read_text()
+    assert "figures/fig7_rotations.png" in text and "standin" in text
+    assert json.loads((out / "report.json").read_text())["figures"]["fig7_rotations"] == str(png)
