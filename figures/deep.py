@@ -61,6 +61,6 @@ def draw_suite(suite: SuiteRecord, out_dir, *, depths) -> dict[str, tuple[str, s
                        dataset=", ".join(data))
     if p is None:
         return {}
-    return {"fig7_rotations": (str(p), f"Fig. 7 (000): one test image rotated, transformed by "
-                               f"STN-C/DL/SL at X = {', '.join(map(str, depths))} "
-                               f"(data: {', '.join(data)})")}
+    caption = (f"Fig. 7 (000): one test image rotated, transformed by STN-C/DL/SL at "
+               f"X = {', '.join(map(str, depths))} (data: {', '.join(data)})")
+    return {"fig7_rotations": (str(p), caption)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # display-free; must precede the pyplot import
 
@@ -75,11 +76,9 @@ def apply_style() -> None:
     plt.rcParams.update(_RC)
 
 
-def show_image(img) -> "np.ndarray":
+def show_image(img) -> np.ndarray:
     """``(C, H, W)`` standardized image (C = 1 or 3) -> ``(H, W, 3)`` in [0, 1], min-max per
     image (for ``imshow`` of network inputs and ST outputs, whatever their normalization)."""
-    import numpy as np
-
     x = np.asarray(img, dtype=np.float64)
     x = (x - x.min()) / max(x.max() - x.min(), 1e-12)
     x = np.moveaxis(x, 0, -1)
