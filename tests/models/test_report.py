@@ -39,6 +39,11 @@ def test_report_tables_show_ours_and_paper(suite, tmp_path):
     assert f"{100 * ours['error']['mean']:.2f}%" in text
     assert f"{ours['pose_std']['mean']:.1f}" in text
     assert "3 of 15 networks finished" in text
+    # the test protocol and its binomial sampling error, per run
+    n = ours["test"]["images"]
+    assert f"{n} test images per seed" in text
+    p = ours["error"]["mean"]
+    assert f"| {n} | {100 * (p * (1 - p) / n) ** 0.5:.2f} |" in text
     rep = json.loads(md.with_suffix(".json").read_text())
     assert set(rep["runs"]["R"]) == {"CNN", "STN-C1", "STN-SL1"}
     for name in ("fig5_gallery", "fig6_rotation", "training_curves"):
@@ -51,6 +56,13 @@ def test_report_of_one_run_and_cli(suite, tmp_path, capsys):
     assert "STN-SL1 on (R)" in text and "| parameters | 53984 | 53984 |" in text
     assert main(["report", str(suite), "--out", str(tmp_path / "x.md"), "--no-figures"]) == 0
     assert (tmp_path / "x.md").exists() and not (tmp_path / "figures").exists()
+
+
+def test_sampling_sd_known_values():
+    from models.report import sampling_sd
+
+    assert sampling_sd(0.01, 10_000) == pytest.approx(0.000994987, rel=1e-6)
+    assert sampling_sd(0.0, 100) == 0.0 and sampling_sd(0.5, 100) == pytest.approx(0.05)
 
 
 def test_figures_return_none_without_data(tmp_path):
