@@ -143,6 +143,10 @@ def test_classification_error():
     (lambda: final_pose("S", torch.zeros(1, 2, 3), scale=torch.ones(1)),
      r"final_pose: expected theta with det > 0 for log2 det, got 1 with det <= 0"),
     (lambda: final_pose("R", torch.zeros(2, 3)), "theta"),
+    (lambda: pose_std_per_label(torch.zeros(3, 2, 2), torch.arange(3)),
+     r"pose_std_per_label: expected final of shape \(N,\) or \(N, 2\), got \(3, 2, 2\)"),
+    (lambda: pose_std_per_label([0.0, 1.0], torch.arange(2)),
+     r"pose_std_per_label: expected final of shape \(N,\) or \(N, 2\), got \[0.0, 1.0\]"),
     (lambda: pose_std_per_label(torch.zeros(3), torch.arange(3)), "at least one label"),
     (lambda: orthogonal_regression_slope(torch.zeros(1), torch.zeros(1)), "2 points"),
 ])
@@ -194,3 +198,12 @@ def test_orthogonal_regression_slope_two_points():
     """Two points are enough: the line through them."""
     x, y = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 2.0])
     assert orthogonal_regression_slope(x, y) == pytest.approx(0.5, rel=1e-12)
+
+
+def test_degrees_are_degrees():
+    """DEG against its value, not against itself: a 90-degree rotation left uncompensated
+    is a final pose of 90 (the tests above compare with ``x * DEG`` and cannot see DEG)."""
+    assert DEG == pytest.approx(57.29577951308232, rel=1e-15)
+    eye = torch.eye(2, 3, dtype=torch.float64)[None]
+    out = final_pose("R", eye, angle=torch.tensor([math.pi / 2], dtype=torch.float64))
+    assert float(out) == pytest.approx(90.0, rel=1e-12)
