@@ -207,3 +207,11 @@ def test_degrees_are_degrees():
     eye = torch.eye(2, 3, dtype=torch.float64)[None]
     out = final_pose("R", eye, angle=torch.tensor([math.pi / 2], dtype=torch.float64))
     assert float(out) == pytest.approx(90.0, rel=1e-12)
+
+
+def test_pose_spread_is_a_frozen_record():
+    import dataclasses
+
+    sp = pose_std_per_label(torch.tensor([0.0, 2.0]), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sp.mean = 0.0
