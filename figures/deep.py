@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from figures.style import new_figure, save, show_image
+from figures.style import image_grid
 from models.record import SuiteRecord
 
 __all__ = ["fig7_rotations", "draw_suite"]
@@ -39,19 +39,9 @@ def fig7_rotations(suite: SuiteRecord, path, *, depths, dataset: str = "") -> st
                 inputs, angles = g["fig7_inputs"], g["fig7_angles"]
     if not rows:
         return None
-    fig, axes = new_figure(len(rows) + 1, len(angles), height=0.8 * (len(rows) + 1) + 0.4)
-    for r, (label, imgs) in enumerate([("input", inputs)] + rows):
-        for c in range(len(angles)):
-            ax = axes[r, c]
-            ax.imshow(show_image(imgs[c]), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"rotated {angles[c]:+.0f}°", fontsize=6)
-        axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
-    fig.suptitle("One test image rotated, and what each network's ST does to it (seed 0)"
-                 + (f"; {dataset}" if dataset else ""), fontsize=7)
-    return save(fig, path)
+    return image_grid([("input", inputs)] + rows, [f"rotated {a:+.0f}°" for a in angles],
+                      "One test image rotated, and what each network's ST does to it (seed 0)"
+                      + (f"; {dataset}" if dataset else ""), path)
 
 
 def draw_suite(suite: SuiteRecord, out_dir, *, depths) -> dict[str, tuple[str, str]]:

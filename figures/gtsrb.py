@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from figures.style import new_figure, save, show_image
+from figures.style import image_grid
 from models.record import SuiteRecord
 
 __all__ = ["fig6_class_means", "draw_suite"]
@@ -30,18 +30,10 @@ def fig6_class_means(suite: SuiteRecord, path, *, d: int = 8, max_classes: int =
     if not rows:
         return None
     present = [k for k in range(rows[0][1].shape[0]) if rows[0][2][k] > 0][:max_classes]
-    fig, axes = new_figure(len(rows), len(present), height=0.75 * len(rows) + 0.3)
-    for r, (label, means, _) in enumerate(rows):
-        for c, k in enumerate(present):
-            ax = axes[r, c]
-            ax.imshow(show_image(means[k]), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"class {k}", fontsize=6)
-        axes[r, 0].set_ylabel(label, fontsize=5, rotation=0, ha="right", va="center")
-    fig.suptitle(f"Average transformed test image per class at {d}x downsampling", fontsize=7)
-    return save(fig, path)
+    return image_grid([(label, [means[k] for k in present]) for label, means, _ in rows],
+                      [f"class {k}" for k in present],
+                      f"Average transformed test image per class at {d}x downsampling", path,
+                      row_height=0.75, label_size=5)
 
 
 def draw_suite(suite: SuiteRecord, out_dir) -> dict[str, str]:

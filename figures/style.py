@@ -35,6 +35,7 @@ __all__ = [
     "new_figure",
     "save",
     "show_image",
+    "image_grid",
     "method_style",
     "plain_log_axis",
 ]
@@ -83,6 +84,26 @@ def show_image(img) -> np.ndarray:
     x = (x - x.min()) / max(x.max() - x.min(), 1e-12)
     x = np.moveaxis(x, 0, -1)
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+
+
+def image_grid(rows, col_titles, title: str, path, *, row_height: float = 0.8,
+               label_size: float = 6):
+    """A grid of images, one row per ``(label, images)`` of ``rows`` (``images[c]`` is a
+    ``(C, H, W)`` array, :func:`show_image`), ``col_titles`` above the first row; saved to
+    ``path`` (:func:`save`), which is returned."""
+    rows = list(rows)
+    fig, axes = new_figure(len(rows), len(col_titles), height=row_height * len(rows) + 0.4)
+    for r, (label, imgs) in enumerate(rows):
+        for c in range(len(col_titles)):
+            ax = axes[r, c]
+            ax.imshow(show_image(imgs[c]), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(col_titles[c], fontsize=6)
+        axes[r, 0].set_ylabel(label, fontsize=label_size, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=7)
+    return save(fig, path)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = TEXT_WIDTH,
