@@ -144,13 +144,20 @@ def paired_difference_ci(a, b, *, level: float = 0.95, resamples: int = 4000,
     fn = "paired_difference_ci"
     _check_level(level, fn)
     _check_resamples(resamples, fn)
+    return _paired(fn, a, b, lambda d: bootstrap_mean_ci(d, level=level, resamples=resamples,
+                                                          seed=seed))
+
+
+def _paired(fn: str, a, b, one_sample) -> Interval:
+    """``one_sample`` (an interval of a mean) of the differences ``a_i - b_i``, labelled
+    ``paired``; ``a`` and ``b`` checked as samples of the same length."""
     x = _as_sample(a, "a", fn)
     y = _as_sample(b, "b", fn)
     if x.shape != y.shape:
         raise StatsError(f"{fn}: expected a and b of the same length, got {x.shape[0]} "
                          f"and {y.shape[0]}")
-    ci = bootstrap_mean_ci(x - y, level=level, resamples=resamples, seed=seed)
-    return Interval(ci.estimate, ci.lo, ci.hi, level, "paired percentile bootstrap", ci.n)
+    ci = one_sample(x - y)
+    return Interval(ci.estimate, ci.lo, ci.hi, ci.level, f"paired {ci.method}", ci.n)
 
 
 def hierarchical_bootstrap_ci(values, *, level: float = 0.95, resamples: int = 4000,
@@ -216,13 +223,7 @@ def paired_seed_ci(a, b, *, level: float = 0.95) -> Interval:
     the same seed id shares the data order, so what it shares cancels)."""
     fn = "paired_seed_ci"
     _check_level(level, fn)
-    x = _as_sample(a, "a", fn)
-    y = _as_sample(b, "b", fn)
-    if x.shape != y.shape:
-        raise StatsError(f"{fn}: expected a and b of the same length, got {x.shape[0]} "
-                         f"and {y.shape[0]}")
-    ci = seed_mean_ci(x - y, level=level)
-    return Interval(ci.estimate, ci.lo, ci.hi, level, f"paired {ci.method}", ci.n)
+    return _paired(fn, a, b, lambda d: seed_mean_ci(d, level=level))
 
 
 def clopper_pearson(successes: int, trials: int, *, level: float = 0.95) -> Interval:
