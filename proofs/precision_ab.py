@@ -4,10 +4,10 @@ Training may use a faster mode only if its results are indistinguishable from fp
 (issue 16): final training loss and test error "within seed noise". This trains the same
 suite (same seeds, same data, same schedule) once per mode and reports, per network, the
 per-seed values, the seed-to-seed standard deviation of the fp32 runs, and the paired
-(same-seed) difference ``mode - fp32`` with a :func:`proofs.stats.paired_difference_ci`
+(same-seed) difference ``mode - fp32`` with a :func:`proofs.stats.paired_seed_ci`
 interval. Verdict per network: ``indistinguishable`` when both intervals contain 0 and
 both mean differences are within one fp32 seed standard deviation, else ``different``.
-With 3 seeds the bootstrap interval is coarse (it rests on 3 pairs): a ``different`` is a
+With 3 seeds the Student-t interval is wide (it rests on 3 pairs): a ``different`` is a
 reason not to switch, an ``indistinguishable`` is a necessary condition, not a proof.
 
 Usage::
@@ -36,7 +36,7 @@ from models.precision import PRECISIONS, Precision
 from models.record import SuiteRecord
 from models.train import run_suite
 
-from .stats import paired_difference_ci
+from .stats import paired_seed_ci
 
 __all__ = ["precision_ab", "main"]
 
@@ -90,7 +90,7 @@ def precision_ab(out, *, variant: str, nets, scale: str = "small", seeds: int = 
         row, ok = {}, True
         for key in ("final_loss", "error"):
             noise = float(np.std(a[key], ddof=1))
-            ci = paired_difference_ci(b[key], a[key])
+            ci = paired_seed_ci(b[key], a[key])
             within = ci.contains(0.0) and abs(ci.estimate) <= noise
             ok = ok and within
             row[key] = {baseline: a[key], mode: b[key], "seed_std": noise,

@@ -29,7 +29,7 @@ def test_ab_at_smoke_pairs_the_seeds_of_both_modes(tmp_path, data_r):
         a, b = row[key]["fp32"], row[key]["bf16"]
         assert len(a) == len(b) == 2
         d = row[key]["difference"]
-        assert d["method"] == "paired percentile bootstrap" and d["n"] == 2
+        assert d["method"] == "paired student-t over 2 seeds" and d["n"] == 2
         assert d["estimate"] == pytest.approx(sum(b) / 2 - sum(a) / 2, abs=1e-12)
         assert d["lo"] <= d["estimate"] <= d["hi"]
     # The modes really ran: their runs record their precision and their losses differ.
