@@ -189,6 +189,10 @@ def test_final_pose_translation_and_scale_known_values():
     torch.testing.assert_close(s, torch.zeros(1, dtype=torch.float64))
     s = final_pose("S", theta, scale=torch.tensor([4.0]))  # log2(16) - log2(4) = 2
     torch.testing.assert_close(s, torch.tensor([2.0], dtype=torch.float64))
+    # det in (0, 1) (an ST that zooms in) is a valid pose, not an error: log2(1/4) - log2(1/4)
+    small = torch.tensor([[[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]], dtype=torch.float64)
+    torch.testing.assert_close(final_pose("S", small, scale=torch.tensor([0.5])),
+                               torch.zeros(1, dtype=torch.float64))
     for bad_m in (0.0, -1.0):
         with pytest.raises(ValueError, match=r"final_pose: expected m > 0"):
             final_pose("T", theta, translation=torch.zeros(1, 2), m=bad_m)
