@@ -191,6 +191,33 @@ class SuiteRecord:
         atomic_write_json(Path(suite_dir) / SUITE, index)
 
     @staticmethod
+    def update_index(suite_dir: str | Path, scale: str, runs: dict, **fields) -> dict:
+        """Merge ``runs`` (``{variant: {net: metrics}}``) and ``fields`` (set if absent) into
+        ``suite.json`` under an exclusive lock, and return the merged index.
+
+        Read, merge and write happen while holding ``suite.json.lock`` (``fcntl.flock``
+        where available), so two processes training different variants or networks into
+        one suite directory (e.g. (R) and (T) in the background) both keep their entries;
+        a plain load-then-save loses the other process's.
+        """
+        suite_dir = Path(suite_dir)
+        suite_dir.mkdir(parents=True, exist_ok=True)
+        with open(suite_dir / (SUITE + ".lock"), "a") as lock:
+            try:
+                import fcntl  # noqa: PLC0415 - POSIX only
+
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - Windows: no lock, last writer wins
+                pass
+            index = SuiteRecord.load_index(suite_dir, scale)
+            for k, v in fields.items():
+                index.setdefault(k, v)
+            for v, row in runs.items():
+                index["runs"].setdefault(v, {}).update(row)
+            SuiteRecord.save_index(suite_dir, index)
+            return index
+
+    @staticmethod
     def load_index(suite_dir: str | Path, scale: str) -> dict:
         """``suite.json`` as written by :meth:`save_index`; a new one for ``scale`` if absent."""
         d = _read_json(Path(suite_dir) / SUITE)

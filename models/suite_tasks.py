@@ -86,13 +86,11 @@ def run_suite_tasks(tasks: list[RunTask], out: str | Path, *, scale: str, **exec
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = run_tasks(tasks, **executor_kw)
-    index = SuiteRecord.load_index(out, scale)
-    failures = []
+    failures, runs = [], {}
     for t in tasks:
         r = results[t.name]
         if isinstance(r, TaskFailure):
             failures.append(r)
             continue
-        index["runs"].setdefault(t.kwargs["variant"], {})[t.kwargs["net"]] = r
-    SuiteRecord.save_index(out, index)
-    return index, failures
+        runs.setdefault(t.kwargs["variant"], {})[t.kwargs["net"]] = r
+    return SuiteRecord.update_index(out, scale, runs), failures

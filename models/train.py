@@ -393,8 +393,8 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     source = source if source is not None else DataSource()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    index = SuiteRecord.load_index(out, scale)
-    index.setdefault("suite", suite.name)  # `stnlab report` picks the suite's tables by it
+    # `stnlab report` picks the suite's tables by the index's "suite"
+    index = SuiteRecord.update_index(out, scale, {}, suite=suite.name)
     for v in variants:
         cfgs = [suite.preset(scale, v, n, **overrides) for n in nets]
         loaded = None
@@ -407,7 +407,6 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
                     loaded = data[v] if data is not None else suite.load_data(v, cfg, source)
                 res = train(cfg, rd, loaded[0], loaded[1], resume=resume, progress=progress,
                             keep_checkpoint=keep_checkpoints, suite=suite)
-            index["runs"].setdefault(v, {})[cfg.net] = res
-            SuiteRecord.save_index(out, index)
+            index = SuiteRecord.update_index(out, scale, {v: {cfg.net: res}})
     return index
 

@@ -44,3 +44,37 @@ def test_suite_index_round_trips(tmp_path):
     idx["runs"]["R"] = {"CNN": {"error": 1}}
     SuiteRecord.save_index(tmp_path, idx)
     assert SuiteRecord.load_index(tmp_path, "paper") == idx  # the file's scale wins
+
+
+def _add_runs(args):
+    import time
+
+    from models.record import SuiteRecord
+
+    suite_dir, variant, n, start = args
+    while time.time() < start:  # both processes begin together: the writes interleave
+        time.sleep(0.001)
+    for i in range(n):
+        SuiteRecord.update_index(suite_dir, "small", {variant: {f"net{i}": {"error": i}}},
+                                 suite="mnist")
+
+
+def test_update_index_keeps_every_process_entries(tmp_path):
+    """Two processes adding runs to one suite.json at once (as (R) and (T) trained in the
+    background into one directory) keep all of them; the old load-once-save-each-run lost
+    the other process's entries."""
+    import multiprocessing as mp
+
+    from models.record import SuiteRecord
+
+    import time
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        start = time.time() + 2.0  # after both workers have started
+        pool.map(_add_runs, [(tmp_path, "R", 150, start), (tmp_path, "T", 150, start)],
+                 chunksize=1)
+    index = SuiteRecord.load_index(tmp_path, "small")
+    assert index["suite"] == "mnist" and index["scale"] == "small"
+    assert {v: len(r) for v, r in index["runs"].items()} == {"R": 150, "T": 150}
+    assert index["runs"]["T"]["net7"] == {"error": 7}
