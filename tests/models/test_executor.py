@@ -133,9 +133,8 @@ def _training_task_killed_mid_run_resumes(ray, tmp_path):
     remote = ray.remote(num_cpus=1, max_retries=0)(_ray_worker)
     ref = remote.remote(t.fn, t.kwargs, 1, str(Path(t.run_dir) / "task.log"))
     ckpt = Path(t.run_dir) / "checkpoint.pt"
-    digest = Path(t.run_dir) / "checkpoint.pt.sha256"  # written after the checkpoint
-    deadline = time.time() + 120
-    while not digest.exists() and time.time() < deadline:
+    deadline = time.time() + 120  # the bytes are written after their digest
+    while not ckpt.exists() and time.time() < deadline:
         time.sleep(0.02)
     ray.cancel(ref, force=True)
     with pytest.raises(Exception):
