@@ -157,3 +157,25 @@ def test_mix_of_all_dead_channels_is_finite():
     m = ch.best_channel_mix(torch.randn(3, 20, dtype=torch.float64),
                             torch.zeros(3, 20, dtype=torch.float64))
     assert torch.isfinite(m).all() and torch.equal(m, torch.zeros(3, 3, dtype=torch.float64))
+
+
+def test_flatten_region_non_square_and_batched():
+    """H != W and a leading batch axis: the mask is checked against the last two axes (a
+    check against other axes refuses these valid inputs)."""
+    x = torch.arange(2 * 4 * 3 * 5 * 6, dtype=torch.float64).reshape(2, 4, 3, 5, 6)
+    mask = torch.zeros(5, 6, dtype=torch.bool)
+    mask[1, 2] = mask[4, 5] = True
+    flat = ch.flatten_region(x, mask)
+    assert flat.shape == (2, 3, 8)  # (B, C, N * P)
+    torch.testing.assert_close(flat[1, 2], torch.stack([x[1, n, 2][mask] for n in range(4)]
+                                                       ).reshape(-1))
+
+
+def test_mix_of_tiny_features_is_scale_free():
+    """Features of magnitude 1e-8 (trace of the Gram ~1e-14): the mix is still recovered,
+    so the ridge's floor (clamp of the trace) must sit far below any real trace."""
+    gen = torch.Generator().manual_seed(5)
+    cand = 1e-8 * torch.randn(3, 200, generator=gen, dtype=torch.float64)
+    m = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    got = ch.best_channel_mix(m @ cand, cand)
+    torch.testing.assert_close(got, m, rtol=1e-6, atol=1e-6)

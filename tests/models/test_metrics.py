@@ -142,6 +142,10 @@ def test_classification_error():
     (lambda: final_pose("T", torch.eye(2, 3)[None], translation=torch.zeros(1, 2)), "m"),
     (lambda: final_pose("S", torch.zeros(1, 2, 3), scale=torch.ones(1)),
      r"final_pose: expected theta with det > 0 for log2 det, got 1 with det <= 0"),
+    # one det 0 and one det 1/4: only the first is counted
+    (lambda: final_pose("S", torch.stack([torch.zeros(2, 3), 0.5 * torch.eye(2, 3)]),
+                        scale=torch.ones(2)),
+     r"final_pose: expected theta with det > 0 for log2 det, got 1 with det <= 0"),
     (lambda: final_pose("R", torch.zeros(2, 3)), "theta"),
     (lambda: pose_std_per_label(torch.zeros(3, 2, 2), torch.arange(3)),
      r"pose_std_per_label: expected final of shape \(N,\) or \(N, 2\), got \(3, 2, 2\)"),
