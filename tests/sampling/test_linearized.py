@@ -433,6 +433,19 @@ def test_large_noise_fields_are_drawn_fresh(monkeypatch):
     torch.testing.assert_close(field, fresh, rtol=0, atol=0)
 
 
+def test_a_field_of_exactly_the_window_size_is_pooled(monkeypatch):
+    """The boundary: ``4 K h w == _POOL_MAX_WINDOW`` is still a pool window (the docstring:
+    fresh only *above* the window), so the variates are the pool's at ``seed mod ...``."""
+    import sampling.linearized as lin
+
+    monkeypatch.setattr(lin, "_POOL_MAX_WINDOW", 128)
+    k, h, w, seed = 2, 4, 4, 12345  # exactly 128 variates
+    pool = lin._noise_pool(torch.float64, "cpu")
+    start = seed % (pool.numel() - 128 + 1)
+    torch.testing.assert_close(lin.auxiliary_variates(seed, k, h, w, dtype=torch.float64),
+                               pool[start:start + 128].view(4, k, h, w), rtol=0, atol=0)
+
+
 def test_fresh_noise_field_is_scaled_by_sigma_and_pixel_units():
     """A field over ``_POOL_MAX_WINDOW`` variates (no monkeypatch: 4 * 8 * 91 * 91 =
     264,992 > 2**18) is a fresh draw times ``(sigma, sigma, 1/u_x, 1/u_y)``."""
