@@ -299,8 +299,9 @@ def test_noise_is_shared_across_the_batch():
     assert torch.equal(gg[0], gg[1]) and torch.equal(gg[0], gg[2])
 
 
+@pytest.mark.parametrize("tile", [50, 10])  # 10 < h * w = 42: one auxiliary per tile
 @pytest.mark.parametrize("n", [1, 40])
-def test_tiling_does_not_change_the_result(n, monkeypatch, device):
+def test_tiling_does_not_change_the_result(n, tile, monkeypatch, device):
     import sampling.linearized as lin
 
     x = torch.rand(n, 2, 10, 10, generator=_gen(0), dtype=torch.float64).to(device)
@@ -309,9 +310,9 @@ def test_tiling_does_not_change_the_result(n, monkeypatch, device):
     kw = dict(seed=0, num_samples=8, sigma=1.0, collapse_noise=True, eps=1e-3,
               align_corners=False, padding_mode="zeros")
     ref = fit_local_gradient(x, grid, g, **kw)
-    monkeypatch.setattr(lin, "_TILE_MIN", 50)  # one image and a few auxiliaries per tile
-    monkeypatch.setattr(lin, "_TILE_MAX", 50)
-    monkeypatch.setattr(lin, "_TILE_MAX_CUDA", 50)
+    monkeypatch.setattr(lin, "_TILE_MIN", tile)  # one image and a few auxiliaries per tile
+    monkeypatch.setattr(lin, "_TILE_MAX", tile)
+    monkeypatch.setattr(lin, "_TILE_MAX_CUDA", tile)
     torch.testing.assert_close(fit_local_gradient(x, grid, g, **kw), ref)
 
 
