@@ -516,6 +516,35 @@ def test_eager_path_equals_the_independent_numpy_reference(align_corners, sigma,
                                atol=1e-9 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_eager_path_on_a_two_by_two_image_equals_the_reference(align_corners):
+    """A 2 x 2 input: with align_corners=True an axis of 2 pixels has 0.5 pixels per
+    normalized unit (``_pixel_units`` < 1), the case where the guard ``max(u, 1e-12)``
+    must not clip the unit (a floor of 1 would rescale the collapse noise and the
+    Tikhonov term). Against the NumPy reference as above (rtol 1e-9, same derivation)."""
+    import numpy as np
+
+    import sampling.linearized as lin
+    from proofs.reference import linearized_numpy as ref
+
+    gen = _gen(4)
+    x = torch.rand(1, 1, 2, 2, generator=gen, dtype=torch.float64) + 0.5
+    grid = (torch.rand(1, 3, 4, 2, generator=gen, dtype=torch.float64) - 0.5) * 1.2
+    go = torch.randn(1, 1, 3, 4, generator=gen, dtype=torch.float64)
+    fit = fit_local_gradient(x, grid, go, seed=3, num_samples=8, sigma=1.0,
+                             collapse_noise=True, eps=0.3, align_corners=align_corners,
+                             padding_mode="zeros", diagnostics=True)
+    v = lin.auxiliary_variates(3, 8, 3, 4, dtype=torch.float64).numpy()
+    want, normal, count = ref.fitted_grid_gradient(
+        x.numpy(), grid.numpy(), go.numpy(), v, sigma=1.0, eps=0.3,
+        align_corners=align_corners, return_diagnostics=True)
+    np.testing.assert_array_equal(fit.count.numpy(), count)
+    np.testing.assert_allclose(fit.normal.numpy(), normal, rtol=1e-9,
+                               atol=1e-9 * np.abs(normal).max())
+    np.testing.assert_allclose(fit.grad_grid.numpy(), want, rtol=1e-9,
+                               atol=1e-9 * max(np.abs(want).max(), 1e-300))
+
+
 def test_tikhonov_term_shrinks_the_exact_fit():
     """eps is *added* to the normal matrix: J = (S + eps I)^{-1} S J_exact on an affine image
     (so with eps = 10 S-sized the gradient shrinks, never grows or flips)."""
