@@ -593,3 +593,19 @@ def test_empty_batch_diagnostics_shapes():
                              align_corners=False, padding_mode="zeros", diagnostics=True)
     assert fit.grad_grid.shape == (0, 3, 4, 2)
     assert fit.normal.shape == (0, 3, 4, 3) and fit.count.shape == (0, 3, 4)
+    kw = dict(seed=0, num_samples=4, sigma=1.0, collapse_noise=True, eps=DEFAULT_EPS,
+              align_corners=False, padding_mode="zeros")
+    assert fit_local_gradient(x, grid, torch.zeros(0, 1, 3, 4, dtype=torch.float64),
+                              **kw).shape == (0, 3, 4, 2)
+
+
+def test_min_eigenvalue_known_values():
+    """Normal matrices (xx, xy, yy) with known eigenvalues: diag(5, 1) -> 1,
+    [[2, 1], [1, 2]] -> 1 (and 3), [[4, 0], [0, 9]] -> 4."""
+    import sampling.linearized as lin
+
+    normal = torch.tensor([[[[5.0, 0.0, 1.0], [2.0, 1.0, 2.0], [4.0, 0.0, 9.0]]]],
+                          dtype=torch.float64)  # (1, 1, 3, 3)
+    fit = lin.LinearizedFit(None, normal, None)
+    torch.testing.assert_close(fit.min_eigenvalue(),
+                               torch.tensor([[[1.0, 1.0, 4.0]]], dtype=torch.float64))
