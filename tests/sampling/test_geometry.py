@@ -353,3 +353,50 @@ def test_python_scalars_take_the_dtype_of_angle():
     z = torch.zeros(1, dtype=torch.float64)
     m = g.params_to_matrix(z, z, 0.0, 0.1)
     assert m.dtype == torch.float64 and float(m[0, 0, 2]) == 0.1 and float(m[0, 1, 2]) == 0.1
+
+
+def test_defaults_are_the_documented_ones():
+    """Defaults, called without the keyword (the tests above always pass it): shear and
+    translation 0 in params_to_matrix, align_corners=False in the pixel conversions."""
+    a = torch.tensor([0.3], dtype=torch.float64)
+    ls = torch.tensor([0.2], dtype=torch.float64)
+    torch.testing.assert_close(g.params_to_matrix(a, ls),
+                               g.params_to_matrix(a, ls, shear=0.0, translation=0.0))
+    want = torch.cat([math.exp(0.2) * g.rotation_matrix(a),
+                      torch.zeros(1, 2, 1, dtype=torch.float64)], -1)
+    torch.testing.assert_close(g.params_to_matrix(a, ls), want)
+    assert g.pixel_units(60) == 30.0  # W / 2
+    m = random_affine(3, 2)
+    for f in (g.normalized_matrix_to_pixel, g.pixel_matrix_to_normalized):
+        torch.testing.assert_close(f(m, (7, 9), (5, 6)), f(m, (7, 9), (5, 6),
+                                                           align_corners=False))
+        assert not torch.allclose(f(m, (7, 9), (5, 6)), f(m, (7, 9), (5, 6),
+                                                          align_corners=True))
+
+
+def test_pixel_matrix_to_normalized_inverts_and_checks_its_input():
+    m = random_affine(4, 3)
+    for ac in (False, True):
+        px = g.normalized_matrix_to_pixel(m, (7, 9), (5, 6), align_corners=ac)
+        torch.testing.assert_close(g.pixel_matrix_to_normalized(px, (7, 9), (5, 6),
+                                                                align_corners=ac), m)
+    with pytest.raises(ValueError, match=r"pixel_matrix_to_normalized: .*input_from_output_px"):
+        g.pixel_matrix_to_normalized(torch.zeros(3, 3, 3), (7, 9), (5, 6))
+
+
+def test_singular_threshold_is_64_eps_of_the_squared_norm():
+    """_singular: |det| <= 64 eps ||A||_F^2, equality included (a priori threshold pinned:
+    the docstring of invert states it)."""
+    eps = torch.finfo(torch.float64).eps
+
+    def diag(t):
+        return torch.tensor([[[1.0, 0.0, 0.0], [0.0, t, 0.0]]], dtype=torch.float64)
+
+    # ||A||_F^2 = 1 + t^2 rounds to 1 in float64 for t ~ 64 eps
+    assert bool(g._singular(diag(64 * eps)))  # on the threshold: singular
+    assert bool(g._singular(diag(63.5 * eps)))
+    assert not bool(g._singular(diag(64.5 * eps)))
+
+
+def test_geometry_degrees_are_degrees():
+    assert g.DEG == pytest.approx(57.29577951308232, rel=1e-15)
