@@ -385,8 +385,8 @@ def test_pixel_matrix_to_normalized_inverts_and_checks_its_input():
 
 
 def test_singular_threshold_is_64_eps_of_the_squared_norm():
-    """_singular: |det| <= 64 eps ||A||_F^2, equality included (a priori threshold pinned:
-    the docstring of invert states it)."""
+    """_singular: |det| <= 64 eps ||A||_F^2, equality included (the threshold invert's
+    docstring states, pinned)."""
     eps = torch.finfo(torch.float64).eps
 
     def diag(t):
