@@ -400,3 +400,22 @@ def test_singular_threshold_is_64_eps_of_the_squared_norm():
 
 def test_geometry_degrees_are_degrees():
     assert g.DEG == pytest.approx(57.29577951308232, rel=1e-15)
+
+
+def test_pixel_units_of_one_pixel():
+    """Width 1 is a valid axis: W / 2 = 0.5, (W - 1) / 2 = 0 (the validity bound is >= 1)."""
+    assert g.pixel_units(1) == 0.5
+    assert g.pixel_units(1, align_corners=True) == 0.0
+    with pytest.raises(ValueError, match="pixel_units: expected width to be a positive int"):
+        g.pixel_units(0)
+
+
+def test_similarity_fit_takes_linear_parts_too():
+    """(N, 2, 2) linear parts give what their (N, 2, 3) affine maps give."""
+    m = random_affine(5, 4)
+    s3, a3 = g.similarity_fit(m)
+    s2, a2 = g.similarity_fit(m[:, :, :2].contiguous())
+    torch.testing.assert_close(s2, s3)
+    torch.testing.assert_close(a2, a3)
+    with pytest.raises(ValueError, match="similarity_fit"):
+        g.similarity_fit(torch.full((1, 2, 2), float("nan")))
