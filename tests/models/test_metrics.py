@@ -197,6 +197,9 @@ def test_final_pose_translation_and_scale_known_values():
     small = torch.tensor([[[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]], dtype=torch.float64)
     torch.testing.assert_close(final_pose("S", small, scale=torch.tensor([0.5])),
                                torch.zeros(1, dtype=torch.float64))
+    # m in (0, 1): a valid (if coarse) unit, not an error
+    t = final_pose("T", theta, translation=torch.tensor([[3.0, -5.0]]), m=0.5)
+    torch.testing.assert_close(t, torch.tensor([[2.95, -4.9]], dtype=torch.float64))
     for bad_m in (0.0, -1.0):
         with pytest.raises(ValueError, match=r"final_pose: expected m > 0"):
             final_pose("T", theta, translation=torch.zeros(1, 2), m=bad_m)
