@@ -419,3 +419,13 @@ def test_similarity_fit_takes_linear_parts_too():
     torch.testing.assert_close(a2, a3)
     with pytest.raises(ValueError, match="similarity_fit"):
         g.similarity_fit(torch.full((1, 2, 2), float("nan")))
+
+
+def test_singularity_ignores_the_translation():
+    """A small but regular linear part with a huge translation inverts: only the linear
+    part enters the scale-relative test (with the translation in the norm, 64 eps * 1e12
+    would swamp det = 1e-6)."""
+    m = torch.tensor([[[1e-3, 0.0, 1e6], [0.0, 1e-3, -1e6]]], dtype=torch.float64)
+    assert not bool(g._singular(m))
+    torch.testing.assert_close(g.compose(m, g.invert(m)), g.identity(1, dtype=torch.float64),
+                               atol=1e-6, rtol=0)
