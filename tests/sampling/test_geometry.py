@@ -429,3 +429,40 @@ def test_singularity_ignores_the_translation():
     assert not bool(g._singular(m))
     torch.testing.assert_close(g.compose(m, g.invert(m)), g.identity(1, dtype=torch.float64),
                                atol=1e-6, rtol=0)
+
+
+def test_integer_inputs_become_floating_point():
+    """Integer tensors are cast: to the default dtype without a reference tensor, to the
+    reference's dtype with one (log_scale follows angle)."""
+    m = g.params_to_matrix(torch.tensor([0]), torch.tensor([0]))
+    assert m.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(m, g.identity(1))
+    m64 = g.params_to_matrix(torch.tensor([0.0], dtype=torch.float64), torch.tensor([0]))
+    assert m64.dtype == torch.float64
+
+
+def test_errors_name_the_first_bad_index():
+    ok = g.params_to_matrix(torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64),
+                            torch.tensor([-0.35, 0.0, 0.0], dtype=torch.float64))  # det 0.5
+    refl = ok.clone()
+    refl[1, 1, 1] = -0.25  # det -0.25: a reflection, not singular
+    refl[2, 1, 1] = -1.0
+    with pytest.raises(ValueError, match=r"matrix_to_params: .*det=-0.25 at index 1"):
+        g.matrix_to_params(refl)
+    sing = ok.clone()
+    sing[1, :, :2] = 0.0
+    sing[2, :, :2] = 0.0
+    with pytest.raises(ValueError, match=r"invert: .* at index 1"):
+        g.invert(sing)
+
+
+def test_from_homogeneous_round_trip_and_bad_last_row():
+    m = random_affine(6, 3)
+    h = g.to_homogeneous(m)
+    torch.testing.assert_close(h[:, 2, :], torch.tensor([0.0, 0.0, 1.0],
+                                                       dtype=m.dtype).expand(3, 3))
+    torch.testing.assert_close(g.from_homogeneous(h), m)
+    bad = h.clone()
+    bad[1, 2, 0] = 0.5
+    with pytest.raises(ValueError, match=r"from_homogeneous: expected h with last row"):
+        g.from_homogeneous(bad)
