@@ -449,6 +449,8 @@ def test_errors_name_the_first_bad_index():
     refl[2, 1, 1] = -1.0
     with pytest.raises(ValueError, match=r"matrix_to_params: .*det=-0.25 at index 1"):
         g.matrix_to_params(refl)
+    with pytest.raises(ValueError, match=r"matrix_to_params: .*det=-0.25 at index 0"):
+        g.matrix_to_params(refl[1:2])  # a mild reflection alone (det in (-1, 0))
     sing = ok.clone()
     sing[1, :, :2] = 0.0
     sing[2, :, :2] = 0.0
