@@ -264,7 +264,9 @@ def invert(m: torch.Tensor) -> torch.Tensor:
     """Inverse maps, ``(N, 2, 3)``; closed form, differentiable.
 
     Raises:
-        ValueError: a linear part is singular to working precision.
+        ValueError: a linear part is singular to working precision: ``|det A| <= 64 eps
+            ||A||_F^2`` (scale-relative, so ``0.03 I`` inverts and ``diag(1, 0)`` does not;
+            64 eps: the rounding of the determinant's two products, with headroom).
     """
     fn = "invert"
     _check_affine(m, "m", fn)

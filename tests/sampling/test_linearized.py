@@ -609,3 +609,16 @@ def test_min_eigenvalue_known_values():
     fit = lin.LinearizedFit(None, normal, None)
     torch.testing.assert_close(fit.min_eigenvalue(),
                                torch.tensor([[[1.0, 1.0, 4.0]]], dtype=torch.float64))
+
+
+def test_mixed_dtypes_reach_no_kernel():
+    """The internal fit called with a float32 image and float64 grid / gradients (the
+    public sampler refuses this earlier): an error, never the fused kernel reading one
+    dtype as another."""
+    x = torch.rand(1, 1, 5, 5)
+    grid = torch.zeros(1, 2, 2, 2, dtype=torch.float64)
+    go = torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    with pytest.raises(RuntimeError):
+        fit_local_gradient(x, grid, go, torch.zeros(1, 1, 2, 2, dtype=torch.float64), seed=0,
+                           num_samples=4, sigma=1.0, collapse_noise=True, eps=1e-3,
+                           align_corners=False, padding_mode="zeros")
