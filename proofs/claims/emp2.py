@@ -74,11 +74,14 @@ def _errors(suite: Path, data: str) -> tuple[dict, dict]:
     index = json.loads((suite / "suite.json").read_text())
     runs = index.get("runs", {}).get(data, {})
     errs = {n: r["error"]["per_seed"] for n, r in runs.items() if r and "error" in r}
-    seeds = sorted({len(v) for v in errs.values()})
+    # the seed ids common to the runs (a run without a "seeds" list: 0 .. n-1)
+    ids = [set(r.get("seeds") or range(len(r["error"]["per_seed"])))
+           for r in runs.values() if r and "error" in r]
+    seeds = sorted(set.intersection(*ids)) if ids else []
     device = sorted({json.loads((suite / data / n / "env.json").read_text()).get("device", "?")
                      if (suite / data / n / "env.json").is_file() else "?" for n in runs})
-    prov = {"results": str(suite), "scale": index.get("scale"), "seeds": seeds,
-            "device": device}
+    prov = {"results": str(suite), "scale": str(index.get("scale")),
+            "seeds": [int(x) for x in seeds], "device": "+".join(device) or "?"}
     return errs, prov
 
 
@@ -110,11 +113,11 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
     numbers = {f"{data}: {name}": ci.as_dict(), "decision": verdict, "provenance": prov,
                **{f"{data} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
     status = verdict if verdict in R.STATUSES else "not run"
-    summary = (f"{data} ({prov['scale']}, {prov['seeds']} seeds): error {expr} = "
+    summary = (f"{data} ({prov['scale']}, seeds {prov['seeds']}): error {expr} = "
                f"{100 * ci.estimate:+.2f} pp, {int(100 * LEVEL)}% CI [{100 * ci.lo:+.2f}, "
                f"{100 * ci.hi:+.2f}] -> {verdict}")
     return Evidence(status, numbers, f"{int(100 * LEVEL)}% paired Student-t CI over seeds of {expr} > 0",
-                    summary)
+                    summary, provenance=prov)
 
 
 def _checks_for(data: str):

@@ -129,10 +129,16 @@ def _combine(verdicts):
 
 
 def _evidence(verdict, numbers, tolerance, summary, prov):
+    """The check's :class:`Evidence`, with the registry's ``provenance`` (``results``,
+    ``scale``, ``seeds``, ``device``; an empirical check that decides without it is
+    refused by ``run_claims``) and the fuller record, data set included, in its numbers."""
+    reg = {"results": prov["results"], "scale": "+".join(prov["scale"]),
+           "seeds": prov["seeds"], "device": str(prov["device"])}
     return Evidence(_status(verdict), {**numbers, "provenance": prov}, tolerance,
                     f"{summary} [{'; '.join(prov['dataset'])}, {prov['scale']}, seeds "
                     f"{prov['seeds']}]. {WORDING}" + ("" if _status(verdict) == verdict else
-                                                       f" Verdict: {verdict}."))
+                                                       f" Verdict: {verdict}."),
+                    provenance=reg)
 
 
 def _name(kind, sampler, d):

@@ -114,12 +114,15 @@ def _paired(name: str, a: list, b: list, direction: str, d, runs, nets, note: st
             extra: dict | None = None) -> Evidence:
     iv = paired_seed_ci(a, b, level=LEVEL)
     verdict = decide(iv, 0.0, direction)
+    prov = _provenance(d, runs, nets)
     nums = {name: iv.as_dict(), f"{name}: a per seed": a, f"{name}: b per seed": b,
-            "provenance": _provenance(d, runs, nets), **(extra or {})}
+            "provenance": prov, **(extra or {})}
     summary = (f"{name}: {100 * iv.estimate:+.2f} points, 95% CI [{100 * iv.lo:+.2f}, "
                f"{100 * iv.hi:+.2f}] over {len(a)} seeds -> {verdict}. {note}")
     return Evidence(_status(verdict), nums, f"paired 95% Student-t CI over seeds of the difference "
-                    f"{'>' if direction == '>' else '<'} 0 (decide)", summary)
+                    f"{'>' if direction == '>' else '<'} 0 (decide)", summary,
+                    provenance={k: (prov[k] if k == "seeds" else str(prov[k]))
+                                for k in ("results", "scale", "seeds", "device")})
 
 
 def _gk(r: dict, key: str = "loc") -> list[float]:

@@ -38,7 +38,23 @@ def test_verified_on_paper_like_errors(tmp_path):
         "svhn_slx_degrades_less_than_cx": "verified",
         "svhn_iterations_no_substitute": "verified"}
     prov = ev["svhn_deepest_cx_worse_than_slx"].numbers["provenance"]
-    assert prov["scale"] == "medium" and prov["seeds"] == [3] and "svhn-medium" in prov["results"]
+    assert prov["scale"] == "medium" and prov["seeds"] == [0, 1, 2]
+    assert "svhn-medium" in prov["results"]
+
+
+def test_through_run_claims_the_verdict_carries_provenance(tmp_path):
+    """As `stnlab prove` runs it: a decided empirical check without provenance is turned
+    into a failure by the registry; the SVHN checks must come through verified."""
+    from proofs.registry import run_claims
+
+    _suite(tmp_path, PAPERLIKE)
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+                     only=["EMP-2"])
+    (c,) = [c for c in res if c["id"] == "EMP-2"]
+    svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_")]
+    assert len(svhn) == 3 and all(e["status"] == "verified" for e in svhn), svhn
+    assert svhn[0]["provenance"] == {"results": str(tmp_path / "svhn-medium"),
+                                     "scale": "medium", "seeds": [0, 1, 2], "device": "?"}
 
 
 def test_failed_when_the_order_is_reversed(tmp_path):

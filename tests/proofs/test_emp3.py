@@ -50,6 +50,21 @@ def test_table_1_as_published_verifies(tmp_path):
     assert prov["device"] == "test-cpu" and prov["results"].endswith("gtsrb-medium")
 
 
+def test_through_run_claims_the_verdict_carries_provenance(tmp_path):
+    """As `stnlab prove` runs it: the registry refuses a decided empirical check without
+    provenance (it became "failed"), so the verdict and the provenance must both come
+    through."""
+    _write(tmp_path)
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+                     only=["EMP-3"])
+    (emp3_res,) = [c for c in res if c["id"] == "EMP-3"]
+    assert emp3_res["status"] == "verified", emp3_res
+    for e in emp3_res["evidence"]:
+        assert e["provenance"] == {"results": str(tmp_path / "gtsrb-medium"),
+                                   "scale": "medium", "seeds": [0, 1, 2],
+                                   "device": "test-cpu"}
+
+
 def test_bilinear_in_place_of_linearized_fails(tmp_path):
     """The check of the linearized sampler fails when bilinear's numbers are put in its place."""
     t = {k: dict(v) for k, v in TABLE.items()}

@@ -63,6 +63,19 @@ def test_verified_on_results_that_show_it(tmp_path, name):
     assert prov["results"].endswith("cub-medium") and "device" in prov
 
 
+def test_through_run_claims_the_verdicts_carry_provenance(tmp_path):
+    """As `stnlab prove` runs them: a decided empirical check without provenance becomes
+    a failure in the registry, so every EMP-4 check must come through verified."""
+    from proofs.registry import run_claims
+
+    ctx = _ctx(tmp_path, GOOD)
+    (c,) = [c for c in run_claims(ctx, only=["EMP-4"]) if c["id"] == "EMP-4"]
+    assert c["status"] == "verified", [e["summary"] for e in c["evidence"]]
+    for e in c["evidence"]:
+        assert e["provenance"]["scale"] == "medium" and e["provenance"]["seeds"] == [0, 1, 2]
+        assert e["provenance"]["results"].endswith("cub-medium")
+
+
 # Each broken input flips exactly the check that judges it.
 BROKEN = {
     "table_i_transform_vs_receptive_field_box": {"CSTN": dict(gk=[0.3, 0.32, 0.31],
