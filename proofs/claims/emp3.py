@@ -90,7 +90,11 @@ def _load(ctx, nets):
     """``(errors {net: {seed: error}}, provenance)`` or ``(None, reason)``."""
     d = find_suite(ctx)
     if d is None:
-        return None, f"no gtsrb suite under {ctx.results_dir}; {_needed()}"
+        small = Path(ctx.results_dir) / "gtsrb-small" if ctx.results_dir else None
+        also = (f" ({small.name} exists: scale small, which decides nothing)"
+                if small is not None and SuiteRecord.is_suite(small) else "")
+        return None, (f"no gtsrb suite at scale medium or paper under {ctx.results_dir}"
+                      f"{also}; {_needed()}")
     rec = SuiteRecord.load(d)
     runs = rec.runs.get(VARIANT, {})
     missing, weak = [], []
