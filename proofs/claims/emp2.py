@@ -103,10 +103,16 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
     errs, prov = _errors(suite, data)
     missing = [k for k in need if k not in errs]
     few = [k for k in need if k in errs and len(errs[k]) < MIN_SEEDS]
-    if missing or few:
-        return Evidence.not_run(
-            f"{suite} lacks {missing or ''}{' and has < 3 seeds for ' + str(few) if few else ''}"
-            f"; needs {', '.join(need)} with >= {MIN_SEEDS} seeds")
+    if missing:
+        return Evidence.not_run(f"{suite} lacks {missing}; needs {', '.join(need)} with "
+                                f">= {MIN_SEEDS} seeds at scale medium or paper")
+    if few or prov["scale"] not in ("medium", "paper"):
+        # the runs exist but cannot decide (issue 10 item 7): inconclusive, numbers shown
+        nums = {f"{data} error {k} (per seed)": list(errs[k]) for k in need}
+        return Evidence.inconclusive(
+            f"inconclusive: {suite.name} ({prov['scale']}) has {min(len(errs[k]) for k in need)}"
+            f" seed(s) for {', '.join(need)}; an ordering needs >= {MIN_SEEDS} seeds at "
+            f"scale medium or paper", {**nums, "provenance": prov}, provenance=prov)
     ci = difference(errs, plus, minus)
     verdict = decide(ci, 0.0, ">")
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"

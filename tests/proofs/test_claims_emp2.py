@@ -66,13 +66,21 @@ def test_failed_when_the_order_is_reversed(tmp_path):
     assert {e.status for e in _run(tmp_path).values()} == {"failed"}
 
 
-def test_not_run_without_results_or_with_too_few_seeds(tmp_path):
+def test_not_run_without_results_inconclusive_with_too_few_seeds(tmp_path):
+    """No runs: not run (and the command to make them). Runs with 2 seeds, or at small:
+    inconclusive with their numbers (the EMP evidence rule), never a verdict."""
     ev = _run(tmp_path)
     assert all(e.status == "not run" and "--suite svhn --scale medium" in e.summary
                for e in ev.values())
     _suite(tmp_path, {k: v[:2] for k, v in PAPERLIKE.items()})
     ev = _run(tmp_path)
-    assert all(e.status == "not run" and ">= 3 seeds" in e.summary for e in ev.values())
+    assert all(e.status == "inconclusive" and ">= 3 seeds" in e.summary
+               and e.provenance["scale"] == "medium" for e in ev.values())
+    assert ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn error STN-C8 (per seed)"] == \
+        PAPERLIKE["STN-C8"][:2]
+    _suite(tmp_path / "s", PAPERLIKE, scale="small")
+    ev = _run(tmp_path / "s")
+    assert all(e.status == "inconclusive" and "(small)" in e.summary for e in ev.values())
 
 
 def test_smoke_is_never_evidence(tmp_path):
