@@ -64,8 +64,18 @@ def parse_error(argv: list[str]) -> str | None:
 
 
 BLOCKS = code_blocks(README.read_text())
-PYTHON = [(code, line) for lang, code, line in BLOCKS if lang in ("python", "py", "pycon")]
 SHELL = [(code, line) for lang, code, line in BLOCKS if lang in SHELL_LANGS]
+
+
+def heredoc_python(code: str) -> list[str]:
+    """The Python a shell block feeds to ``python - <<'TAG' ... TAG`` (the README's
+    library example installs first, then runs its Python from standard input)."""
+    return [m.group(2) for m in re.finditer(
+        r"python3? - <<'?(\w+)'?\n(.*?)\n\1(?:\n|$)", code, flags=re.S)]
+
+
+PYTHON = ([(code, line) for lang, code, line in BLOCKS if lang in ("python", "py", "pycon")]
+          + [(py, line) for code, line in SHELL for py in heredoc_python(code)])
 
 
 def test_the_readme_has_code_to_check():
@@ -132,6 +142,9 @@ def test_the_readme_links_nothing_outside_the_repository():
 
 def test_the_checks_can_fail():
     """The helpers catch what they exist to catch (a block that cannot fail is a defect)."""
+    assert heredoc_python("pip install . && python - <<'EOF'\nprint(1)\nEOF\n") == ["print(1)"]
+    assert heredoc_python("python - <<EOF\nimport nope\nEOF") == ["import nope"]
+    assert heredoc_python("stnlab prove\n") == []
     assert stnlab_commands("pip install . && stnlab data fetch mnist && stnlab prove\n") == [
         ["data", "fetch", "mnist"], ["prove"]]
     assert parse_error(["prove", "--no-such-option"]) is not None
