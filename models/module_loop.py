@@ -22,7 +22,6 @@ hands the run to :func:`train_modules` here. Same run directory, same files, sam
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 
@@ -30,8 +29,7 @@ import numpy as np
 import torch
 
 from . import runio
-from .errors import ConfigError
-from .record import RunRecord, open_run_dir
+from .record import RunRecord, open_run_dir, resume_checkpoint
 from .runio import Progress, TrainingDiverged
 
 __all__ = ["MODULE_CHECKPOINT_FORMAT", "train_modules"]
@@ -79,14 +77,7 @@ def train_modules(cfg, run_dir, train_data, test_data, *, suite, hooks, resume: 
     gens = [torch.Generator(device=cfg.device).manual_seed(s) for s in cfg.seeds]
     step = 0
     if has_ckpt:
-        ck, _ = runio.latest_good_checkpoint(run_dir)
-        saved = type(cfg).from_json(ck["config"])
-        mine = dataclasses.replace(cfg, device=saved.device)
-        if saved != mine:
-            diff = {k: (v, getattr(cfg, k)) for k, v in dataclasses.asdict(saved).items()
-                    if getattr(mine, k) != v}
-            raise ConfigError(f"train: --resume with a different config than {ckpt_path}: "
-                              f"{diff} (saved, asked)")
+        ck, cfg = resume_checkpoint(rd, cfg)
         step = int(ck["step"])
         for m, o, g, ms, os_, gs in zip(models, opts, gens, ck["models"], ck["optimizers"],
                                         ck["generators"]):

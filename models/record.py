@@ -15,6 +15,7 @@ build these paths themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,3 +271,26 @@ def open_run_dir(run_dir, *, resume: bool) -> RunDir:
         raise ConfigError(f"train: {ckpt} exists; pass --resume to continue it or "
                           f"choose another --out")
     return RunDir(path, ckpt, prev, has_ckpt, path / "log.jsonl", finished)
+
+
+def resume_checkpoint(rd: RunDir, cfg):
+    """``(checkpoint, cfg)`` to resume ``rd`` with: the newest good checkpoint and ``cfg``
+    with the checkpoint's execution choices (``device`` may differ; a saved ``vmap``, where
+    the config has one, is kept).
+
+    Raises:
+        ConfigError: the checkpoint was written with a different config (the differing
+            fields, saved and asked, in one line).
+        CheckpointDamaged: no checkpoint verifies.
+    """
+    ck, _ = runio.latest_good_checkpoint(rd.path)
+    saved = type(cfg).from_json(ck["config"])
+    if hasattr(cfg, "vmap") and cfg.vmap != saved.vmap:  # an execution choice
+        cfg = dataclasses.replace(cfg, vmap=saved.vmap)
+    mine = dataclasses.replace(cfg, device=saved.device)
+    if saved != mine:
+        diff = {k: (v, getattr(cfg, k)) for k, v in dataclasses.asdict(saved).items()
+                if getattr(mine, k) != v}
+        raise ConfigError(f"train: --resume with a different config than {rd.checkpoint}: "
+                          f"{diff} (saved, asked)")
+    return ck, cfg

@@ -43,7 +43,6 @@ multi-seed core (:mod:`models.core`), the run I/O (:mod:`models.runio`) and the 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
@@ -63,7 +62,7 @@ from .core import init_models, make_step, seed_params
 from .precision import Precision
 from .mnist_nets import count_params
 from .module_loop import train_modules
-from .record import RunRecord, SuiteRecord, open_run_dir
+from .record import RunRecord, SuiteRecord, open_run_dir, resume_checkpoint
 from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
@@ -206,16 +205,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     stop_state = stopper.init(params) if stopper is not None else None
     stopped = False
     if has_ckpt:
-        ck, _ = runio.latest_good_checkpoint(run_dir)
-        saved = type(cfg).from_json(ck["config"])
-        if cfg.vmap != saved.vmap:  # an execution choice: keep the checkpoint's
-            cfg = dataclasses.replace(cfg, vmap=saved.vmap)
-        mine = dataclasses.replace(cfg, device=saved.device)
-        if saved != mine:
-            diff = {k: (v, getattr(cfg, k)) for k, v in dataclasses.asdict(saved).items()
-                    if getattr(mine, k) != v}
-            raise ConfigError(f"train: --resume with a different config than {ckpt_path}: "
-                             f"{diff} (saved, asked)")
+        ck, cfg = resume_checkpoint(rd, cfg)
         step = int(ck["step"])
         params = {k: v.to(cfg.device) for k, v in ck["params"].items()}
         if opt is not None and opt_state:
