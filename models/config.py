@@ -21,7 +21,7 @@ from .mnist_nets import NETS, VARIANT_SHAPES
 from .precision import Precision
 
 __all__ = ["TrainConfig", "SCALES", "default_vmap", "ConfigJSON", "check_seeds", "check_ints",
-           "check_numbers", "check_device"]
+           "check_numbers", "check_device", "check_overrides"]
 
 SCALES = ("smoke", "small", "medium", "paper")
 
@@ -48,6 +48,20 @@ def default_vmap(device: str, variant: str, net: str) -> bool:
 # Checks every suite's config shares (TrainConfig here; CubConfig, GtsrbConfig, DeepConfig
 # in models/suites/): one wording for every message, one place to fix.
 # --------------------------------------------------------------------------------------
+def check_overrides(config_cls, keys, fn: str = "preset", *,
+                    label: str = "unknown config keys") -> None:
+    """Refuse override ``keys`` that ``config_cls`` (a dataclass) has no field for, in one
+    line naming them and the known ones (every suite's ``preset``).
+
+    Raises:
+        ConfigError: ``"{fn}: {label} [...]; known: [...]"``.
+    """
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise ConfigError(f"{fn}: {label} {unknown}; known: {sorted(known)}")
+
+
 def check_seeds(cfg, fn: str) -> None:
     """``cfg.seeds`` as a tuple of distinct ints >= 0 (set on the frozen ``cfg``)."""
     seeds = tuple(cfg.seeds)

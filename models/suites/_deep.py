@@ -19,7 +19,8 @@ import torch
 from torch.func import functional_call
 
 import sampling
-from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
+from models.config import (ConfigJSON, check_device, check_ints, check_numbers, check_overrides,
+                           check_seeds)
 from sampling import geometry
 
 from ..core import seed_params
@@ -276,10 +277,7 @@ class DeepSuiteBase:
             raise ConfigError(f"{fn}: expected variant in {list(self.variants)}, got {variant!r}")
         if net not in self.nets:
             raise ConfigError(f"{fn}: expected net in {list(self.nets)}, got {net!r}")
-        known = {f.name for f in dataclasses.fields(DeepConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"{fn}: unknown config keys {unknown}; known: {sorted(known)}")
+        check_overrides(DeepConfig, overrides, fn)
         _, iters = parse_net_name(net)
         kw = dict(variant=variant, net=net, scale=scale, iterations=iters,
                   loc_lr=self._loc_lr(net, iters))

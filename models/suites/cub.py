@@ -36,7 +36,6 @@ cross-entropy for CAM. CUB training images are flipped horizontally with probabi
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -45,7 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
+from models.config import (ConfigJSON, check_device, check_ints, check_numbers, check_overrides,
+                           check_seeds)
 from ..config import SCALES
 from ..errors import ConfigError
 from . import DataSource, TrainHooks
@@ -246,10 +246,7 @@ def preset(scale: str, variant: str, net: str, **overrides) -> CubConfig:
     """
     if scale not in SCALES:
         raise ConfigError(f"preset: expected scale in {list(SCALES)}, got {scale!r}")
-    known = {f.name for f in dataclasses.fields(CubConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"preset: unknown config keys {unknown}; known: {sorted(known)}")
+    check_overrides(CubConfig, overrides)
     kw = dict(variant=variant, net=net, scale=scale,
               image_size=128 if variant == "standin" else 320)
     kw.update(_SCALE_SETTINGS[scale])

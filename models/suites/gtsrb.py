@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from models.config import ConfigJSON, check_device, check_ints, check_numbers, check_seeds
+from models.config import (ConfigJSON, check_device, check_ints, check_numbers, check_overrides,
+                           check_seeds)
 from .. import gtsrb_nets as G
 from .. import gtsrb_report as R
 from ..config import SCALES
@@ -244,11 +245,7 @@ def preset(scale: str, variant: str, net: str, **overrides) -> GtsrbConfig:
         raise ConfigError(f"{fn}: expected variant in {list(VARIANTS)}, got {variant!r}")
     kind = parse_net(net)[0]
     given = {k: v for k, v in overrides.items() if v is not None}
-    known = {f.name for f in dataclasses.fields(GtsrbConfig)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ConfigError(f"{fn}: the gtsrb suite has no config keys {unknown}; known: "
-                          f"{sorted(known)}")
+    check_overrides(GtsrbConfig, given, fn, label="the gtsrb suite has no config keys")
     kw = dict(variant=variant, net=net, scale=scale)
     kw.update(_SCALE_SETTINGS[scale])
     if scale in _STEPS:

@@ -9,7 +9,6 @@ the Fig. 5 gallery) and the report tables (:mod:`models.report`) live here; the 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import sampling
 from ..errors import ConfigError
 
 from .. import metrics as M
-from ..config import SCALES, TrainConfig, default_vmap
+from ..config import SCALES, TrainConfig, check_overrides, default_vmap
 from ..core import seed_params
 from ..mnist_nets import NETS, TABLE_VI_PARAMS, VARIANT_SHAPES, build, param_counts
 from . import DataSource, TrainHooks
@@ -82,10 +81,7 @@ def preset(scale: str, variant: str, net: str, **overrides) -> TrainConfig:
         raise ConfigError(f"preset: expected scale in {list(SCALES)}, got {scale!r}")
     if variant not in VARIANT_SHAPES:
         raise ConfigError(f"preset: expected variant in {list(VARIANT_SHAPES)}, got {variant!r}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"preset: unknown config keys {unknown}; known: {sorted(known)}")
+    check_overrides(TrainConfig, overrides)
     kw = dict(variant=variant, net=net, scale=scale, lr=INITIAL_LR[variant])
     kw.update(_SCALE_SETTINGS[scale])
     if scale == "small":
