@@ -143,6 +143,19 @@ def check_tolerance_source(tolerance, fn: str = "Evidence") -> str:
     return tolerance
 
 
+def make_provenance(results, scale, seeds, device) -> dict:
+    """An empirical check's ``provenance`` in the one form the registry keeps: ``results``
+    (str), ``scale`` and ``device`` (str; several values joined by ``+``, in order, once
+    each; None as ``"unknown"``) and ``seeds`` (sorted ints)."""
+    def one(v):
+        if isinstance(v, (list, tuple, set)):
+            return "+".join(dict.fromkeys(str(x) for x in v)) or "unknown"
+        return "unknown" if v is None else str(v)
+
+    return {"results": str(results), "scale": one(scale), "seeds": sorted(int(s) for s in seeds),
+            "device": one(device)}
+
+
 def _check_provenance(provenance, fn: str):
     if provenance is None:
         return None

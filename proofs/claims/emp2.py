@@ -80,8 +80,7 @@ def _errors(suite: Path, data: str) -> tuple[dict, dict]:
     seeds = sorted(set.intersection(*ids)) if ids else []
     device = sorted({json.loads((suite / data / n / "env.json").read_text()).get("device", "?")
                      if (suite / data / n / "env.json").is_file() else "?" for n in runs})
-    prov = {"results": str(suite), "scale": str(index.get("scale")),
-            "seeds": [int(x) for x in seeds], "device": "+".join(device) or "?"}
+    prov = R.make_provenance(suite, index.get("scale"), seeds, device)
     return errs, prov
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from models.record import SuiteRecord
 from proofs import stats
 from proofs.claims import empirical  # noqa: F401 - registers EMP-3 (and its first check) first
-from proofs.registry import STATUSES, Evidence, check
+from proofs.registry import STATUSES, Evidence, check, make_provenance
 
 #: Where the committed suite is looked for, best first.
 SUITE_DIRS = ("gtsrb-paper", "gtsrb-medium")
@@ -136,8 +136,7 @@ def _evidence(verdict, numbers, tolerance, summary, prov):
     """The check's :class:`Evidence`, with the registry's ``provenance`` (``results``,
     ``scale``, ``seeds``, ``device``; an empirical check that decides without it is
     refused by ``run_claims``) and the fuller record, data set included, in its numbers."""
-    reg = {"results": prov["results"], "scale": "+".join(prov["scale"]),
-           "seeds": prov["seeds"], "device": str(prov["device"])}
+    reg = make_provenance(prov["results"], prov["scale"], prov["seeds"], prov["device"])
     return Evidence(_status(verdict), {**numbers, "provenance": prov}, tolerance,
                     f"{summary} [{'; '.join(prov['dataset'])}, {prov['scale']}, seeds "
                     f"{prov['seeds']}]. {WORDING}" + ("" if _status(verdict) == verdict else

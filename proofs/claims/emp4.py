@@ -39,7 +39,7 @@ import json
 from pathlib import Path
 
 from models.record import SuiteRecord
-from proofs.registry import STATUSES, Evidence, check
+from proofs.registry import STATUSES, Evidence, check, make_provenance
 from proofs.stats import decide, paired_seed_ci
 
 CLAIM_ID = "EMP-4"
@@ -121,8 +121,8 @@ def _paired(name: str, a: list, b: list, direction: str, d, runs, nets, note: st
                f"{100 * iv.hi:+.2f}] over {len(a)} seeds -> {verdict}. {note}")
     return Evidence(_status(verdict), nums, f"paired 95% Student-t CI over seeds of the difference "
                     f"{'>' if direction == '>' else '<'} 0 (decide)", summary,
-                    provenance={k: (prov[k] if k == "seeds" else str(prov[k]))
-                                for k in ("results", "scale", "seeds", "device")})
+                    provenance=make_provenance(prov["results"], prov["scale"], prov["seeds"],
+                                               prov["device"]))
 
 
 def _gk(r: dict, key: str = "loc") -> list[float]:

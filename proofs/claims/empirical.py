@@ -40,7 +40,7 @@ import json
 from pathlib import Path
 
 from models.record import ENV, SuiteRecord
-from proofs.registry import Evidence, check, claim, seed_summary
+from proofs.registry import Evidence, check, claim, make_provenance, seed_summary
 from proofs.stats import seed_mean_ci
 
 __all__ = ["SUITE_NAMES", "MIN_SEEDS", "DECIDING_SCALES", "suite_dir", "suite_dirs", "provenance",
@@ -161,8 +161,7 @@ def provenance(records, results: Path) -> dict:
     results = Path(results).resolve()
     root = Path(__file__).resolve().parents[2]  # the repository of a source checkout
     shown = results.relative_to(root) if results.is_relative_to(root) else results
-    return {"results": str(shown), "scale": "+".join(dict.fromkeys(scales)),
-            "seeds": sorted(seeds or ()), "device": "+".join(dict.fromkeys(devices))}
+    return make_provenance(shown, scales, seeds or (), devices)
 
 
 def seed_interval(name: str, per_seed: dict[int, float], *, null: float, direction: str,

@@ -209,3 +209,13 @@ def test_default_results_dir_is_next_to_the_package_or_the_env(tmp_path, monkeyp
     monkeypatch.setenv(reg.RESULTS_ENV, str(tmp_path / "nope"))
     with pytest.raises(ValueError, match=r"default_results_dir: expected \$STNLAB_RESULTS"):
         reg.default_results_dir()
+
+
+def test_make_provenance_is_the_one_form():
+    from proofs.registry import make_provenance
+
+    assert make_provenance("r", ["medium", "small", "medium"], {2, 0, 1}, None) == {
+        "results": "r", "scale": "medium+small", "seeds": [0, 1, 2], "device": "unknown"}
+    from pathlib import Path
+
+    assert make_provenance(Path("a/b"), "paper", [3], ["cpu", "cuda"])["device"] == "cpu+cuda"
