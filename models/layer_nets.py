@@ -25,7 +25,11 @@ from torch import nn
 from sampling import geometry
 from sampling.checks import check_shape
 
-__all__ = ["LayerNet", "Localizer", "scaled", "count_params", "STOP_KINDS"]
+__all__ = ["LayerNet", "Localizer", "scaled", "count_params", "he_init_", "INITS", "STOP_KINDS"]
+
+#: Weight initializations of the deep suites' networks: ``"pytorch"`` (PyTorch's default
+#: uniform bounds, which 000 App. A.3 / A.4 state) and ``"he"`` (He et al. 2015).
+INITS = ("pytorch", "he")
 
 #: Layer types before which an ST may stand: the next "real" layer after depth X.
 STOP_KINDS = (nn.Conv2d, nn.Flatten, nn.Linear)
@@ -171,3 +175,23 @@ def numel(shape) -> int:
     for s in shape:
         n *= int(s)
     return n
+
+
+def he_init_(module: nn.Module, *, negative_slope: float = 0.0) -> nn.Module:
+    """He (Kaiming) normal initialization, in place, of every ``Conv2d`` / ``Linear`` weight
+    of ``module`` (fan-in, gain for a (leaky) ReLU of ``negative_slope``), biases zero;
+    :class:`Localizer` output layers keep their zero initialization (000 eq. 17).
+
+    Why: with PyTorch's default bounds each conv / F layer scales the forward variance by
+    about 1/6 through a ReLU (weights ~ U(+-1/sqrt(fan_in)): variance 1/(3 fan_in), half
+    of it passed), so an 11-layer classifier starts with its signal ~6^-11 of the input's;
+    He's ``std = gain / sqrt(fan_in)`` keeps it at 1. Returns ``module``.
+    """
+    keep = {id(m.out) for m in module.modules() if isinstance(m, Localizer)}
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in keep:
+                nn.init.kaiming_normal_(m.weight, a=negative_slope, nonlinearity="leaky_relu")
+                if m.bias is not None:
+                    m.bias.zero_()
+    return module

@@ -26,7 +26,7 @@ from sampling import geometry
 from ..core import seed_params
 from ..deep_stn import SLOT_KINDS, DeepSTN, parse_net_name
 from ..errors import ConfigError
-from ..layer_nets import count_params
+from ..layer_nets import INITS, count_params, he_init_
 from ..optim import MomentumSGD
 from . import DataSource, TrainHooks
 
@@ -52,6 +52,9 @@ class DeepConfig(ConfigJSON):
             networks trained with N iterations with more).
         momentum, nesterov, weight_decay: the optimizer (:class:`models.optim.MomentumSGD`).
         loc_lr: learning-rate multiplier of the localization layers (000 App. A.3 / A.4).
+        init: ``"pytorch"`` (PyTorch's default bounds, as 000 App. A.3 / A.4 state) or
+            ``"he"`` (:func:`models.layer_nets.he_init_`; the CPU scales, see the suites).
+        dropout: the classifier's dropout probability; None: the paper's (0.5).
     """
 
     variant: str
@@ -82,6 +85,8 @@ class DeepConfig(ConfigJSON):
     nesterov: bool = False
     weight_decay: float = 2e-4
     loc_lr: float = 0.01
+    init: str = "pytorch"
+    dropout: float | None = None
 
     def __post_init__(self):
         fn = "DeepConfig"
@@ -98,6 +103,12 @@ class DeepConfig(ConfigJSON):
             raise ConfigError(f"{fn}: expected padding_mode 'border' or 'zeros', got "
                               f"{self.padding_mode!r}")
         check_device(self, fn)
+        if self.init not in INITS:
+            raise ConfigError(f"{fn}: expected init in {list(INITS)}, got {self.init!r}")
+        if self.dropout is not None and (isinstance(self.dropout, bool) or not isinstance(
+                self.dropout, (int, float)) or not 0 <= self.dropout < 1):
+            raise ConfigError(f"{fn}: expected dropout None or a number in [0, 1), got "
+                              f"{self.dropout!r}")
         if not self.eval_iterations or min(self.eval_iterations) < 1:
             raise ConfigError(f"{fn}: expected eval_iterations to be ints >= 1, got "
                               f"{self.eval_iterations!r}")
@@ -246,6 +257,8 @@ class DeepSuiteBase:
 
     paper_seeds = 3
     nets_module = None
+    #: slope of the classifier's leaky ReLU (0: ReLU), for :func:`he_init_`'s gain.
+    negative_slope = 0.0
     params_header = "| network | params (width 1) | params (width 0.125, small/medium) |"
     params_note = ""
 
@@ -288,12 +301,15 @@ class DeepSuiteBase:
     def build(self, cfg: DeepConfig):
         net = self._classifier(cfg)
         slots, _ = parse_net_name(cfg.net)
-        if not slots:
-            return net
-        large = cfg.net.removesuffix(f"-it{cfg.iterations}").endswith("-large")
-        locs = [self._localizer(cfg, net, "large" if large else "base", s.depth) for s in slots]
-        return DeepSTN(net, slots, locs, iterations=cfg.iterations,
-                       padding_mode=cfg.padding_mode, method=cfg.method)
+        if slots:
+            large = cfg.net.removesuffix(f"-it{cfg.iterations}").endswith("-large")
+            locs = [self._localizer(cfg, net, "large" if large else "base", s.depth)
+                    for s in slots]
+            net = DeepSTN(net, slots, locs, iterations=cfg.iterations,
+                          padding_mode=cfg.padding_mode, method=cfg.method)
+        if cfg.init == "he":  # after DeepSTN: DL's freshly drawn layer copies too
+            he_init_(net, negative_slope=self.negative_slope)
+        return net
 
     def hooks(self, cfg: DeepConfig) -> TrainHooks:
         model = self.build(cfg)
@@ -330,7 +346,8 @@ class DeepSuiteBase:
             key = cfg.iterations if has_st else None
             summary = {"error": mean_std(err[key]), "dataset": test_data.dataset,
                        "test": {"images": int(len(x_all))}, "iterations": cfg.iterations,
-                       "width": cfg.width}
+                       "width": cfg.width, "init": cfg.init, "lr": cfg.lr,
+                       "dropout": "paper's" if cfg.dropout is None else cfg.dropout}
             if has_st:
                 summary["error_by_iterations"] = {str(n): mean_std(e) for n, e in err.items()}
             gallery = {"inputs": x_all[:4].numpy().astype(np.float16)}
@@ -367,9 +384,15 @@ class DeepSuiteBase:
         data = sorted({r.get("dataset", "?") for r in runs.values()})
         seeds = sorted({len(r.get("seeds", [])) for r in runs.values()})
         widths = sorted({r.get("width", "?") for r in runs.values()})
+        # runs from before `init` / `dropout` were configuration used the paper's
+        inits = sorted({r.get("init", "pytorch") for r in runs.values()})
+        drops = sorted({str(r.get("dropout", "paper's")) for r in runs.values()})
+        lrs = sorted({str(r.get("lr", "?")) for r in runs.values()})
         return [f"# {self.title}: {suite_dir.name}", "",
                 f"Data set: {', '.join(data)}. Scale: {', '.join(scales)}; seeds per network: "
                 f"{', '.join(map(str, seeds))}; width multiplier: {', '.join(map(str, widths))}; "
+                f"init: {', '.join(inits)}; dropout: {', '.join(drops)}; base lr: "
+                f"{', '.join(lrs)} (000: PyTorch's init, dropout 0.5); "
                 f"{len(runs)} of {len(self.nets)} networks finished. Columns labelled *paper* "
                 f"are copied from Finnveden et al. (000) for comparison, never used as ours.",
                 ""]

@@ -68,6 +68,8 @@ SCALE_SETTINGS = {
 class PlanktonSuite(DeepSuiteBase):
     """000's PlanktonSet suite (Table V; iterations of Sec. IV-C5)."""
 
+    negative_slope = PN.LEAK
+
     name = "plankton"
     nets_module = PN
     params_header = "| network | params (width 1, 121 classes) | params (width 0.125) |"
@@ -103,7 +105,8 @@ class PlanktonSuite(DeepSuiteBase):
     def _classifier(self, cfg):
         # Always the paper's 121 outputs: the stand-in's labels 0..9 use the first 10 (the
         # network is the same whatever the data; the unused logits are pushed down).
-        return PN.classifier(width=cfg.width, n_classes=PN.N_CLASSES)
+        return PN.classifier(width=cfg.width, n_classes=PN.N_CLASSES,
+                             dropout=PN.DROPOUT if cfg.dropout is None else cfg.dropout)
 
     def _localizer(self, cfg, net, kind, depth):
         return PN.localizer(depth=depth, net=net)

@@ -230,3 +230,71 @@ def test_report_draws_fig7_from_the_runs(tmp_path):
     text = (out / "report.md").read_text()
     assert "figures/fig7_rotations.png" in text and "standin" in text
     assert json.loads((out / "report.json").read_text())["figures"]["fig7_rotations"] == str(png)
+
+
+def _weights(model, kind):
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
+@pytest.mark.parametrize("name,slope", [("svhn", 0.0), ("plankton", PN.LEAK)])
+def test_he_init_is_configuration_and_reaches_every_layer_but_the_eq17_outputs(name, slope):
+    """``init="he"``: every conv / F weight of classifier, localizers and DL's layer copies
+    has He's std ``sqrt(2 / ((1 + a^2) fan_in))`` (checked to 10 %: the sample std over
+    >= 2000 weights has a relative sd below 2 %), biases zero, the eq. 17 output layers
+    stay zero; ``init="pytorch"`` keeps PyTorch's bounds (std ``1 / sqrt(3 fan_in)``)."""
+    import math
+
+    from models.layer_nets import Localizer
+
+    suite = get_suite(name)
+    net = "STN-DL3" if name == "svhn" else "STN-DL4"
+    for init, gain2 in (("he", 2 / (1 + slope ** 2)), ("pytorch", 1 / 3)):
+        torch.manual_seed(0)
+        model = suite.build(suite.preset("small", name, net, init=init))
+        outs = {id(m.out) for m in model.modules() if isinstance(m, Localizer)}
+        assert outs, "the network has a localizer"
+        checked = 0
+        for m in _weights(model, (torch.nn.Conv2d, torch.nn.Linear)):
+            if id(m) in outs:
+                assert not m.weight.any() and not m.bias.any(), "eq. 17 layer moved"
+                continue
+            if m.weight.numel() < 2000:
+                continue
+            fan_in = m.weight[0].numel()
+            want = math.sqrt(gain2 / fan_in)
+            assert abs(float(m.weight.detach().std()) / want - 1) < 0.1, (init, m, want)
+            if init == "he":
+                assert not m.bias.any()
+            checked += 1
+        assert checked >= 5
+
+
+def test_he_init_fails_when_it_does_nothing():
+    """The std check above is not vacuous: PyTorch's default bounds are ~0.41x He's."""
+    import math
+
+    from models.layer_nets import he_init_
+
+    lin = torch.nn.Linear(1000, 100)
+    he = math.sqrt(2 / 1000)
+    assert abs(float(lin.weight.detach().std()) / he - 1) > 0.5
+    he_init_(lin)
+    assert abs(float(lin.weight.detach().std()) / he - 1) < 0.1
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_dropout_is_configuration(name):
+    suite = get_suite(name)
+    paper = {m.p for m in _weights(suite.build(suite.preset("smoke", name, "STN-SL3"
+                                                              if name == "svhn" else "STN-SL2")),
+                                    torch.nn.Dropout)}
+    assert paper == {0.5}
+    cfg = suite.preset("smoke", name, "CNN", dropout=0.0)
+    assert {m.p for m in _weights(suite.build(cfg), torch.nn.Dropout)} == {0.0}
+
+
+@pytest.mark.parametrize("bad", [dict(init="xavier"), dict(dropout=1.0), dict(dropout=-0.1),
+                                 dict(dropout=True), dict(dropout="0.5")])
+def test_init_and_dropout_are_checked(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        get_suite("svhn").preset("smoke", "svhn", "CNN", **bad)
