@@ -82,7 +82,8 @@ def precision_ab(out, *, variant: str, nets, scale: str = "small", seeds: int = 
             rd = SuiteRecord.run_dir(out / m, variant, n)
             metrics = json.loads((rd / "metrics.json").read_text())
             per_mode[m][n] = {"final_loss": _final_losses(rd),
-                              "error": [float(e) for e in metrics["error"]["per_seed"]]}
+                              "error": [float(e) for e in metrics["error"]["per_seed"]],
+                              "images_per_s": float(metrics["train"]["images_per_s"])}
     report = {"variant": variant, "scale": scale, "seeds": list(range(seeds)),
               "baseline": baseline, "mode": mode, "nets": {}}
     for n in nets:
@@ -96,22 +97,32 @@ def precision_ab(out, *, variant: str, nets, scale: str = "small", seeds: int = 
             row[key] = {baseline: a[key], mode: b[key], "seed_std": noise,
                         "difference": ci.as_dict(), "within_seed_noise": within}
         row["verdict"] = "indistinguishable" if ok else "different"
+        # training throughput of the two runs (each its own run, same machine; a ratio of
+        # whole runs, data generation included, not of the step alone as `bench train`)
+        row["images_per_s"] = {baseline: a["images_per_s"], mode: b["images_per_s"],
+                               "ratio": b["images_per_s"] / a["images_per_s"]}
         report["nets"][n] = row
     (out / "ab.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "ab.md").write_text(format_report(report) + "\n")
     return report
 
 
 def format_report(rep: dict) -> str:
     lines = [f"{rep['variant']} at {rep['scale']}, seeds {rep['seeds']}: {rep['mode']} - "
-             f"{rep['baseline']} (paired, 95 % bootstrap)",
+             f"{rep['baseline']}, paired by seed, 95 % Student-t interval over the seeds "
+             f"(proofs.stats.paired_seed_ci); seed std: of the {rep['baseline']} runs. "
+             "Verdict indistinguishable: both intervals contain 0 and both mean differences "
+             "are within one seed std.", "",
              "| network | final loss diff [interval] | seed std | error diff [interval] | "
-             "seed std | verdict |", "|---|---|---:|---|---:|---|"]
+             "seed std | img/s ratio | verdict |", "|---|---|---:|---|---:|---:|---|"]
     for n, r in rep["nets"].items():
         cells = []
         for key in ("final_loss", "error"):
             d = r[key]["difference"]
             cells += [f"{d['estimate']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]",
                       f"{r[key]['seed_std']:.4f}"]
+        ips = r.get("images_per_s")
+        cells.append(f"{ips['ratio']:.2f}x" if ips else "-")
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {r['verdict']} |")
     return "\n".join(lines)
 

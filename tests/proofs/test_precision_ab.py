@@ -38,7 +38,11 @@ def test_ab_at_smoke_pairs_the_seeds_of_both_modes(tmp_path, data_r):
     assert row["final_loss"]["fp32"] != row["final_loss"]["bf16"]
     assert row["verdict"] in ("indistinguishable", "different")
     assert json.loads((tmp_path / "ab.json").read_text()) == rep
-    assert "STN-C0" in format_report(rep)
+    assert (tmp_path / "ab.md").read_text() == format_report(rep) + "\n"
+    assert "STN-C0" in format_report(rep) and "Student-t" in format_report(rep)
+    ips = row["images_per_s"]
+    assert ips["fp32"] > 0 and ips["bf16"] > 0
+    assert ips["ratio"] == pytest.approx(ips["bf16"] / ips["fp32"])
 
 
 def test_identical_modes_are_indistinguishable_and_a_shift_is_not(tmp_path, data_r,
