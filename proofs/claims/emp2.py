@@ -127,22 +127,34 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
 
 def _checks_for(data: str):
     xmax, xmin, ref = DATASETS[data]
+    where = (f"95 % paired Student-t interval over >= {MIN_SEEDS} seeds of the {data} suite "
+             f"(medium or paper; fewer seeds or small: inconclusive, no runs: not run)")
 
-    @check("EMP-2", scales=("quick", "full"), name=f"{data}_deepest_cx_worse_than_slx")
     def deepest(ctx):
         return _judge(ctx, data, "deepest_cx_worse_than_slx", [f"STN-C{xmax}"],
                       [f"STN-SL{xmax}"])
 
-    @check("EMP-2", scales=("quick", "full"), name=f"{data}_slx_degrades_less_than_cx")
+    deepest.__doc__ = (f"{data}: at the deepest X = {xmax}, error(STN-C{xmax}) - "
+                       f"error(STN-SL{xmax}) > 0; {where}.")
+
     def degrade(ctx):
         return _judge(ctx, data, "slx_degrades_less_than_cx",
                       [f"STN-C{xmax}", f"STN-SL{xmin}"], ["STN-C0", f"STN-SL{xmax}"])
 
-    @check("EMP-2", scales=("quick", "full"), name=f"{data}_iterations_no_substitute")
+    degrade.__doc__ = (f"{data}: CX degrades more with depth than SLX: [error(STN-C{xmax}) - "
+                       f"error(STN-C0)] - [error(STN-SL{xmax}) - error(STN-SL{xmin})] > 0; "
+                       f"{where}.")
+
     def iterations(ctx):
         return _judge(ctx, data, "iterations_no_substitute", ["STN-C0-it2"], [ref])
 
-    return deepest, degrade, iterations
+    iterations.__doc__ = (f"{data}: a second iteration does not make the shallow localizer as "
+                          f"good as deeper features: error(STN-C0-it2) - error({ref}) > 0 "
+                          f"({ref} fixed from 000 before any run); {where}.")
+
+    return tuple(check("EMP-2", scales=("quick", "full"), name=f"{data}_{n}")(f) for n, f in (
+        ("deepest_cx_worse_than_slx", deepest), ("slx_degrades_less_than_cx", degrade),
+        ("iterations_no_substitute", iterations)))
 
 
 CHECKS = {d: _checks_for(d) for d in DATASETS}

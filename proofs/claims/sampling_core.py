@@ -505,6 +505,10 @@ def smp5_measure(seed: int) -> dict:
 
 @check("SMP-5")
 def smp5_collapse_prevention(ctx):
+    """Zooming in from 1 to 1e-4 input px per output px (K = 8, float32): without collapse
+    noise the normal matrix's smallest eigenvalue collapses (~zoom^-2); with it, it stays
+    >= 1 px^2 and the fitted gradient stays between 5 % and 2x of the image's steepest
+    slope; fused and eager agree."""
     def body(seed):
         m = smp5_measure(seed)
         lam, grad, slope = m["lam"], m["grad"], m["slope"]
