@@ -23,7 +23,8 @@ grid, rounded to an 8-bit significand, put the S / STN-C0 gradient 30-40 % off f
 tests/models/test_precision.py checks the float32 grid against a derived tolerance).
 Training takes its mode from ``TrainConfig.precision`` (``stnlab train --precision``;
 ``fp32`` by default until an A/B, :mod:`proofs.precision_ab`, shows a faster mode
-indistinguishable from it).
+indistinguishable from it; the (S) A/B at ``small`` with 3 seeds did not, for 3 of 5
+networks: ``results/precision-ab-small``).
 
 Verified here (tests/models/test_precision.py), not assumed:
 
