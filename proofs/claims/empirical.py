@@ -246,7 +246,7 @@ def _load(ctx, needed):
 
 
 def _joint(provs: dict) -> dict:
-    """One provenance for several variants' (the distinct values joined by ``+``)."""
+    """One provenance for several variants or pairs (the distinct values joined by ``+``)."""
     ps = list(provs.values())
     if len(ps) == 1:
         return ps[0]
@@ -261,22 +261,48 @@ def _lead(ev: Evidence) -> str:
     return f"{ev.summary}. " if ev.status == "inconclusive" and ev.summary else ""
 
 
+def _c1_orderings(ctx, variant: str, key: str, name):
+    """STN-C1's ``key`` against each of :data:`INPUT_STNS`'s, one ordering per pair, each
+    read from the largest suite that holds *both* networks of the pair on ``variant``
+    (:func:`_load`): a network whose larger-scale run is missing (not trained, or stopped by
+    the collapse watch) moves only its own comparison to the smaller suite.
+
+    Returns ``(parts, {net: (per_seed, provenance)}, {pair net: provenance})`` or
+    ``(None, not-run Evidence)``; ``name(n)`` labels the ordering of pair ``n``.
+    """
+    parts, values, provs = [], {}, {}
+    for n in INPUT_STNS:
+        recs, pv = _load(ctx, [(variant, "STN-C1"), (variant, n)])
+        if recs is None:
+            return None, pv
+        prov = provs[n] = pv[variant]
+        c1 = _per_seed(recs[(variant, "STN-C1")].metrics, key)
+        other = _per_seed(recs[(variant, n)].metrics, key)
+        parts.append(ordering(name(n), c1, other, prov=prov))
+        values.setdefault(f"STN-C1 [{prov['results']}]", (c1, prov))
+        values[f"{n} [{prov['results']}]"] = (other, prov)
+    return parts, values, provs
+
+
+def _medians(values: dict, fmt) -> str:
+    return ", ".join(f"{k} {fmt(seed_summary(v)['median'])}" for k, (v, _) in values.items())
+
+
 def _pose_order(ctx, variant: str) -> Evidence:
-    nets = ("STN-C1",) + INPUT_STNS
-    recs, provs = _load(ctx, [(variant, n) for n in nets])
+    recs, _ = _load(ctx, [(variant, "STN-C1")])
     if recs is None:
-        return provs
-    prov = provs[variant]
-    std = {n: _per_seed(recs[(variant, n)].metrics, "pose_std") for n in nets}
+        return _
     unit = recs[(variant, "STN-C1")].metrics["pose_std"].get("unit", "")
-    parts = [ordering(f"{variant}: pose std STN-C1 - {n} ({unit})", std["STN-C1"], std[n],
-                      prov=prov) for n in INPUT_STNS]
-    seeds_note = {f"{variant}: pose std {n} ({unit})": seed_summary(v) for n, v in std.items()}
-    ev = Evidence.all_of(parts)
-    ev.numbers.update(seeds_note)
+    got = _c1_orderings(ctx, variant, "pose_std",
+                        lambda n: f"{variant}: pose std STN-C1 - {n} ({unit})")
+    if got[0] is None:
+        return got[1]
+    parts, values, provs = got
+    ev = Evidence.all_of(parts, provenance=_joint(provs))
+    ev.numbers.update({f"{variant}: pose std {k} ({unit})": seed_summary(v)
+                       for k, (v, _) in values.items()})
     ev.summary = _lead(ev) + (f"({variant}) final-pose std, {unit}, median over seeds: "
-                              + ", ".join(f"{n} {seed_summary(v)['median']:.3g}"
-                                          for n, v in std.items()) + f" [{prov['results']}]")
+                              + _medians(values, lambda m: f"{m:.3g}"))
     return ev
 
 
@@ -321,18 +347,16 @@ def emp1_fig6_slopes(ctx):
 def emp1_error_order(ctx):
     """(R) and (S): STN-C1's test error exceeds each input-transforming network's; each
     ordering judged on the 95 % interval over seeds of the per-seed difference."""
-    nets = ("STN-C1",) + INPUT_STNS
-    recs, provs = _load(ctx, [(v, n) for v in ("R", "S") for n in nets])
-    if recs is None:
-        return provs
-    parts, bits, raw = [], [], {}
+    parts, bits, raw, provs = [], [], {}, {}
     for v in ("R", "S"):
-        err = {n: _per_seed(recs[(v, n)].metrics, "error") for n in nets}
-        parts += [ordering(f"{v}: error STN-C1 - {n}", err["STN-C1"], err[n], prov=provs[v])
-                  for n in INPUT_STNS]
-        raw.update({f"{v}: error {n}": seed_summary(e) for n, e in err.items()})
-        bits.append(f"({v}, {provs[v]['results']}) " + ", ".join(f"{n} {100 * seed_summary(e)['median']:.2f}%"
-                                          for n, e in err.items()))
+        got = _c1_orderings(ctx, v, "error", lambda n, v=v: f"{v}: error STN-C1 - {n}")
+        if got[0] is None:
+            return got[1]
+        p, values, pv = got
+        parts += p
+        provs.update({(v, n): q for n, q in pv.items()})
+        raw.update({f"{v}: error {k}": seed_summary(e) for k, (e, _) in values.items()})
+        bits.append(f"({v}) " + _medians(values, lambda m: f"{100 * m:.2f}%"))
     ev = Evidence.all_of(parts, provenance=_joint(provs))
     ev.numbers.update(raw)
     ev.summary = _lead(ev) + "test error, median over seeds: " + "; ".join(bits)

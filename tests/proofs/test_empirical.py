@@ -140,6 +140,30 @@ def test_each_variant_is_read_from_the_largest_suite_that_holds_it(tmp_path):
     assert status == "not run" and "S/STN-C1" in ev["scale_pose_order"]["summary"]
 
 
+def test_each_pair_is_read_from_the_largest_suite_holding_both_networks(tmp_path):
+    """mnist-medium lacks only S/STN-SL1 (e.g. stopped by the collapse watch): the (S)
+    orderings against STN-C0 and STN-DL1 are decided on medium's 3 seeds, the one against
+    STN-SL1 falls back to the one-seed small suite (inconclusive), and the check's
+    provenance names both suites."""
+    import shutil
+
+    _write(tmp_path, scale="small", seeds=(0,), suite="mnist-small")
+    _write(tmp_path)
+    shutil.rmtree(tmp_path / "mnist-medium" / "S" / "STN-SL1")
+    status, ev = _emp1(tmp_path, tmp_path)
+    medium, small = str(tmp_path / "mnist-medium"), str(tmp_path / "mnist-small")
+    sp = ev["scale_pose_order"]
+    assert sp["status"] == "inconclusive"
+    assert sp["provenance"]["results"] == f"{medium}+{small}"
+    nums = sp["numbers"]
+    assert nums["S: pose std STN-C1 - STN-C0 (u)"]["lo"] > 0      # decided on medium
+    assert nums["S: pose std STN-C1 - STN-DL1 (u)"]["lo"] > 0
+    assert set(nums["S: pose std STN-C1 - STN-SL1 (u)"]["per_seed"]) == {"0"}  # small
+    assert f"STN-SL1 [{small}]" in sp["summary"] and f"STN-C0 [{medium}]" in sp["summary"]
+    assert ev["rotation_pose_order"]["status"] == "verified"
+    assert ev["error_order"]["numbers"]["S: error STN-C1 - STN-C0"]["lo"] > 0
+
+
 def test_absent_or_smoke_results_are_not_run_and_say_so(tmp_path):
     status, ev = _emp1(tmp_path / "nothing", tmp_path)
     assert status == "not run"
