@@ -32,7 +32,7 @@ svhn|plankton``, the largest scale present: ``<data>-paper``, ``-medium``, ``-sm
 
 Without results of >= 3 seeds at ``small`` or above, a check returns ``"not run"`` and
 says which runs it needs. Every evidence records ``provenance`` = ``{"results", "scale",
-"seeds", "device"}`` in its numbers.
+"seeds", "device"}``, and in its numbers as ``"<data> provenance"``.
 """
 
 from __future__ import annotations
@@ -111,11 +111,14 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
         return Evidence.inconclusive(
             f"inconclusive: {suite.name} ({prov['scale']}) has {min(len(errs[k]) for k in need)}"
             f" seed(s) for {', '.join(need)}; an ordering needs >= {MIN_SEEDS} seeds at "
-            f"scale medium or paper", {**nums, "provenance": prov}, provenance=prov)
+            f"scale medium or paper", {**nums, f"{data} provenance": prov}, provenance=prov)
     ci = difference(errs, plus, minus)
     verdict = decide(ci, 0.0, ">")
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
-    numbers = {f"{data}: {name}": ci.as_dict(), "decision": verdict, "provenance": prov,
+    # number names are per data set and check: a claim's checks share one namespace
+    # (run_claims refuses a name reported with two values)
+    numbers = {f"{data}: {name}": ci.as_dict(), f"{data}: {name} decision": verdict,
+               f"{data} provenance": prov,
                **{f"{data} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
     status = verdict if verdict in R.STATUSES else "not run"
     summary = (f"{data} ({prov['scale']}, seeds {prov['seeds']}): error {expr} = "

@@ -37,7 +37,7 @@ def test_verified_on_paper_like_errors(tmp_path):
         "svhn_deepest_cx_worse_than_slx": "verified",
         "svhn_slx_degrades_less_than_cx": "verified",
         "svhn_iterations_no_substitute": "verified"}
-    prov = ev["svhn_deepest_cx_worse_than_slx"].numbers["provenance"]
+    prov = ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn provenance"]
     assert prov["scale"] == "medium" and prov["seeds"] == [0, 1, 2]
     assert "svhn-medium" in prov["results"]
 
@@ -55,6 +55,32 @@ def test_through_run_claims_the_verdict_carries_provenance(tmp_path):
     assert len(svhn) == 3 and all(e["status"] == "verified" for e in svhn), svhn
     assert svhn[0]["provenance"] == {"results": str(tmp_path / "svhn-medium"),
                                      "scale": "medium", "seeds": [0, 1, 2], "device": "?"}
+
+
+@pytest.mark.parametrize("scale,seeds,want", [("small", 1, "inconclusive"),
+                                               ("medium", 3, None)])
+def test_svhn_and_plankton_together_through_run_claims(tmp_path, scale, seeds, want):
+    """Both data sets committed at once (as `stnlab prove` meets them): their checks report
+    under distinct number names; before, both wrote "provenance" (and "decision") with
+    different values and run_claims failed the plankton checks."""
+    from proofs.registry import run_claims
+
+    _suite(tmp_path, {n: e[:seeds] for n, e in PAPERLIKE.items()}, scale=scale)
+    pl = {"STN-C0": [0.221, 0.222, 0.220], "STN-C10": [0.25, 0.26, 0.255],
+          "STN-SL2": [0.215, 0.216, 0.214], "STN-SL10": [0.27, 0.28, 0.275],
+          "STN-SL4": [0.215, 0.214, 0.216], "STN-C0-it2": [0.218, 0.219, 0.217]}
+    _suite(tmp_path, {n: e[:seeds] for n, e in pl.items()}, data="plankton", scale=scale)
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+                     only=["EMP-2"])
+    (c,) = [c for c in res if c["id"] == "EMP-2"]
+    st = {e["check"]: e["status"] for e in c["evidence"]}
+    assert len(st) == 6
+    assert not any("already reported" in e["summary"] for e in c["evidence"]), c["evidence"]
+    if want:
+        assert set(st.values()) == {want}, st
+    else:  # decided, and not all the same way: the plankton SLX degrades more than CX here
+        assert st["svhn_deepest_cx_worse_than_slx"] == "verified"
+        assert st["plankton_slx_degrades_less_than_cx"] == "failed"
 
 
 def test_failed_when_the_order_is_reversed(tmp_path):
@@ -94,7 +120,7 @@ def test_overlapping_errors_are_not_verified(tmp_path):
     flat["STN-C8"] = [0.036, 0.034, 0.035]
     _suite(tmp_path, flat)
     ev = _run(tmp_path)["svhn_deepest_cx_worse_than_slx"]
-    assert ev.status != "verified" and ev.numbers["decision"] == "inconclusive"
+    assert ev.status != "verified" and ev.numbers["svhn: deepest_cx_worse_than_slx decision"] == "inconclusive"
 
 
 @pytest.mark.parametrize("data", list(emp2.DATASETS))
