@@ -121,6 +121,10 @@ class DeepConfig(ConfigJSON):
     def total_steps(self) -> int:
         return self.iters + self.iters_low + self.iters_lower
 
+    def classifier_dropout(self, paper: float) -> float:
+        """The classifier's dropout: ``dropout``, or the ``paper``'s when it is None."""
+        return paper if self.dropout is None else self.dropout
+
     def lr_at(self, step: int) -> float:
         """Base learning rate of (0-based) ``step``: three phases, each ``lr_drop`` lower."""
         if step < self.iters:

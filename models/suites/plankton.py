@@ -111,7 +111,7 @@ class PlanktonSuite(DeepSuiteBase):
         # Always the paper's 121 outputs: the stand-in's labels 0..9 use the first 10 (the
         # network is the same whatever the data; the unused logits are pushed down).
         return PN.classifier(width=cfg.width, n_classes=PN.N_CLASSES,
-                             dropout=PN.DROPOUT if cfg.dropout is None else cfg.dropout)
+                             dropout=cfg.classifier_dropout(PN.DROPOUT))
 
     def _localizer(self, cfg, net, kind, depth):
         return PN.localizer(depth=depth, net=net)

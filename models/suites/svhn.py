@@ -129,7 +129,7 @@ class SvhnSuite(DeepSuiteBase):
 
     def _classifier(self, cfg):
         return SN.classifier(width=cfg.width,
-                             dropout=SN.DROPOUT if cfg.dropout is None else cfg.dropout)
+                             dropout=cfg.classifier_dropout(SN.DROPOUT))
 
     def _localizer(self, cfg, net, kind, depth):
         if kind == "large":

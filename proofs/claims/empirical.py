@@ -221,15 +221,21 @@ def _missing_evidence(ctx, needed) -> Evidence:
                             f"mnist --scale medium --seeds 3 --out {where}`")
 
 
-def _load(ctx, needed):
+def _suites(ctx) -> list:
+    """``[(dir, SuiteRecord)]`` of :func:`suite_dirs`, largest scale first (smoke excluded)."""
+    return [(d, SuiteRecord.load(d, exclude_scales=("smoke",))) for d in suite_dirs(ctx)]
+
+
+def _load(ctx, needed, suites=None):
     """``(records {(v, n): RunRecord}, {variant: provenance})`` or ``(None, not-run
     Evidence)``.
 
     Each variant is read from the largest suite (:func:`suite_dirs`) that holds every
     network ``needed`` on it, so a variant not yet trained at a larger scale is judged on
-    the smaller one, and its provenance (and so its verdict) says so.
+    the smaller one, and its provenance (and so its verdict) says so. ``suites``: the
+    :func:`_suites` already read (one check reading several sets of networks reads once).
     """
-    suites = [(d, SuiteRecord.load(d, exclude_scales=("smoke",))) for d in suite_dirs(ctx)]
+    suites = _suites(ctx) if suites is None else suites
     recs, provs, missing = {}, {}, []
     for v in dict.fromkeys(v for v, _ in needed):
         nets = [n for vv, n in needed if vv == v]
@@ -261,46 +267,54 @@ def _lead(ev: Evidence) -> str:
     return f"{ev.summary}. " if ev.status == "inconclusive" and ev.summary else ""
 
 
-def _c1_orderings(ctx, variant: str, key: str, name):
+def _c1_orderings(ctx, variant: str, key: str, name, suites=None):
     """STN-C1's ``key`` against each of :data:`INPUT_STNS`'s, one ordering per pair, each
     read from the largest suite that holds *both* networks of the pair on ``variant``
     (:func:`_load`): a network whose larger-scale run is missing (not trained, or stopped by
     the collapse watch) moves only its own comparison to the smaller suite.
 
-    Returns ``(parts, {net: (per_seed, provenance)}, {pair net: provenance})`` or
-    ``(None, not-run Evidence)``; ``name(n)`` labels the ordering of pair ``n``.
+    Args:
+        name: ``name(n, c1_metrics)`` labels the ordering of pair ``n``.
+        suites: :func:`_suites`, if already read.
+
+    Returns:
+        ``(parts, {"<net> [<results>]": per_seed}, {pair net: provenance})``, or
+        ``(None, not-run Evidence, None)``.
     """
+    suites = _suites(ctx) if suites is None else suites
     parts, values, provs = [], {}, {}
     for n in INPUT_STNS:
-        recs, pv = _load(ctx, [(variant, "STN-C1"), (variant, n)])
+        recs, pv = _load(ctx, [(variant, "STN-C1"), (variant, n)], suites)
         if recs is None:
-            return None, pv
+            return None, pv, None
         prov = provs[n] = pv[variant]
-        c1 = _per_seed(recs[(variant, "STN-C1")].metrics, key)
+        c1_metrics = recs[(variant, "STN-C1")].metrics
+        c1 = _per_seed(c1_metrics, key)
         other = _per_seed(recs[(variant, n)].metrics, key)
-        parts.append(ordering(name(n), c1, other, prov=prov))
-        values.setdefault(f"STN-C1 [{prov['results']}]", (c1, prov))
-        values[f"{n} [{prov['results']}]"] = (other, prov)
+        parts.append(ordering(name(n, c1_metrics), c1, other, prov=prov))
+        values.setdefault(f"STN-C1 [{prov['results']}]", c1)
+        values[f"{n} [{prov['results']}]"] = other
     return parts, values, provs
 
 
 def _medians(values: dict, fmt) -> str:
-    return ", ".join(f"{k} {fmt(seed_summary(v)['median'])}" for k, (v, _) in values.items())
+    return ", ".join(f"{k} {fmt(seed_summary(v)['median'])}" for k, v in values.items())
 
 
 def _pose_order(ctx, variant: str) -> Evidence:
-    recs, _ = _load(ctx, [(variant, "STN-C1")])
-    if recs is None:
-        return _
-    unit = recs[(variant, "STN-C1")].metrics["pose_std"].get("unit", "")
-    got = _c1_orderings(ctx, variant, "pose_std",
-                        lambda n: f"{variant}: pose std STN-C1 - {n} ({unit})")
-    if got[0] is None:
-        return got[1]
-    parts, values, provs = got
+    units = set()
+
+    def name(n, c1_metrics):
+        units.add(unit := c1_metrics["pose_std"].get("unit", ""))
+        return f"{variant}: pose std STN-C1 - {n} ({unit})"
+
+    parts, values, provs = _c1_orderings(ctx, variant, "pose_std", name)
+    if parts is None:
+        return values
+    unit = "/".join(sorted(units))
     ev = Evidence.all_of(parts, provenance=_joint(provs))
     ev.numbers.update({f"{variant}: pose std {k} ({unit})": seed_summary(v)
-                       for k, (v, _) in values.items()})
+                       for k, v in values.items()})
     ev.summary = _lead(ev) + (f"({variant}) final-pose std, {unit}, median over seeds: "
                               + _medians(values, lambda m: f"{m:.3g}"))
     return ev
@@ -348,14 +362,15 @@ def emp1_error_order(ctx):
     """(R) and (S): STN-C1's test error exceeds each input-transforming network's; each
     ordering judged on the 95 % interval over seeds of the per-seed difference."""
     parts, bits, raw, provs = [], [], {}, {}
+    suites = _suites(ctx)
     for v in ("R", "S"):
-        got = _c1_orderings(ctx, v, "error", lambda n, v=v: f"{v}: error STN-C1 - {n}")
-        if got[0] is None:
-            return got[1]
-        p, values, pv = got
+        p, values, pv = _c1_orderings(ctx, v, "error",
+                                      lambda n, _, v=v: f"{v}: error STN-C1 - {n}", suites)
+        if p is None:
+            return values
         parts += p
         provs.update({(v, n): q for n, q in pv.items()})
-        raw.update({f"{v}: error {k}": seed_summary(e) for k, (e, _) in values.items()})
+        raw.update({f"{v}: error {k}": seed_summary(e) for k, e in values.items()})
         bits.append(f"({v}) " + _medians(values, lambda m: f"{100 * m:.2f}%"))
     ev = Evidence.all_of(parts, provenance=_joint(provs))
     ev.numbers.update(raw)
