@@ -26,7 +26,7 @@ from .executor import EXECUTORS, ExecutorUnavailable
 from .precision import PRECISIONS
 from .record import SuiteRecord
 from .suites import DataSource, get_suite, suites
-from .train import TrainingDiverged, run_suite
+from .train import SuiteStopped, TrainingDiverged, run_suite
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,10 +172,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"stnlab train: writing to {out}", file=sys.stderr)
     if args.executor == "ray":
         return _run_tasks(args, suite, variants, nets, out, overrides)
+    stopped = None
     try:
         index = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
                           progress=not args.quiet, keep_checkpoints=not args.drop_checkpoints,
                           suite=suite, source=source, **overrides)
+    except SuiteStopped as e:  # the other runs finished: list them, then say which stopped
+        stopped = e
+        index = SuiteRecord.load_index(out, args.scale)
     except TrainingDiverged as e:
         print(f"stnlab train: error: {e}", file=sys.stderr)
         return 1
@@ -195,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"stnlab train: wrote {args.out}/suite.json", file=sys.stderr)
     if args.json is not None:
         runio.emit_json(args.json, index)
+    if stopped is not None:
+        print(f"stnlab train: error: {stopped}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,10 +27,31 @@ from .errors import ConfigError
 from .runio import atomic_write_json
 
 __all__ = ["RunRecord", "SuiteRecord", "METRICS", "CONFIG", "ENV", "LOG", "FIG_DATA",
-           "GALLERY", "SUITE"]
+           "GALLERY", "SUITE", "STOPS", "stop_record"]
 
 METRICS, CONFIG, ENV, LOG = "metrics.json", "config.json", "env.json", "log.jsonl"
 FIG_DATA, GALLERY, SUITE = "fig_data.json", "gallery.npz", "suite.json"
+#: Files a training loop writes when it stops a run before the end, by reason.
+STOPS = {"diverged": "diverged.json", "collapsed": "collapsed.json"}
+
+
+def stop_record(run_dir: str | Path) -> dict | None:
+    """Why the run in ``run_dir`` stopped before finishing, else None.
+
+    ``{"reason": "diverged" | "collapsed", "step", "seed", "message"}`` from the
+    ``diverged.json`` / ``collapsed.json`` its training loop wrote (``seed`` None where
+    the file names none). A run with ``metrics.json`` has finished: None, whatever an
+    earlier attempt left.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / METRICS).exists():
+        return None
+    for reason, name in STOPS.items():
+        d = _read_json(run_dir / name)
+        if d is not None:
+            return {"reason": reason, "step": d.get("step"), "seed": d.get("seed"),
+                    "message": d.get("message", "")}
+    return None
 
 
 def _read_json(path: Path):
@@ -123,6 +144,8 @@ class SuiteRecord:
         variants: variant order (given to :meth:`load`, else the directories' sorted names).
         nets: network order (likewise).
         scale: the suite's scale from ``suite.json`` (None if absent).
+        stopped: ``{variant: {net: stop_record}}`` of the runs that stopped before
+            finishing (diverged, collapsed; :func:`stop_record`).
     """
 
     path: Path
@@ -130,6 +153,7 @@ class SuiteRecord:
     variants: tuple = ()
     nets: tuple = ()
     scale: str | None = None
+    stopped: dict = field(default_factory=dict)
 
     @classmethod
     def run_dir(cls, suite_dir: str | Path, variant: str, net: str) -> Path:
@@ -169,8 +193,33 @@ class SuiteRecord:
             for n in ns:
                 if (v, n) in found:
                     runs.setdefault(v, {})[n] = found[(v, n)]
+        stopped: dict = {}
+        for name in STOPS.values():
+            for f in sorted(suite_dir.glob(f"*/*/{name}")):
+                info = stop_record(f.parent)
+                if info is not None:
+                    stopped.setdefault(f.parent.parent.name, {})[f.parent.name] = info
         meta = _read_json(suite_dir / SUITE) or {}
-        return cls(suite_dir, runs, vs, ns, meta.get("scale"))
+        return cls(suite_dir, runs, vs, ns, meta.get("scale"), stopped)
+
+    def stopped_lines(self) -> list[str]:
+        """Markdown: one bullet per run that stopped before finishing (empty if none).
+
+        Every report lists these, so a network missing from a table is never silently
+        missing: it says it diverged or collapsed, at which step and seed.
+        """
+        rows = [(v, n, s) for v, row in sorted(self.stopped.items())
+                for n, s in sorted(row.items())]
+        if not rows:
+            return []
+        lines = ["### Runs that stopped before finishing", "",
+                 "Not in the tables above: each stopped with a non-finite loss (diverged) "
+                 "or with its ST off the image at chance error (collapsed; "
+                 "`models.collapse`). They were not rerun with another seed or setting.", ""]
+        for v, n, s in rows:
+            seed = f", seed {s['seed']}" if s.get("seed") is not None else ""
+            lines.append(f"- {v}/{n}: {s['reason']} at step {s['step']}{seed}")
+        return lines + [""]
 
     def get(self, variant: str, net: str) -> RunRecord | None:
         return self.runs.get(variant, {}).get(net)
@@ -192,9 +241,13 @@ class SuiteRecord:
         atomic_write_json(Path(suite_dir) / SUITE, index)
 
     @staticmethod
-    def update_index(suite_dir: str | Path, scale: str, runs: dict, **fields) -> dict:
+    def update_index(suite_dir: str | Path, scale: str, runs: dict, *, stopped=None,
+                     **fields) -> dict:
         """Merge ``runs`` (``{variant: {net: metrics}}``) and ``fields`` (set if absent) into
         ``suite.json`` under an exclusive lock, and return the merged index.
+
+        ``stopped`` (``{variant: {net: stop_record}}``) goes under the index's
+        ``"stopped"``; a run that finishes later leaves it.
 
         Read, merge and write happen while holding ``suite.json.lock`` (``fcntl.flock``
         where available), so two processes training different variants or networks into
@@ -215,6 +268,14 @@ class SuiteRecord:
                 index.setdefault(k, v)
             for v, row in runs.items():
                 index["runs"].setdefault(v, {}).update(row)
+                for n in row:
+                    index.get("stopped", {}).get(v, {}).pop(n, None)
+            for v, row in (stopped or {}).items():
+                index.setdefault("stopped", {}).setdefault(v, {}).update(row)
+            if "stopped" in index:
+                index["stopped"] = {v: r for v, r in index["stopped"].items() if r}
+                if not index["stopped"]:
+                    del index["stopped"]
             SuiteRecord.save_index(suite_dir, index)
             return index
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -62,18 +63,31 @@ from .core import init_models, make_step, seed_params
 from .precision import Precision
 from .mnist_nets import count_params
 from .module_loop import train_modules
-from .record import RunRecord, SuiteRecord, open_run_dir, resume_checkpoint
+from .record import RunRecord, SuiteRecord, open_run_dir, resume_checkpoint, stop_record
 from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
 
 __all__ = ["TrainConfig", "SCALES", "preset", "train", "evaluate", "run_suite",
-           "TrainingDiverged", "TrainingCollapsed", "load_checkpoint", "CheckpointDamaged", "INITIAL_LR",
+           "TrainingDiverged", "TrainingCollapsed", "SuiteStopped", "load_checkpoint",
+           "CheckpointDamaged", "INITIAL_LR",
            "init_models", "make_step", "seed_params", "load_data", "POSE_UNITS"]
 
 CHECKPOINT_FORMAT = 1
 
 
+
+
+class SuiteStopped(TrainingDiverged):
+    """Some runs of a suite stopped (diverged or collapsed) while the others finished.
+
+    Attributes:
+        stopped: ``[(variant, net, stop_record), ...]``.
+    """
+
+    def __init__(self, message: str, stopped: list):
+        super().__init__(message)
+        self.stopped = stopped
 
 
 class TrainingCollapsed(TrainingDiverged):
@@ -373,6 +387,15 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     listing every run's metrics. With ``resume``, finished runs (``metrics.json`` present)
     are kept and unfinished ones continue from their checkpoint.
 
+    A run that diverges or collapses does not stop the suite: it is recorded
+    (``diverged.json`` / ``collapsed.json``, ``suite.json``'s ``"stopped"``), the other
+    runs train, and :class:`SuiteStopped` is raised at the end naming every stopped run.
+    ``resume`` keeps a stopped run stopped (training is deterministic, so it would stop
+    the same way again); removing its directory trains it afresh.
+
+    Raises:
+        SuiteStopped: after the last run, if any run stopped before finishing.
+
     Args:
         data: optional ``{variant: (train, test)}`` (tests); default: the suite loads them
             from ``source``.
@@ -385,6 +408,7 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     out.mkdir(parents=True, exist_ok=True)
     # `stnlab report` picks the suite's tables by the index's "suite"
     index = SuiteRecord.update_index(out, scale, {}, suite=suite.name)
+    stopped = []
     for v in variants:
         cfgs = [suite.preset(scale, v, n, **overrides) for n in nets]
         loaded = None
@@ -392,11 +416,36 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
             rd = SuiteRecord.run_dir(out, v, cfg.net)
             if resume and RunRecord.is_run(rd):
                 res = RunRecord.load(rd).metrics
+            elif resume and (earlier := stop_record(rd)) is not None:
+                # deterministic: resuming it would stop the same way again
+                stopped.append((v, cfg.net, earlier))
+                if progress:
+                    print(f"train: {v}/{cfg.net}: kept as stopped earlier "
+                          f"({earlier['reason']} at step {earlier['step']}); remove {rd} "
+                          f"to train it again", file=sys.stderr)
+                continue
             else:
                 if loaded is None:
                     loaded = data[v] if data is not None else suite.load_data(v, cfg, source)
-                res = train(cfg, rd, loaded[0], loaded[1], resume=resume, progress=progress,
-                            keep_checkpoint=keep_checkpoints, suite=suite)
+                try:
+                    res = train(cfg, rd, loaded[0], loaded[1], resume=resume,
+                                progress=progress, keep_checkpoint=keep_checkpoints,
+                                suite=suite)
+                except TrainingDiverged as e:  # also TrainingCollapsed: the others go on
+                    info = stop_record(rd) or {"reason": "diverged", "step": None,
+                                               "seed": None, "message": str(e)}
+                    stopped.append((v, cfg.net, info))
+                    SuiteRecord.update_index(out, scale, {}, stopped={v: {cfg.net: info}})
+                    if progress:
+                        print(f"{e}; going on with the suite's other runs", file=sys.stderr)
+                    continue
             index = SuiteRecord.update_index(out, scale, {v: {cfg.net: res}})
+    if stopped:
+        total = len(variants) * len(nets)
+        what = "; ".join(f"{v}/{n} {s['reason']} at step {s['step']}" for v, n, s in stopped)
+        raise SuiteStopped(f"train: {len(stopped)} of {total} runs stopped before finishing "
+                           f"({what}); the other runs finished and {out / 'suite.json'} "
+                           f"lists them; remove a stopped run's directory to train it again",
+                           stopped)
     return index
 

@@ -59,7 +59,7 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
               "Finnveden, Jansson, Lindeberg, ICPR 2020 (called 000 in this repository; "
               "columns labelled *paper* are copied from its tables for comparison, never "
               "used as ours).", ""]
-    lines += suite_tables(runs)
+    lines += suite_tables(runs) + suite.stopped_lines()
     figs = {}
     if figures and out_md is not None:
         from figures.models import draw_suite  # matplotlib only when drawing
@@ -67,6 +67,7 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
         figs = draw_suite(suite, Path(out_md).parent / "figures")
         lines += _figure_lines({k: (p, _CAPTIONS.get(k, k)) for k, p in figs.items()}, out_md)
     return _write(lines, out_md, {"suite": str(suite_dir), "runs": runs, "figures": figs,
+                                  "stopped": suite.stopped,
                                   "paper": {"table_i": PAPER_TABLE_I,
                                             "table_ii": PAPER_TABLE_II}})
 
@@ -84,6 +85,7 @@ def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
     if not len(rec):
         raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
     lines = [f"# {name} suite: {suite_dir.name}", ""] + list(suite.report(suite_dir))
+    lines += rec.stopped_lines()
     figs = {}
     if figures and out_md is not None:
         try:
@@ -95,7 +97,7 @@ def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
                     for k, v in mod.draw_suite(rec, Path(out_md).parent / "figures").items()}
             lines += _figure_lines(figs, out_md)
     return _write(lines, out_md, {
-        "suite": str(suite_dir), "name": name, "runs": rec.as_dicts(),
+        "suite": str(suite_dir), "name": name, "runs": rec.as_dicts(), "stopped": rec.stopped,
         "figures": {k: str(v[0]) for k, v in figs.items()},
         "paper": getattr(importlib.import_module(type(suite).__module__), "PAPER", None)})
 

@@ -128,3 +128,28 @@ def test_out_that_is_a_file_is_one_line_exit_2_through_the_console_script(tmp_pa
     assert len(err) == 1 and err[0].startswith("stnlab train: error: ") and "afile" in err[0]
     assert "which is a file" in err[0] and "Traceback" not in r.stderr
     assert (tmp_path / "afile").read_text() == "not a directory\n"
+
+
+def test_a_stopped_run_lists_the_finished_ones_and_exits_1(tmp_path, capsys, monkeypatch):
+    import models.train as mt
+
+    def stop_stn(cfg, run_dir, *a, **k):
+        if cfg.net == "STN-C0":
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "diverged.json").write_text(json.dumps(
+                {"step": 3, "seed": 0, "message": "train: R/STN-C0 x1 diverged at step 3"}))
+            raise mt.TrainingDiverged("train: R/STN-C0 x1 diverged at step 3")
+        return real(cfg, run_dir, *a, **k)
+
+    real = mt.train
+    monkeypatch.setattr(mt, "train", stop_stn)
+    out = tmp_path / "o"
+    code = main(["train", "--scale", "smoke", "--variant", "R", "--net", "STN-C0,CNN",
+                 "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert any(line.startswith("R CNN ") and "error" in line for line in err)
+    assert err[-1].startswith("stnlab train: error: train: 1 of 2 runs stopped before "
+                              "finishing (R/STN-C0 diverged at step 3)")
+    assert main(["report", str(out)]) == 0
+    assert "- R/STN-C0: diverged at step 3, seed 0" in (out / "report.md").read_text()

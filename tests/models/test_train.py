@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
 
 from models import runio
+from models.record import SuiteRecord
 from models.data.perturb import PerturbedMNIST
 from models.suites import get_suite
 from models.train import (CheckpointDamaged, TrainConfig, TrainingDiverged, init_models,
@@ -205,6 +207,45 @@ def test_run_suite_writes_every_run_and_resume_keeps_finished(tmp_path, data_r):
                       data=data, resume=True, test_perturb=1, eval_batch=64)
     assert again["runs"] == suite["runs"]
     assert (tmp_path / "R" / "CNN" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_a_run_that_diverges_does_not_stop_the_suite(tmp_path, data_r, monkeypatch):
+    # Issue 13: STN-DL7 diverged at step 11 of the PlanktonSet suite and ended the whole
+    # `--net all` command. Now the suite goes on, records the stopped run and names it.
+    import models.train as mt
+
+    real = mt.train
+
+    def nan_for_stn(cfg, run_dir, train_data, *a, **k):
+        if cfg.net == "STN-C0":
+            train_data = _NaNData(train_data, 1)
+        return real(cfg, run_dir, train_data, *a, **k)
+
+    monkeypatch.setattr(mt, "train", nan_for_stn)
+    data = {"R": (data_r, data_r)}
+    kw = dict(scale="smoke", progress=False, data=data, test_perturb=1, eval_batch=64)
+    with pytest.raises(mt.SuiteStopped, match=r"1 of 2 runs stopped.*R/STN-C0 diverged at "
+                                              r"step 2.*other runs finished") as e:
+        run_suite(["R"], ["STN-C0", "CNN"], tmp_path, **kw)
+    assert [(v, n, s["reason"]) for v, n, s in e.value.stopped] == [("R", "STN-C0", "diverged")]
+    assert (tmp_path / "R" / "CNN" / "metrics.json").exists()  # trained after the divergence
+    index = json.loads((tmp_path / "suite.json").read_text())
+    assert set(index["runs"]["R"]) == {"CNN"}
+    assert index["stopped"]["R"]["STN-C0"]["step"] == 2
+    rec = SuiteRecord.load(tmp_path)
+    assert rec.stopped["R"]["STN-C0"]["reason"] == "diverged"
+    assert "- R/STN-C0: diverged at step 2, seed 0" in rec.stopped_lines()
+    # resume keeps it stopped (it would diverge again) and does not retrain it
+    stamp = (tmp_path / "R" / "STN-C0" / "diverged.json").stat().st_mtime_ns
+    with pytest.raises(mt.SuiteStopped, match="1 of 2 runs stopped"):
+        run_suite(["R"], ["STN-C0", "CNN"], tmp_path, resume=True, **kw)
+    assert (tmp_path / "R" / "STN-C0" / "diverged.json").stat().st_mtime_ns == stamp
+    # a run that later finishes leaves the index's "stopped"
+    shutil.rmtree(tmp_path / "R" / "STN-C0")
+    monkeypatch.setattr(mt, "train", real)
+    index = run_suite(["R"], ["STN-C0", "CNN"], tmp_path, resume=True, **kw)
+    assert "stopped" not in index and set(index["runs"]["R"]) == {"CNN", "STN-C0"}
+    assert SuiteRecord.load(tmp_path).stopped_lines() == []
 
 
 def test_other_samplers_train_through_the_sequential_path(tmp_path, data_r):
