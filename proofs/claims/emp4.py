@@ -77,11 +77,12 @@ def _need(ctx, nets) -> tuple[Evidence | None, Path | None, dict]:
     how = (f"`stnlab train --suite cub --scale medium --data standin --out "
            f"{root / 'cub-medium'}` (or --data CUB_DIR)")
     if d is None:
-        return Evidence.not_run(f"needs a CUB-suite directory at scale medium or paper with >= "
-                                f"{MIN_SEEDS} seeds per network ({', '.join(nets)}) under "
-                                f"{root}/{{{','.join(SUITE_DIRS)}}}; no such runs are "
-                                f"committed; run "
-                                f"{how}"), None, {}
+        # the first sentence is the same for every check, so the catalogue's one-line
+        # reason (proofs.report.status_reason) says it once; the networks come after
+        return Evidence.not_run(f"no CUB-suite directory at scale medium or paper is "
+                                f"committed under {root}/{{{','.join(SUITE_DIRS)}}}; run "
+                                f"{how}. This check needs {', '.join(nets)} with >= "
+                                f"{MIN_SEEDS} seeds each."), None, {}
     short = [n for n in nets if n not in runs or len(runs[n].get("seeds", [])) < MIN_SEEDS
              or runs[n].get("scale") not in SCALES_OK]
     if short:

@@ -54,6 +54,17 @@ def test_not_run_without_results_names_the_command(tmp_path, name):
     assert "stnlab train --suite cub --scale medium" in ev.summary
 
 
+def test_the_claim_says_why_it_did_not_run_once(tmp_path):
+    # the catalogue's reason joins the checks' distinct first sentences: it said the same
+    # thing five times (once per check) before the networks moved to a second sentence
+    from proofs.report import status_reason
+
+    ctx = CheckContext(out_dir=tmp_path, results_dir=tmp_path)
+    evs = [{"status": "not run", "summary": CHECKS[n](ctx).summary} for n in sorted(CHECKS)]
+    why = status_reason({"status": "not run", "evidence": evs})
+    assert why.count("no CUB-suite directory") == 1 and "stnlab train --suite cub" in why
+
+
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_verified_on_results_that_show_it(tmp_path, name):
     ev = CHECKS[name](_ctx(tmp_path, GOOD))
