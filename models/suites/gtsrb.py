@@ -211,6 +211,15 @@ class GtsrbConfig(ConfigJSON):
 #            as small (8192 training images): 3 x (80 + 530 + 780 + 150) s ~ 77 min. EMP-3
 #            reads it (>= 3 seeds); on a CPU it is still far from 003's training, so its
 #            verdicts are about this budget, not about 003's.
+#            Probe (2026-12-01, one seed, medium data, one thread beside one other
+#            training; judged only on "does it leave chance (90 %, 10 classes) and does
+#            the ST's sqrt|det| move", no sampler compared): STN-bilinear-d4, 200 steps:
+#            lr_st 1e-4 -> 87.0 % test error, scale 0.992; 1e-3 -> 86.7 %, 0.980 (19 s
+#            each, 336 img/s: the step times above were 4-5x pessimistic). 1000 steps:
+#            lr_st 1e-3 -> 88.1 %, 0.978; 1e-4 -> 88.5 %, 0.986. No STN, 2000 steps: d=1
+#            86.1 %, d=4 87.1 %. Neither a 100x ST rate nor 5-10x the steps leaves chance,
+#            so medium keeps 003's rates and its steps: on this stand-in a CPU budget cannot
+#            train the classifier, and EMP-3's verdict from it is about that budget.
 #  paper  -- 003: batch 64, up to 300k steps, early stopping after 80k without a lower
 #            validation error (checked every 1000), all data (35309 / 3900 / test),
 #            stand-in contrast 1.0; GPU.
