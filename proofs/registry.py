@@ -312,28 +312,37 @@ class Evidence:
 
     @classmethod
     def from_interval(cls, name: str, interval, *, null: float = 0.0, direction: str = ">",
-                      numbers: dict | None = None, summary: str = "", **kw) -> "Evidence":
+                      numbers: dict | None = None, summary: str = "", fail_interval=None,
+                      **kw) -> "Evidence":
         """Evidence decided by a two-sided interval (:func:`proofs.stats.decide`).
 
         Verified when the interval lies wholly on the ``direction`` side of ``null``,
-        failed when wholly on the other side, inconclusive when it contains ``null``.
-        ``numbers[name]`` is ``interval.as_dict()`` plus ``"label"``: ``"estimate [lo, hi]"``.
+        failed when (``fail_interval``, default the same interval) lies wholly on the other
+        side, inconclusive otherwise. ``numbers[name]`` is ``interval.as_dict()`` plus
+        ``"label"``: ``"estimate [lo, hi]"``, and ``"fail_interval"`` when one is given.
 
         Args:
             interval: a :class:`proofs.stats.Interval`.
             null: the value meaning "no effect" (a tie).
             direction: ``">"`` or ``"<"``: the claimed side.
+            fail_interval: the wider interval "failed" is decided on, for one interval of
+                a family (:func:`proofs.stats.family_level`).
         """
         from .stats import decide
 
-        status = decide(interval, null=null, direction=direction)
+        status = decide(interval, null=null, direction=direction, fail_interval=fail_interval)
         d = interval.as_dict()
         rec = {**d, "label": f"{d['estimate']:.4g} [{d['lo']:.4g}, {d['hi']:.4g}]"}
-        nums = _merge_numbers([{name: rec}, numbers], "Evidence.from_interval")
         level = f"{100 * d['level']:.0f} %"
+        src = f"a priori: the {level} interval ({d['method']}) must exclude the null {null:g}"
+        if fail_interval is not None:
+            f = fail_interval.as_dict()
+            rec["fail_interval"] = f
+            src += (f" to verify; failed only if the {100 * f['level']:.2f} % interval "
+                    f"(Bonferroni over its family) lies on the other side")
+        nums = _merge_numbers([{name: rec}, numbers], "Evidence.from_interval")
         return cls(status, nums, f"{level} interval of {name} {direction} {null:g}", summary,
-                   tolerance_source=f"a priori: the {level} interval ({d['method']}) must "
-                   f"exclude the null {null:g}", **kw)
+                   tolerance_source=src, **kw)
 
     @classmethod
     def inconclusive(cls, summary: str, numbers: dict | None = None, **kw) -> "Evidence":

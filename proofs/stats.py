@@ -21,7 +21,10 @@ interval is a deterministic function of the data and the seed.
 
 Verdicts come from :func:`decide`: ``"verified"`` when the whole interval lies on the
 claimed side of the null, ``"failed"`` when it lies wholly on the other side, and
-``"inconclusive"`` when it contains the null.
+``"inconclusive"`` when it contains the null. A check judged on a family of ``m``
+intervals (verified iff all are on the claimed side, failed if any is on the other)
+decides "failed" on wider intervals at :func:`family_level` ``(m)`` (Bonferroni), so that
+a family of ties does not fail by chance more often than one interval would.
 
 Example:
     >>> ci = bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0], seed=0)
@@ -47,6 +50,7 @@ __all__ = [
     "paired_seed_ci",
     "clopper_pearson",
     "decide",
+    "family_level",
     "VERDICTS",
 ]
 
@@ -289,26 +293,57 @@ def _bisect(f, lo: float = 0.0, hi: float = 1.0, iters: int = 200) -> float:
     return 0.5 * (lo + hi)
 
 
-def decide(interval: Interval, null: float = 0.0, direction: str = ">") -> str:
+def family_level(m: int, level: float = 0.95) -> float:
+    """Per-interval level for deciding "failed" within a family of ``m`` intervals:
+    ``1 - (1 - level) / m`` (Bonferroni).
+
+    A check *verified* only when every interval of its family lies on the claimed side is
+    an intersection-union test: each interval at ``level`` keeps its error at
+    ``1 - level``, no correction needed. A check that *fails* when any one interval lies
+    on the other side is a union: with ``m`` independent 95 % intervals of true ties it
+    would fail with probability ``1 - 0.975**m`` (16 intervals: 33 %). Deciding "failed"
+    on intervals at ``family_level(m)`` bounds that by ``(1 - level) / 2`` whatever their
+    dependence (tested by simulation in ``tests/proofs/test_stats.py``).
+    """
+    fn = "family_level"
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise StatsError(f"{fn}: expected m to be an int >= 1, got {m!r}")
+    _check_level(level, fn)
+    return 1.0 - (1.0 - level) / int(m)
+
+
+def decide(interval: Interval, null: float = 0.0, direction: str = ">", *,
+           fail_interval: Interval | None = None) -> str:
     """The verdict on "the quantity is ``direction`` ``null``" from a two-sided interval.
 
     Args:
         interval: an :class:`Interval` (or anything with ``lo`` and ``hi``).
         null: the value that would mean "no effect".
         direction: ``">"`` (claim: above ``null``) or ``"<"`` (claim: below).
+        fail_interval: the interval "failed" is decided on, when it differs from the one
+            "verified" is (a family of intervals: :func:`family_level`); default
+            ``interval``.
 
     Returns:
-        ``"verified"`` if the whole interval is strictly on the claimed side,
-        ``"failed"`` if it is strictly on the other side, ``"inconclusive"`` when it
-        contains ``null``.
+        ``"verified"`` if the whole ``interval`` is strictly on the claimed side,
+        ``"failed"`` if the whole ``fail_interval`` is strictly on the other side,
+        ``"inconclusive"`` otherwise.
     """
     fn = "decide"
     if direction not in (">", "<"):
         raise StatsError(f"{fn}: expected direction '>' or '<', got {direction!r}")
+    claimed = direction == ">"
+    for iv in (interval, fail_interval):
+        if iv is None:
+            continue
+        lo, hi = float(iv.lo), float(iv.hi)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise StatsError(f"{fn}: expected an interval with finite lo <= hi, got "
+                             f"[{lo}, {hi}]")
     lo, hi = float(interval.lo), float(interval.hi)
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise StatsError(f"{fn}: expected an interval with finite lo <= hi, got [{lo}, {hi}]")
-    if lo <= null <= hi:
-        return "inconclusive"
-    above = lo > null
-    return "verified" if above == (direction == ">") else "failed"
+    if (lo > null) if claimed else (hi < null):
+        return "verified"
+    f = interval if fail_interval is None else fail_interval
+    if (float(f.hi) < null) if claimed else (float(f.lo) > null):
+        return "failed"
+    return "inconclusive"

@@ -27,7 +27,12 @@ The EMP evidence rules (every empirical check, also those of the suite modules):
   :data:`DECIDING_SCALES`, and an interval that excludes the tie; otherwise it is
   ``inconclusive`` (with every number still shown). With 3 seeds that interval is the
   mean +- 2.48 sd of the three differences; a percentile bootstrap would be about their
-  range and cover ~77 % (proofs/stats.py), which is why it is not used here.
+  range and cover ~77 % (proofs/stats.py), which is why it is not used here;
+* a check judged on ``m`` intervals (verified iff all are on the claimed side, failed if
+  any is on the other) decides "failed" on the interval at
+  :func:`proofs.stats.family_level` ``(m)`` (Bonferroni): ``m`` = 3 for the pose orders
+  and the Fig. 6 slopes, 6 for ``error_order``, 16 and 2 in EMP-3. Without it a family
+  of ties fails by chance up to ``m`` times as often as one interval would.
 
 (T) has no ordering prediction (000: STN-C1 "performs adequately" there). Runs at the
 ``smoke`` scale are ignored. Thresholds are fixed here, before and independent of any
@@ -41,7 +46,7 @@ from pathlib import Path
 
 from models.record import ENV, SuiteRecord
 from proofs.registry import Evidence, check, claim, make_provenance, seed_summary
-from proofs.stats import seed_mean_ci
+from proofs.stats import family_level, seed_mean_ci
 
 __all__ = ["SUITE_NAMES", "MIN_SEEDS", "DECIDING_SCALES", "suite_dir", "suite_dirs", "provenance",
            "ordering", "seed_interval"]
@@ -166,13 +171,15 @@ def provenance(records, results: Path) -> dict:
 
 def seed_interval(name: str, per_seed: dict[int, float], *, null: float, direction: str,
                   prov: dict, min_seeds: int = MIN_SEEDS,
-                  deciding_scales=DECIDING_SCALES) -> Evidence:
+                  deciding_scales=DECIDING_SCALES, family: int = 1) -> Evidence:
     """Evidence on "the mean over seeds of ``per_seed`` is ``direction`` ``null``".
 
     The 95 % Student-t interval over seeds (:func:`proofs.stats.seed_mean_ci`) decides
     (:meth:`Evidence.from_interval`) -- but only with ``>= min_seeds`` seeds at a scale in
     ``deciding_scales``; otherwise the evidence is ``inconclusive`` with its numbers (one
-    seed: no interval, the value alone).
+    seed: no interval, the value alone). ``family``: the number of intervals of the check
+    this one belongs to; "failed" is decided on the interval at
+    :func:`proofs.stats.family_level` ``(family)``.
     """
     n = len(per_seed)
     scale_ok = all(s in deciding_scales for s in prov["scale"].split("+"))
@@ -182,8 +189,11 @@ def seed_interval(name: str, per_seed: dict[int, float], *, null: float, directi
     if not scale_ok:
         why.append(f"scale {prov['scale']} (needs {' or '.join(deciding_scales)})")
     if n >= 2:
-        ci = seed_mean_ci(list(per_seed.values()))
-        ev = Evidence.from_interval(name, ci, null=null, direction=direction, provenance=prov)
+        vals = list(per_seed.values())
+        ci = seed_mean_ci(vals)
+        wide = seed_mean_ci(vals, level=family_level(family)) if family > 1 else None
+        ev = Evidence.from_interval(name, ci, null=null, direction=direction, provenance=prov,
+                                    fail_interval=wide)
         ev.numbers[name]["per_seed"] = {int(k): float(v) for k, v in per_seed.items()}
     else:
         (v,) = per_seed.values()
@@ -199,16 +209,18 @@ def seed_interval(name: str, per_seed: dict[int, float], *, null: float, directi
 
 
 def ordering(name: str, high: dict[int, float], low: dict[int, float], *, prov: dict,
-             min_seeds: int = MIN_SEEDS, deciding_scales=DECIDING_SCALES) -> Evidence:
+             min_seeds: int = MIN_SEEDS, deciding_scales=DECIDING_SCALES,
+             family: int = 1) -> Evidence:
     """Evidence that ``high > low``, judged on the per-seed differences ``high - low``
-    over their common seeds (:func:`seed_interval` with null 0, a tie)."""
+    over their common seeds (:func:`seed_interval` with null 0, a tie; ``family`` as
+    there)."""
     common = sorted(set(high) & set(low))
     if not common:
         raise ValueError(f"ordering: expected common seeds for {name!r}, got {sorted(high)} "
                          f"and {sorted(low)}")
     diff = {s: high[s] - low[s] for s in common}
     return seed_interval(name, diff, null=0.0, direction=">", prov=prov, min_seeds=min_seeds,
-                         deciding_scales=deciding_scales)
+                         deciding_scales=deciding_scales, family=family)
 
 
 def _missing_evidence(ctx, needed) -> Evidence:
@@ -267,7 +279,7 @@ def _lead(ev: Evidence) -> str:
     return f"{ev.summary}. " if ev.status == "inconclusive" and ev.summary else ""
 
 
-def _c1_orderings(ctx, variant: str, key: str, name, suites=None):
+def _c1_orderings(ctx, variant: str, key: str, name, suites=None, family: int | None = None):
     """STN-C1's ``key`` against each of :data:`INPUT_STNS`'s, one ordering per pair, each
     read from the largest suite that holds *both* networks of the pair on ``variant``
     (:func:`_load`): a network whose larger-scale run is missing (not trained, or stopped by
@@ -276,6 +288,7 @@ def _c1_orderings(ctx, variant: str, key: str, name, suites=None):
     Args:
         name: ``name(n, c1_metrics)`` labels the ordering of pair ``n``.
         suites: :func:`_suites`, if already read.
+        family: intervals in the check (default: these ``len(INPUT_STNS)``).
 
     Returns:
         ``(parts, {"<net> [<results>]": per_seed}, {pair net: provenance})``, or
@@ -291,7 +304,8 @@ def _c1_orderings(ctx, variant: str, key: str, name, suites=None):
         c1_metrics = recs[(variant, "STN-C1")].metrics
         c1 = _per_seed(c1_metrics, key)
         other = _per_seed(recs[(variant, n)].metrics, key)
-        parts.append(ordering(name(n, c1_metrics), c1, other, prov=prov))
+        parts.append(ordering(name(n, c1_metrics), c1, other, prov=prov,
+                              family=family or len(INPUT_STNS)))
         values.setdefault(f"STN-C1 [{prov['results']}]", c1)
         values[f"{n} [{prov['results']}]"] = other
     return parts, values, provs
@@ -346,9 +360,10 @@ def emp1_fig6_slopes(ctx):
     prov = provs["R"]
     slope = {n: _per_seed(recs[("R", n)].metrics, "fig6_slope") for n in nets}
     parts = [seed_interval("R: Fig. 6 slope STN-C1", slope["STN-C1"], null=SLOPE_SPLIT,
-                           direction="<", prov=prov)]
+                           direction="<", prov=prov, family=len(nets))]
     parts += [seed_interval(f"R: Fig. 6 slope {n}", slope[n], null=SLOPE_SPLIT,
-                            direction=">", prov=prov) for n in ("STN-C0", "STN-SL1")]
+                            direction=">", prov=prov, family=len(nets))
+              for n in ("STN-C0", "STN-SL1")]
     ev = Evidence.all_of(parts)
     ev.summary = _lead(ev) + ("(R) orthogonal-regression slope of predicted vs applied "
                               "rotation, median over seeds: " + ", ".join(
@@ -365,7 +380,8 @@ def emp1_error_order(ctx):
     suites = _suites(ctx)
     for v in ("R", "S"):
         p, values, pv = _c1_orderings(ctx, v, "error",
-                                      lambda n, _, v=v: f"{v}: error STN-C1 - {n}", suites)
+                                      lambda n, _, v=v: f"{v}: error STN-C1 - {n}", suites,
+                                      family=2 * len(INPUT_STNS))
         if p is None:
             return values
         parts += p

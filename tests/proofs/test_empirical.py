@@ -184,3 +184,16 @@ def test_emp_statements_are_faithful_to_the_papers():
     assert "42.38" in claims["EMP-4"].note and claims["EMP-4"].source == "004 Tables I-V"
     for cid in ("EMP-1", "EMP-2", "EMP-3", "EMP-4"):
         assert claims[cid].kind == "empirical"
+
+
+def test_an_ordering_in_a_family_fails_only_beyond_the_family_interval():
+    prov = {"results": "r", "scale": "medium", "seeds": [0, 1, 2], "device": "cpu"}
+    high, low = {0: 1.0, 1: 1.0, 2: 1.0}, {0: 1.4, 1: 1.3, 2: 1.2}  # high - low: -0.3 +- 0.1
+    alone = empirical.ordering("x", high, low, prov=prov)
+    in_three = empirical.ordering("x", high, low, prov=prov, family=3)
+    assert alone.status == "failed"
+    assert in_three.status == "inconclusive"  # t_{1-0.05/6, 2} * 0.1/sqrt(3) > 0.3
+    assert in_three.numbers["x"]["fail_interval"]["level"] == pytest.approx(1 - 0.05 / 3)
+    far = empirical.ordering("x", high, {k: v + 3 for k, v in low.items()}, prov=prov,
+                             family=3)
+    assert far.status == "failed"

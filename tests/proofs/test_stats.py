@@ -211,3 +211,38 @@ def test_interval_label_and_dict():
     assert str(ci) == "0.5 [0.25, 0.75]"  # `estimate [lo, hi]`, as the report labels it
     assert ci.as_dict() == dict(estimate=0.5, lo=0.25, hi=0.75, level=0.95, method="hand", n=12)
     assert ci.contains(0.25) and ci.contains(0.75) and not ci.contains(0.76)
+
+
+
+def test_family_level_is_bonferroni_and_checks_its_input():
+    assert stats.family_level(1) == pytest.approx(0.95)
+    assert stats.family_level(16) == pytest.approx(1 - 0.05 / 16)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(stats.StatsError, match="m"):
+            stats.family_level(bad)
+
+
+def test_decide_fails_on_the_fail_interval_and_verifies_on_the_other():
+    narrow = stats.Interval(-1.0, -1.5, -0.5, 0.95, "t", 3)
+    wide = stats.Interval(-1.0, -3.0, 1.0, 0.9969, "t", 3)
+    assert stats.decide(narrow, 0.0, ">") == "failed"
+    assert stats.decide(narrow, 0.0, ">", fail_interval=wide) == "inconclusive"
+    assert stats.decide(narrow, 0.0, "<", fail_interval=wide) == "verified"
+
+
+def test_a_family_of_ties_fails_by_chance_only_with_the_correction_off():
+    """16 true ties, 3 normal seeds each: "failed if any 95 % interval is below 0" fires in
+    about 1 - 0.975**16 = 33 % of families; with the family interval it stays below
+    2.5 % (plus Monte-Carlo error)."""
+    rng = np.random.default_rng(0)
+    families, m = 400, 16
+    plain = corrected = 0
+    for _ in range(families):
+        diffs = rng.normal(0.0, 1.0, size=(m, 3))
+        v_plain = [stats.decide(stats.seed_mean_ci(d), 0.0, ">") for d in diffs]
+        v_corr = [stats.decide(stats.seed_mean_ci(d), 0.0, ">", fail_interval=stats.seed_mean_ci(
+            d, level=stats.family_level(m))) for d in diffs]
+        plain += "failed" in v_plain
+        corrected += "failed" in v_corr
+    assert plain / families > 0.2
+    assert corrected / families < 0.05
