@@ -3,7 +3,7 @@
 Each ST network's evaluation saved, in its ``gallery.npz``, one test image rotated by each
 of :data:`models.suites._deep.FIG7_ANGLES` (``fig7_inputs``) and what the trained network
 (seed 0) does to every rotated copy (``fig7_outputs``: the copy warped by the network's
-matrices shown in the input frame, :func:`models.suites._deep.input_frame_theta`). The
+matrices shown in the input frame, :func:`models.deep_stn.input_frame_theta`). The
 figure puts the rotated inputs in the top row and, below, STN-CX, STN-DLX and STN-SLX at
 a shallow and a deep X: a row whose object stands the same way in every column has
 learned to undo the rotation (000: at X = 7 on PlanktonSet "only STN-SL7 finds a

@@ -25,6 +25,15 @@ Thresholds (derived, not tuned on the failing run):
 * the window: :func:`window_lines` consecutive log lines, 5 % of the run's steps (at least
   2 lines), so that one noisy interval never stops a run.
 
+Which networks it watches: every network with an ST that the functional training loop
+(:mod:`models.train`) trains -- the MNIST suite's and the deep suites' (000's SVHN and
+PlanktonSet networks; judged by the one input-frame matrix of all their slots,
+:func:`models.deep_stn.input_frame_theta`). The chance floor is that of 10 classes (MNIST,
+the PlanktonSet stand-in; on the 121 real PlanktonSet classes it is below chance, so it
+still only stops a network that is guessing). SVHN's running error is per head, and a
+network predicting "no digit" everywhere is right on most heads, so it never reaches the
+floor: on SVHN the geometry is logged, and no run is stopped.
+
 Convention:
     ``theta (N, 2, 3)`` is ``input_from_output`` in normalized coordinates
     (``align_corners=True``), points ``(x, y)``.

@@ -44,7 +44,8 @@ from sampling import geometry
 from .layer_nets import LayerNet
 
 __all__ = ["Slot", "SlotKind", "WarpMap", "WarpInputCopied", "WarpInputShared",
-           "SLOT_KINDS", "register_slot_kind", "DeepSTN", "parse_net_name"]
+           "SLOT_KINDS", "register_slot_kind", "DeepSTN", "parse_net_name",
+           "input_frame_theta"]
 
 
 @dataclass(frozen=True)
@@ -241,3 +242,22 @@ class DeepSTN(nn.Module):
         shared layers are the classifier's)."""
         return {k: ("classifier" if k.startswith("net.") else "localizer")
                 for k, _ in self.named_parameters()}
+
+
+def input_frame_theta(model: DeepSTN, thetas: list[torch.Tensor]) -> torch.Tensor:
+    """One ``input_from_output`` matrix for all of a network's slots, to show on the input.
+
+    An input-warping slot's matrix is already composed with the earlier ones (it replaces
+    the running one); a map-warping slot's matrix (in its feature map's normalized frame) is
+    composed on top, as 000's Fig. 7 and our MNIST Fig. 5 show STN-CX: its matrix applied
+    to the input. Feature maps here cover the input's field of view (``same`` convolutions,
+    pooling that halves), so the normalized frames agree up to the half-pixel offsets of
+    ``align_corners=True`` at each map's size.
+    """
+    cur = None
+    for slot, th in zip(model.slots, thetas):
+        if SLOT_KINDS[slot.kind].warps_input or cur is None:
+            cur = th
+        else:
+            cur = geometry.compose(cur, th)
+    return cur

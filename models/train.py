@@ -58,6 +58,7 @@ from torch.func import functional_call
 
 from . import runio
 from .collapse import CollapseWatch, st_geometry
+from .deep_stn import DeepSTN, input_frame_theta
 from .config import SCALES, TrainConfig
 from .core import init_models, make_step, seed_params
 from .precision import Precision
@@ -134,11 +135,38 @@ def environment(cfg: TrainConfig) -> dict:
 # --------------------------------------------------------------------------------------
 # The training loop
 # --------------------------------------------------------------------------------------
-def _st_geometry(base, p: dict, x: torch.Tensor, out_hw) -> tuple[float, float]:
-    """``(inside_frac, log2_det)`` of the ST on batch ``x (B, C, H, W)``, in fp32."""
-    with torch.no_grad():
-        _, theta = functional_call(base, p, (x,), {"return_theta": True})
-    return st_geometry(theta, out_hw)
+def _geometry_fn(base):
+    """``geometry(p, x) -> (inside_frac, log2_det)`` of the network's ST on batch ``x``
+    (fp32, eval mode so no dropout draws from the RNG), or None for a network without one.
+
+    An MNIST network's ST (``base.st``) samples onto its own output grid; a deep network's
+    (:class:`models.deep_stn.DeepSTN`, several slots, iterations) is judged by the one
+    input-frame matrix of all its slots (:func:`models.deep_stn.input_frame_theta`, what
+    000's Fig. 7 shows) on the input's grid.
+    """
+    st = getattr(base, "st", None)
+    if st is not None:
+        out_hw = st.out_size(*base.warped_shape[1:])
+
+        def theta_of(th, x):
+            return th, out_hw
+    elif isinstance(base, DeepSTN):
+        def theta_of(thetas, x):
+            return input_frame_theta(base, thetas), tuple(x.shape[-2:])
+    else:
+        return None
+
+    def geometry(p: dict, x: torch.Tensor) -> tuple[float, float]:
+        was = base.training
+        base.eval()
+        try:
+            with torch.no_grad():
+                _, th = functional_call(base, p, (x,), {"return_theta": True})
+        finally:
+            base.train(was)
+        return st_geometry(*theta_of(th, x))
+
+    return geometry
 
 
 def _keep_good(ckpt_path: Path, good_path: Path) -> None:
@@ -251,8 +279,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     params = mode.format_params(params)
     step_fn = mode.wrap_step(make_step(base, use_vmap, hooks.loss), cfg.device)
     S = len(cfg.seeds)
-    st = getattr(base, "st", None)
-    st_out = st.out_size(*base.warped_shape[1:]) if st is not None else None
+    geometry = _geometry_fn(base)
     watch = CollapseWatch(S, total_steps=cfg.total_steps, log_every=cfg.log_every,
                           batch_size=cfg.batch_size)
     good_path = run_dir / "checkpoint.good.pt"
@@ -315,8 +342,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                                     "stopped": stopped}) + "\n")
         if at_log:
             wl, we = (win_loss / win_n).tolist(), (win_err / win_n).tolist()
-            geo = [_st_geometry(base, seed_params(params, i), x[i], st_out)
-                   for i in range(S)] if st is not None else None
+            geo = [geometry(seed_params(params, i), x[i])
+                   for i in range(S)] if geometry is not None else None
             line = {"step": step, "lr": lr, "loss": wl, "train_error": we,
                     "inside_frac": [g[0] for g in geo] if geo else None,
                     "log2_det": [g[1] for g in geo] if geo else None,

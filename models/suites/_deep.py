@@ -24,7 +24,7 @@ from models.config import (ConfigJSON, check_device, check_ints, check_numbers, 
 from sampling import geometry
 
 from ..core import seed_params
-from ..deep_stn import SLOT_KINDS, DeepSTN, parse_net_name
+from ..deep_stn import SLOT_KINDS, DeepSTN, input_frame_theta, parse_net_name
 from ..errors import ConfigError
 from ..layer_nets import INITS, count_params, he_init_
 from ..optim import MomentumSGD
@@ -153,25 +153,6 @@ class DeepConfig(ConfigJSON):
 
 #: 000 Fig. 7: the applied rotations (degrees) of the one test image each ST network shows.
 FIG7_ANGLES = (-90.0, -45.0, 0.0, 45.0, 90.0, 180.0)
-
-
-def input_frame_theta(model: DeepSTN, thetas: list[torch.Tensor]) -> torch.Tensor:
-    """One ``input_from_output`` matrix for all of a network's slots, to show on the input.
-
-    An input-warping slot's matrix is already composed with the earlier ones (it replaces
-    the running one); a map-warping slot's matrix (in its feature map's normalized frame) is
-    composed on top, as 000's Fig. 7 and our MNIST Fig. 5 show STN-CX: its matrix applied
-    to the input. Feature maps here cover the input's field of view (``same`` convolutions,
-    pooling that halves), so the normalized frames agree up to the half-pixel offsets of
-    ``align_corners=True`` at each map's size.
-    """
-    cur = None
-    for slot, th in zip(model.slots, thetas):
-        if SLOT_KINDS[slot.kind].warps_input or cur is None:
-            cur = th
-        else:
-            cur = geometry.compose(cur, th)
-    return cur
 
 
 @torch.no_grad()

@@ -298,3 +298,31 @@ def test_dropout_is_configuration(name):
 def test_init_and_dropout_are_checked(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         get_suite("svhn").preset("smoke", "svhn", "CNN", **bad)
+
+
+@pytest.mark.parametrize("net", ["STN-C0", "STN-DL4", "STN-SL4", "STN-SL2-it2"])
+def test_the_training_log_carries_the_deep_st_geometry(net):
+    """Issue 13: the DLX STs of both `small` runs sampled off the image while training
+    said nothing. The loop now measures every deep network's input-frame ST (the collapse
+    watch's inside fraction and log2 det): 1 and 0 at the identity, 1/4 and +2 for a
+    zoom-out by 2 (per iteration), in eval mode (dropout draws no random numbers)."""
+    from models.train import _geometry_fn
+
+    suite = get_suite("plankton")
+    cfg = suite.preset("smoke", "plankton", net)
+    torch.manual_seed(0)
+    model = suite.build(cfg).train()
+    geometry = _geometry_fn(model)
+    x, _ = _batch(suite, cfg, n=4)
+    p = {k: v.detach() for k, v in model.named_parameters()}
+    rng = torch.get_rng_state()
+    assert geometry(p, x) == pytest.approx((1.0, 0.0), abs=1e-6)
+    assert torch.equal(torch.get_rng_state(), rng) and model.training
+    first = [k for k in p if k.startswith("locs.0.") and k.endswith("out.bias")]
+    assert first, sorted(p)
+    p[first[0]] = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # o + I: a zoom-out by 2
+    inside, log2_det = geometry(p, x)
+    n = model.iterations  # the same localizer again on the warped input: zoom 2**n
+    assert inside == pytest.approx(0.25 ** n, abs=0.03) and \
+        log2_det == pytest.approx(2.0 * n, abs=1e-5)
+    assert _geometry_fn(suite.build(suite.preset("smoke", "plankton", "CNN"))) is None
