@@ -194,6 +194,9 @@ class DeepSTN(nn.Module):
         self.locs = nn.ModuleList(localizers)
         self.loc_prefix = nn.ModuleDict()
         self.iterations = iterations
+        # iterations compose matrices through sampling.geometry.compose, whose NaN/Inf check
+        # is data-dependent control flow that torch.func.vmap refuses: seeds one by one
+        self.vmappable = iterations == 1
         self.padding_mode = padding_mode
         self.method = method
         for i, s in enumerate(slots):

@@ -3,9 +3,9 @@
 One *run* trains one network on one variant for several seeds at once: the seeds'
 parameters are stacked with ``torch.func.stack_module_state`` and one SGD step is
 ``vmap(grad_and_value(loss))`` over the seed axis (each seed draws its own batch from its
-own generator). Where ``vmap`` cannot serve (``TrainConfig.vmap=False``, or a sampler
-without a batching rule), the same functional step runs seed by seed; both give the same
-parameters to float tolerance (tested).
+own generator). Where ``vmap`` cannot serve (``TrainConfig.vmap=False``, a sampler
+without a batching rule, or a network whose ``vmappable`` is False), the same functional
+step runs seed by seed; both give the same parameters to float tolerance (tested).
 
 A run directory holds::
 
@@ -274,7 +274,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     _write_json(run_dir / "config.json", cfg.to_json())
     _write_json(run_dir / "env.json", environment(cfg))
 
-    use_vmap = cfg.vmap and len(cfg.seeds) > 1 and cfg.method == "bilinear"
+    # vmap cannot serve a network with data-dependent checks inside its step (an iterated
+    # DeepSTN checks the composed matrices for NaN/Inf: `vmappable` False)
+    use_vmap = (cfg.vmap and len(cfg.seeds) > 1 and cfg.method == "bilinear"
+                and getattr(base, "vmappable", True))
     mode = Precision.parse(getattr(cfg, "precision", "fp32"), fn="train")
     params = mode.format_params(params)
     step_fn = mode.wrap_step(make_step(base, use_vmap, hooks.loss), cfg.device)

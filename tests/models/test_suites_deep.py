@@ -326,3 +326,20 @@ def test_the_training_log_carries_the_deep_st_geometry(net):
     assert inside == pytest.approx(0.25 ** n, abs=0.03) and \
         log2_det == pytest.approx(2.0 * n, abs=1e-5)
     assert _geometry_fn(suite.build(suite.preset("smoke", "plankton", "CNN"))) is None
+
+
+@pytest.mark.parametrize("name,net", [("svhn", "STN-SL3-it2"), ("plankton", "STN-C0-it2")])
+def test_iterated_networks_train_several_seeds(tmp_path, name, net):
+    """Issue 13's `medium` runs (3 seeds) died at the first `-it2` network: the composed
+    matrices' NaN check is data-dependent control flow that vmap refuses. Such networks
+    train seed by seed (recorded: ``vmap`` False), the others keep the configured vmap."""
+    suite = get_suite(name)
+    cfg = suite.preset("smoke", name, net, seeds=(0, 1))
+    assert cfg.vmap  # the configuration asks for vmap ...
+    tr, te = suite.load_data(name, cfg, DataSource("standin"))
+    res = train(cfg, tmp_path / "r", tr, te, progress=False, suite=suite)
+    assert res["train"]["vmap"] is False  # ... which this network cannot use
+    assert all(e == e for e in res["error"]["per_seed"])
+    cfg1 = suite.preset("smoke", name, net.removesuffix("-it2"), seeds=(0, 1))
+    res1 = train(cfg1, tmp_path / "r1", tr, te, progress=False, suite=suite)
+    assert res1["train"]["vmap"] is True
