@@ -202,6 +202,22 @@ class SuiteRecord:
         meta = _read_json(suite_dir / SUITE) or {}
         return cls(suite_dir, runs, vs, ns, meta.get("scale"), stopped)
 
+    def collapse_lines(self) -> list[str]:
+        """Markdown: the finished runs in which the collapse watch saw a seed's ST leave the
+        image (recorded, not stopped: ``metrics["collapse"]``); empty if none."""
+        rows = [(v, n, r.metrics["collapse"]["seeds"]) for v, row in self.runs.items()
+                for n, r in row.items() if (r.metrics.get("collapse") or {}).get("seeds")]
+        if not rows:
+            return []
+        lines = ["### Seeds whose ST collapsed (trained to the end)", "",
+                 "The collapse watch (`models.collapse`: under half the sampling points "
+                 "inside the image while the running error is at chance, for 5 % of the "
+                 "run) saw these seeds collapse; their errors are in the tables above.", ""]
+        for v, n, seeds in rows:
+            lines.append(f"- {v}/{n}: " + ", ".join(f"seed {s} at step {st}"
+                                                  for s, st in seeds.items()))
+        return lines + [""]
+
     def stopped_lines(self) -> list[str]:
         """Markdown: one bullet per run that stopped before finishing (empty if none).
 

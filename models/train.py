@@ -57,7 +57,7 @@ from .errors import ConfigError
 from torch.func import functional_call
 
 from . import runio
-from .collapse import CollapseWatch, st_geometry
+from .collapse import CollapseWatch, collapse_steps, st_geometry
 from .deep_stn import DeepSTN, input_frame_theta
 from .config import SCALES, TrainConfig
 from .core import init_models, make_step, seed_params
@@ -283,6 +283,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     step_fn = mode.wrap_step(make_step(base, use_vmap, hooks.loss), cfg.device)
     S = len(cfg.seeds)
     geometry = _geometry_fn(base)
+    stops = getattr(suite, "stops_on_collapse", True)  # else recorded (models.collapse)
     watch = CollapseWatch(S, total_steps=cfg.total_steps, log_every=cfg.log_every,
                           batch_size=cfg.batch_size)
     good_path = run_dir / "checkpoint.good.pt"
@@ -357,7 +358,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                 if watch.update(line["inside_frac"], we) and ckpt_path.exists():
                     _keep_good(ckpt_path, good_path)  # the last checkpoint before the streak
                 bad = watch.collapsed()
-                if bad is not None:
+                if bad is not None and stops:
                     bar.close()
                     _collapsed(run_dir, label, cfg, step, bad, line, watch, good_path)
             last_loss = sum(wl) / S
@@ -390,6 +391,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                         if wall > 0 else None, "vmap": use_vmap,
                         "precision": mode.value,
                         "final_loss": last_loss}}
+    if geometry is not None and log_path.exists():
+        lines = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()]
+        found = collapse_steps(lines, n_seeds=S, total_steps=cfg.total_steps,
+                               log_every=cfg.log_every, batch_size=cfg.batch_size)
+        result["collapse"] = {"seeds": {str(cfg.seeds[i]): st for i, st in sorted(found.items())},
+                              "stops_run": stops}
     if stopper is not None:  # evaluate each seed's best parameters on validation
         result["early_stopping"] = {**stopper.summary(stop_state), "stopped_at": step,
                                     "max_steps": cfg.total_steps}

@@ -59,7 +59,7 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
               "Finnveden, Jansson, Lindeberg, ICPR 2020 (called 000 in this repository; "
               "columns labelled *paper* are copied from its tables for comparison, never "
               "used as ours).", ""]
-    lines += suite_tables(runs) + suite.stopped_lines()
+    lines += suite_tables(runs) + suite.stopped_lines() + suite.collapse_lines()
     figs = {}
     if figures and out_md is not None:
         from figures.models import draw_suite  # matplotlib only when drawing
@@ -85,7 +85,7 @@ def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
     if not len(rec):
         raise FileNotFoundError(f"report: no finished runs (*/*/metrics.json) under {suite_dir}")
     lines = [f"# {name} suite: {suite_dir.name}", ""] + list(suite.report(suite_dir))
-    lines += rec.stopped_lines()
+    lines += rec.stopped_lines() + rec.collapse_lines()
     figs = {}
     if figures and out_md is not None:
         try:

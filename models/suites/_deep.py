@@ -241,6 +241,8 @@ class DeepSuiteBase:
     """
 
     paper_seeds = 3
+    #: a collapsed ST is recorded in the metrics, the run trains on (:mod:`models.collapse`)
+    stops_on_collapse = False
     nets_module = None
     #: slope of the classifier's leaky ReLU (0: ReLU), for :func:`he_init_`'s gain.
     negative_slope = 0.0

@@ -343,3 +343,32 @@ def test_iterated_networks_train_several_seeds(tmp_path, name, net):
     cfg1 = suite.preset("smoke", name, net.removesuffix("-it2"), seeds=(0, 1))
     res1 = train(cfg1, tmp_path / "r1", tr, te, progress=False, suite=suite)
     assert res1["train"]["vmap"] is True
+
+
+def test_a_collapsed_deep_st_is_recorded_and_the_run_trains_on(tmp_path, monkeypatch):
+    """The deep suites record a collapse (seed and step) in the metrics and the report and
+    train to the end (stops_on_collapse False); a localizer pushed entirely off the image
+    (translation 5 in normalized units, no gradient back) is seen by the watch."""
+    suite = get_suite("plankton")
+    cfg = suite.preset("smoke", "plankton", "STN-C0", seeds=(0, 1), iters=6, iters_low=0,
+                       iters_lower=0, log_every=1, checkpoint_every=3)
+    build = suite.build
+
+    def off_image(c):
+        m = build(c)
+        if c.net == "STN-C0":
+            with torch.no_grad():
+                m.locs[0].out.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0, 5.0]))
+        return m
+
+    monkeypatch.setattr(suite, "build", off_image)
+    tr, te = suite.load_data("plankton", cfg, DataSource("standin"))
+    res = train(cfg, tmp_path / "r", tr, te, progress=False, suite=suite)
+    assert res["steps"] == 6 and not (tmp_path / "r" / "collapsed.json").exists()
+    assert res["collapse"]["stops_run"] is False
+    assert res["collapse"]["seeds"] == {"0": 2, "1": 2}  # window: 2 log lines
+    from models.record import SuiteRecord
+    (tmp_path / "s" / "plankton").mkdir(parents=True)
+    (tmp_path / "r").rename(tmp_path / "s" / "plankton" / "STN-C0")
+    lines = SuiteRecord.load(tmp_path / "s").collapse_lines()
+    assert "- plankton/STN-C0: seed 0 at step 2, seed 1 at step 2" in lines
