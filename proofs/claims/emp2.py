@@ -31,7 +31,9 @@ svhn|plankton``, the largest scale present: ``<data>-paper``, ``-medium``, ``-sm
    PlanktonSet (000's best SL nets).
 
 Without results of >= 3 seeds at ``small`` or above, a check returns ``"not run"`` and
-says which runs it needs. Every evidence records ``provenance`` = ``{"results", "scale",
+says which runs it needs; a network whose run stopped before finishing (diverged, or
+collapsed in a suite that stops on collapse: ``suite.json``'s ``"stopped"``) makes the
+check ``"inconclusive"``, naming the step and seed. Every evidence records ``provenance`` = ``{"results", "scale",
 "seeds", "device"}``, and in its numbers as ``"<data> provenance"``.
 """
 
@@ -102,6 +104,18 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
     errs, prov = _errors(suite, data)
     missing = [k for k in need if k not in errs]
     few = [k for k in need if k in errs and len(errs[k]) < MIN_SEEDS]
+    index = json.loads((suite / "suite.json").read_text())
+    stopped = {k: s for k, s in index.get("stopped", {}).get(data, {}).items() if k in missing}
+    if missing and len(stopped) == len(missing):
+        # trained, but stopped before the end: an outcome, not a missing run
+        why = "; ".join(f"{k} {s['reason']} at step {s['step']}"
+                        + (f" (seed {s['seed']})" if s.get("seed") is not None else "")
+                        for k, s in stopped.items())
+        return Evidence.inconclusive(
+            f"inconclusive: in {suite.name} ({prov['scale']}) {why}: its run stopped before "
+            f"finishing, so there is no error to compare (not rerun with another seed or "
+            f"setting)", {f"{data}: {name} stopped": stopped, f"{data} provenance": prov},
+            provenance=prov)
     if missing:
         return Evidence.not_run(f"{suite} lacks {missing}; needs {', '.join(need)} with "
                                 f">= {MIN_SEEDS} seeds at scale medium or paper")

@@ -128,3 +128,23 @@ def test_find_suite_prefers_the_largest_scale(tmp_path, data):
     _suite(tmp_path, PAPERLIKE, data=data, scale="small")
     _suite(tmp_path, PAPERLIKE, data=data, scale="medium")
     assert emp2.find_suite(tmp_path, data).name == f"{data}-medium"
+
+
+def test_a_stopped_network_makes_its_checks_inconclusive_not_missing(tmp_path):
+    # PlanktonSet `medium`: STN-C10 diverged at step 11 (seed 1); it was trained, so the
+    # checks that need it are inconclusive and say why, not "not run"
+    errs = dict(PAPERLIKE)
+    del errs["STN-C8"]
+    d = _suite(tmp_path, errs)
+    index = json.loads((d / "suite.json").read_text())
+    index["stopped"] = {"svhn": {"STN-C8": {"reason": "diverged", "step": 11, "seed": 1,
+                                            "message": "..."}}}
+    (d / "suite.json").write_text(json.dumps(index))
+    ev = _run(tmp_path)
+    for name in ("svhn_deepest_cx_worse_than_slx", "svhn_slx_degrades_less_than_cx"):
+        assert ev[name].status == "inconclusive"
+        assert "STN-C8 diverged at step 11 (seed 1)" in ev[name].summary
+    assert ev["svhn_iterations_no_substitute"].status == "verified"
+    del index["stopped"]  # without the record the network is simply missing
+    (d / "suite.json").write_text(json.dumps(index))
+    assert _run(tmp_path)["svhn_deepest_cx_worse_than_slx"].status == "not run"
