@@ -194,9 +194,11 @@ class DeepSTN(nn.Module):
         self.locs = nn.ModuleList(localizers)
         self.loc_prefix = nn.ModuleDict()
         self.iterations = iterations
-        # iterations compose matrices through sampling.geometry.compose, whose NaN/Inf check
-        # is data-dependent control flow that torch.func.vmap refuses: seeds one by one
-        self.vmappable = iterations == 1
+        # iterations, and input-warping slots after the first (SL0123), compose matrices
+        # through sampling.geometry.compose, whose NaN/Inf check is data-dependent control
+        # flow that torch.func.vmap refuses: such networks train their seeds one by one
+        n_input = sum(SLOT_KINDS[s.kind].warps_input for s in slots)
+        self.vmappable = iterations == 1 and n_input <= 1
         self.padding_mode = padding_mode
         self.method = method
         for i, s in enumerate(slots):
