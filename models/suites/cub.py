@@ -229,11 +229,16 @@ _SCALE_SETTINGS: dict[str, dict] = {
                   test_digits=500, eval_batch=50, checkpoint_every=200, log_every=50,
                   width=16),
     # medium (< 90 min on 2 CPU cores, 3 seeds): 9 networks x 3 seeds = 27 trainings at
-    # width 8 (~0.4 s/step): 27 x 400 x 0.4 s ~ 72 min + 27 x ~20 s evaluation ~ 81 min.
-    # 400 steps is 1/5 of what `small`'s CAM probe needed to leave chance: not re-sized
-    # yet (the step time at width 8 on a free core is to be measured first).
-    "medium": dict(batch_size=16, iters=320, iters_low=80, train_digits=2000,
-                   test_digits=500, eval_batch=50, checkpoint_every=50, log_every=25,
+    # width 8. Step times (2026-12-01, benchmarks/cub_step_times.py: widths 16 and 8 interleaved in one
+    # process at a load average of 4.7 on the 2 cores, 15 steps each, best of 2): width 8
+    # is 0.35-0.44x width 16 (CSTN 0.20 vs 0.46 s, CAM 0.13 vs 0.36 s, no-CSTN 0.16 vs
+    # 0.41 s); that process had about 0.4 of a core, so a free core takes ~0.05-0.09 s per
+    # width-8 step. The first preset (400 steps, sized from ~0.4 s/step under a load of
+    # 9-12) was 1/5 of what `small`'s CAM needed to leave chance. Now 2400 + 600 steps:
+    # 27 x 3000 x ~0.08 s ~ 6500 core-s + 27 x ~15 s evaluation ~ 56 min on 2 free cores
+    # (70 min if a free-core step is 0.1 s). Not yet run.
+    "medium": dict(batch_size=16, iters=2400, iters_low=600, train_digits=2000,
+                   test_digits=500, eval_batch=50, checkpoint_every=200, log_every=50,
                    width=8),
     # paper: 004's input size and schedule are unknown beyond Sec. IV-A; this is a GPU-sized
     # run (hours on one GPU), not a reproduction of ResNet-101 training.
