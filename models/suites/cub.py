@@ -229,8 +229,9 @@ _SCALE_SETTINGS: dict[str, dict] = {
                   test_digits=500, eval_batch=50, checkpoint_every=200, log_every=50,
                   width=16),
     # medium (< 90 min on 2 CPU cores, 3 seeds): 9 networks x 3 seeds = 27 trainings at
-    # width 8. Step times (2026-12-01, benchmarks/cub_step_times.py: widths 16 and 8 interleaved in one
-    # process at a load average of 4.7 on the 2 cores, 15 steps each, best of 2): width 8
+    # width 8. Step times (2026-12-01, benchmarks/cub_step_times.py: widths 16 and 8
+    # interleaved in one process at a load average of 4.7 on the 2 cores, 15 steps each,
+    # best of 2): width 8
     # is 0.35-0.44x width 16 (CSTN 0.20 vs 0.46 s, CAM 0.13 vs 0.36 s, no-CSTN 0.16 vs
     # 0.41 s); that process had about 0.4 of a core, so a free core takes ~0.05-0.09 s per
     # width-8 step. The first preset (400 steps, sized from ~0.4 s/step under a load of
