@@ -28,6 +28,8 @@ import time
 import numpy as np
 import torch
 
+from sampling.checks import NonFiniteError
+
 from . import runio
 from .record import RunRecord, open_run_dir, resume_checkpoint
 from .runio import Progress, TrainingDiverged
@@ -114,10 +116,14 @@ def train_modules(cfg, run_dir, train_data, test_data, *, suite, hooks, resume: 
         lr = cfg.lr_at(step)
         for i, (m, o) in enumerate(zip(models, opts)):
             m.train()
-            out = m(x[i])
-            loss = hooks.loss(out, y[i])
-            if not bool(torch.isfinite(loss)):
-                msg = (f"train: {label} diverged at step {step + 1}: non-finite loss for seed "
+            try:
+                out = m(x[i])
+                loss = hooks.loss(out, y[i])
+                why = None if bool(torch.isfinite(loss)) else "non-finite loss"
+            except NonFiniteError as e:  # an ST's parameters went NaN/Inf
+                why = str(e)
+            if why is not None:
+                msg = (f"train: {label} diverged at step {step + 1}: {why} for seed "
                        f"{cfg.seeds[i]}; last good checkpoint: "
                        f"{ckpt_path if ckpt_path.exists() else 'none written yet'}")
                 runio.atomic_write_json(run_dir / "diverged.json",

@@ -52,6 +52,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sampling.checks import NonFiniteError
+
 from .errors import ConfigError
 
 from torch.func import functional_call
@@ -315,7 +317,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
 
     while step < cfg.total_steps and not stopped:
         x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
-        grads, loss, logits = step_fn(params, x, y)
+        try:
+            grads, loss, logits = step_fn(params, x, y)
+        except NonFiniteError as e:  # an ST's parameters went NaN/Inf inside the step
+            msg = (f"train: {label} diverged at step {step + 1}: {e}; last good checkpoint: "
+                   f"{ckpt_path if ckpt_path.exists() else 'none written yet'}")
+            _write_json(run_dir / "diverged.json", {"step": step + 1, "message": msg})
+            bar.close()
+            raise TrainingDiverged(msg) from None
         lr = cfg.lr_at(step)
         with torch.no_grad():
             if opt is None:

@@ -18,6 +18,7 @@ __all__ = [
     "check_sampler_inputs",
     "PADDING_MODES",
     "ShapeError",
+    "NonFiniteError",
     "check_shape",
     "check_finite",
     "check_same_device_dtype",
@@ -28,6 +29,10 @@ __all__ = [
 
 class ShapeError(ValueError):
     """A tensor argument has the wrong number of dimensions or sizes."""
+
+
+class NonFiniteError(ValueError):
+    """A tensor argument holds NaN or Inf (in training: the network has diverged)."""
 
 
 def _fmt(shape) -> str:
@@ -87,10 +92,11 @@ def check_shape(
 
 
 def check_finite(x: torch.Tensor, *, name: str, fn: str) -> None:
-    """Raise ``ValueError`` if ``x`` holds NaN or Inf."""
+    """Raise :class:`NonFiniteError` (a ``ValueError``) if ``x`` holds NaN or Inf."""
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{fn}: expected finite values in {name}, got {bad} NaN/Inf entries")
+        raise NonFiniteError(f"{fn}: expected finite values in {name}, got {bad} NaN/Inf "
+                             f"entries")
 
 
 def check_same_device_dtype(a: torch.Tensor, b: torch.Tensor, *, names: tuple[str, str],

@@ -389,3 +389,26 @@ def test_every_network_takes_a_two_seed_step_in_the_training_loop(tmp_path, name
                            iters_lower=0)
         res = train(cfg, tmp_path / str(i), tr, None, progress=False, suite=suite)
         assert res["steps"] == 1 and res["train"]["final_loss"] == res["train"]["final_loss"]
+
+
+def test_non_finite_st_parameters_inside_the_step_are_a_divergence(tmp_path, monkeypatch):
+    """PlanktonSet `medium`: STN-C0-it2's first-iteration matrix went NaN, and compose's
+    check raised a ValueError that ended the whole suite. It is a divergence: recorded
+    (diverged.json) and raised as TrainingDiverged, which the suite runner goes past."""
+    from models.train import TrainingDiverged
+
+    suite = get_suite("plankton")
+    cfg = suite.preset("smoke", "plankton", "STN-C0-it2", seeds=(0,))
+    build = suite.build
+
+    def nan_localizer(c):
+        m = build(c)
+        with torch.no_grad():
+            m.locs[0].out.bias.fill_(float("nan"))
+        return m
+
+    monkeypatch.setattr(suite, "build", nan_localizer)
+    tr, te = suite.load_data("plankton", cfg, DataSource("standin"))
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 1: compose: expected finite"):
+        train(cfg, tmp_path / "r", tr, te, progress=False, suite=suite)
+    assert json.loads((tmp_path / "r" / "diverged.json").read_text())["step"] == 1
