@@ -17,8 +17,8 @@ The paper's numbers (mean test error; SVHN over 3 runs, PlanktonSet over 4):
   Two iterations: STN-C0 21.8 %.
 
 The checks, per data set (each on a committed suite directory of ``stnlab train --suite
-svhn|plankton``, the largest scale present: ``<data>-paper``, ``-medium``, ``-small``;
-``smoke`` is never evidence), all as paired-by-seed Student-t intervals
+svhn|plankton``: the largest scale, ``<data>-paper``, ``-medium``, ``-small``, that holds
+every network the check needs, finished or stopped; ``smoke`` is never evidence), all as paired-by-seed Student-t intervals
 (:func:`proofs.stats.paired_seed_ci`, 95 %, >= 3 seeds) judged by
 :func:`proofs.stats.decide` against 0:
 
@@ -94,9 +94,28 @@ def difference(errs: dict, plus: list[str], minus: list[str]):
     return paired_seed_ci(a, b, level=LEVEL)
 
 
+def _holding(results_dir, data: str, need) -> Path | None:
+    """The largest-scale committed suite that holds every network of ``need`` (finished or
+    stopped); else the largest one there is (which then says what it lacks)."""
+    if results_dir is None:
+        return None
+    for s in SCALES:
+        d = Path(results_dir) / f"{data}-{s}"
+        if not (d / "suite.json").is_file():
+            continue
+        index = json.loads((d / "suite.json").read_text())
+        have = set(index.get("runs", {}).get(data, {})) | set(
+            index.get("stopped", {}).get(data, {}))
+        if set(need) <= have:
+            return d
+    return find_suite(results_dir, data)
+
+
 def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evidence:
-    suite = find_suite(ctx.results_dir, data)
     need = sorted(set(plus + minus))
+    # a check reads the largest suite holding all its networks: a `medium` run still
+    # missing some networks moves only the checks that need them to the smaller suite
+    suite = _holding(ctx.results_dir, data, need)
     if suite is None:
         return Evidence.not_run(
             f"no such runs yet: needs `stnlab train --suite {data} --scale medium` "

@@ -148,3 +148,18 @@ def test_a_stopped_network_makes_its_checks_inconclusive_not_missing(tmp_path):
     del index["stopped"]  # without the record the network is simply missing
     (d / "suite.json").write_text(json.dumps(index))
     assert _run(tmp_path)["svhn_deepest_cx_worse_than_slx"].status == "not run"
+
+
+def test_each_check_reads_the_largest_suite_holding_its_networks(tmp_path):
+    # an unfinished `medium` suite (STN-C0-it2 not trained yet) moves only the check that
+    # needs it to `small`; the others read `medium`, and each summary names its suite
+    _suite(tmp_path, {n: e[:1] for n, e in PAPERLIKE.items()}, scale="small")
+    _suite(tmp_path, {n: e for n, e in PAPERLIKE.items() if n != "STN-C0-it2"})
+    ev = _run(tmp_path)
+    assert ev["svhn_deepest_cx_worse_than_slx"].status == "verified"
+    assert ev["svhn_slx_degrades_less_than_cx"].status == "verified"
+    assert "svhn-medium" in ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn provenance"][
+        "results"]
+    it = ev["svhn_iterations_no_substitute"]
+    assert it.status == "inconclusive" and "svhn-small" in it.summary  # one seed at small
+    assert emp2.find_suite(tmp_path, "svhn").name == "svhn-medium"
