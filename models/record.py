@@ -54,6 +54,13 @@ def stop_record(run_dir: str | Path) -> dict | None:
     return None
 
 
+def _section(title: str, intro: str, bullets: list[str]) -> list[str]:
+    """A report section: ``### title``, the intro, one bullet each; empty if no bullets."""
+    if not bullets:
+        return []
+    return [f"### {title}", "", intro, ""] + [f"- {b}" for b in bullets] + [""]
+
+
 def _read_json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -207,16 +214,13 @@ class SuiteRecord:
         image (recorded, not stopped: ``metrics["collapse"]``); empty if none."""
         rows = [(v, n, r.metrics["collapse"]["seeds"]) for v, row in self.runs.items()
                 for n, r in row.items() if (r.metrics.get("collapse") or {}).get("seeds")]
-        if not rows:
-            return []
-        lines = ["### Seeds whose ST collapsed (trained to the end)", "",
-                 "The collapse watch (`models.collapse`: under half the sampling points "
-                 "inside the image while the running error is at chance, for 5 % of the "
-                 "run) saw these seeds collapse; their errors are in the tables above.", ""]
-        for v, n, seeds in rows:
-            lines.append(f"- {v}/{n}: " + ", ".join(f"seed {s} at step {st}"
-                                                  for s, st in seeds.items()))
-        return lines + [""]
+        return _section(
+            "Seeds whose ST collapsed (trained to the end)",
+            "The collapse watch (`models.collapse`: under half the sampling points inside the "
+            "image while the running error is at chance, for 5 % of the run) saw these seeds "
+            "collapse; their errors are in the tables above.",
+            [f"{v}/{n}: " + ", ".join(f"seed {s} at step {st}" for s, st in seeds.items())
+             for v, n, seeds in rows])
 
     def stopped_lines(self) -> list[str]:
         """Markdown: one bullet per run that stopped before finishing (empty if none).
@@ -226,16 +230,14 @@ class SuiteRecord:
         """
         rows = [(v, n, s) for v, row in sorted(self.stopped.items())
                 for n, s in sorted(row.items())]
-        if not rows:
-            return []
-        lines = ["### Runs that stopped before finishing", "",
-                 "Not in the tables above: each stopped with a non-finite loss (diverged) "
-                 "or with its ST off the image at chance error (collapsed; "
-                 "`models.collapse`). They were not rerun with another seed or setting.", ""]
-        for v, n, s in rows:
-            seed = f", seed {s['seed']}" if s.get("seed") is not None else ""
-            lines.append(f"- {v}/{n}: {s['reason']} at step {s['step']}{seed}")
-        return lines + [""]
+        return _section(
+            "Runs that stopped before finishing",
+            "Not in the tables above: each stopped with a non-finite loss (diverged) or with "
+            "its ST off the image at chance error (collapsed; `models.collapse`). They were "
+            "not rerun with another seed or setting.",
+            [f"{v}/{n}: {s['reason']} at step {s['step']}"
+             + (f", seed {s['seed']}" if s.get("seed") is not None else "")
+             for v, n, s in rows])
 
     def get(self, variant: str, net: str) -> RunRecord | None:
         return self.runs.get(variant, {}).get(net)
