@@ -133,26 +133,26 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
         return Evidence.inconclusive(
             f"inconclusive: in {suite.name} ({prov['scale']}) {why}: its run stopped before "
             f"finishing, so there is no error to compare (not rerun with another seed or "
-            f"setting)", {f"{data}: {name} stopped": stopped, f"{data} provenance": prov},
+            f"setting)", {f"{data}: {name} stopped": stopped, f"{data}: {name} provenance": prov},
             provenance=prov)
     if missing:
         return Evidence.not_run(f"{suite} lacks {missing}; needs {', '.join(need)} with "
                                 f">= {MIN_SEEDS} seeds at scale medium or paper")
     if few or prov["scale"] not in ("medium", "paper"):
         # the runs exist but cannot decide (issue 10 item 7): inconclusive, numbers shown
-        nums = {f"{data} error {k} (per seed)": list(errs[k]) for k in need}
+        nums = {f"{data}: {name} error {k} (per seed)": list(errs[k]) for k in need}
         return Evidence.inconclusive(
             f"inconclusive: {suite.name} ({prov['scale']}) has {min(len(errs[k]) for k in need)}"
             f" seed(s) for {', '.join(need)}; an ordering needs >= {MIN_SEEDS} seeds at "
-            f"scale medium or paper", {**nums, f"{data} provenance": prov}, provenance=prov)
+            f"scale medium or paper", {**nums, f"{data}: {name} provenance": prov}, provenance=prov)
     ci = difference(errs, plus, minus)
     verdict = decide(ci, 0.0, ">")
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
     # number names are per data set and check: a claim's checks share one namespace
     # (run_claims refuses a name reported with two values)
     numbers = {f"{data}: {name}": ci.as_dict(), f"{data}: {name} decision": verdict,
-               f"{data} provenance": prov,
-               **{f"{data} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
+               f"{data}: {name} provenance": prov,
+               **{f"{data}: {name} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
     status = verdict if verdict in R.STATUSES else "not run"
     summary = (f"{data} ({prov['scale']}, seeds {prov['seeds']}): error {expr} = "
                f"{100 * ci.estimate:+.2f} pp, {int(100 * LEVEL)}% CI [{100 * ci.lo:+.2f}, "

@@ -37,7 +37,7 @@ def test_verified_on_paper_like_errors(tmp_path):
         "svhn_deepest_cx_worse_than_slx": "verified",
         "svhn_slx_degrades_less_than_cx": "verified",
         "svhn_iterations_no_substitute": "verified"}
-    prov = ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn provenance"]
+    prov = ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn: deepest_cx_worse_than_slx provenance"]
     assert prov["scale"] == "medium" and prov["seeds"] == [0, 1, 2]
     assert "svhn-medium" in prov["results"]
 
@@ -102,7 +102,7 @@ def test_not_run_without_results_inconclusive_with_too_few_seeds(tmp_path):
     ev = _run(tmp_path)
     assert all(e.status == "inconclusive" and ">= 3 seeds" in e.summary
                and e.provenance["scale"] == "medium" for e in ev.values())
-    assert ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn error STN-C8 (per seed)"] == \
+    assert ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn: deepest_cx_worse_than_slx error STN-C8 (per seed)"] == \
         PAPERLIKE["STN-C8"][:2]
     _suite(tmp_path / "s", PAPERLIKE, scale="small")
     ev = _run(tmp_path / "s")
@@ -158,8 +158,22 @@ def test_each_check_reads_the_largest_suite_holding_its_networks(tmp_path):
     ev = _run(tmp_path)
     assert ev["svhn_deepest_cx_worse_than_slx"].status == "verified"
     assert ev["svhn_slx_degrades_less_than_cx"].status == "verified"
-    assert "svhn-medium" in ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn provenance"][
+    assert "svhn-medium" in ev["svhn_deepest_cx_worse_than_slx"].numbers["svhn: deepest_cx_worse_than_slx provenance"][
         "results"]
     it = ev["svhn_iterations_no_substitute"]
     assert it.status == "inconclusive" and "svhn-small" in it.summary  # one seed at small
     assert emp2.find_suite(tmp_path, "svhn").name == "svhn-medium"
+
+
+def test_checks_reading_different_suites_pass_through_run_claims(tmp_path):
+    # the per-check suite choice gave two checks one number name ("svhn provenance") with
+    # two values, which run_claims refuses (EMP-2 came out "failed" in `stnlab prove`)
+    from proofs.registry import run_claims
+
+    _suite(tmp_path, {n: e[:1] for n, e in PAPERLIKE.items()}, scale="small")
+    _suite(tmp_path, {n: e for n, e in PAPERLIKE.items() if n != "STN-C0-it2"})
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+                     only=["EMP-2"])
+    (c,) = [c for c in res if c["id"] == "EMP-2"]
+    svhn = [e for e in c["evidence"] if "svhn" in e["summary"]]
+    assert sorted(e["status"] for e in svhn) == ["inconclusive", "verified", "verified"], svhn
