@@ -301,6 +301,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     start_step = step
     last_loss = float("nan")
 
+    def diverged(at: int, why: str, seed=None, last=None):
+        """Write diverged.json and raise :class:`TrainingDiverged` (every divergence path)."""
+        last = last or (ckpt_path if ckpt_path.exists() else "none written yet")
+        msg = f"train: {label} diverged at step {at}: {why}; last good checkpoint: {last}"
+        _write_json(run_dir / "diverged.json", {"step": at, **(
+            {"seed": seed} if seed is not None else {}), "message": msg})
+        bar.close()
+        raise TrainingDiverged(msg)
+
     def check_finite():
         if int(first_bad.max()) < 0:
             return
@@ -308,23 +317,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         bad = min((s for s in range(S) if fb[s] >= 0), key=lambda s: fb[s])
         last = (f"{ckpt_path} (step {int(load_checkpoint(ckpt_path)['step'])})"
                 if ckpt_path.exists() else "none written yet")
-        msg = (f"train: {label} diverged at step {fb[bad]}: non-finite loss for seed "
-               f"{cfg.seeds[bad]}; last good checkpoint: {last}")
-        _write_json(run_dir / "diverged.json", {"step": fb[bad], "seed": cfg.seeds[bad],
-                                                "message": msg})
-        bar.close()
-        raise TrainingDiverged(msg)
+        diverged(fb[bad], f"non-finite loss for seed {cfg.seeds[bad]}", cfg.seeds[bad], last)
 
     while step < cfg.total_steps and not stopped:
         x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, C, H, W), (S, B)
         try:
             grads, loss, logits = step_fn(params, x, y)
         except NonFiniteError as e:  # an ST's parameters went NaN/Inf inside the step
-            msg = (f"train: {label} diverged at step {step + 1}: {e}; last good checkpoint: "
-                   f"{ckpt_path if ckpt_path.exists() else 'none written yet'}")
-            _write_json(run_dir / "diverged.json", {"step": step + 1, "message": msg})
-            bar.close()
-            raise TrainingDiverged(msg) from None
+            diverged(step + 1, str(e))
         lr = cfg.lr_at(step)
         with torch.no_grad():
             if opt is None:
@@ -363,11 +363,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                     "wall_s": round(time.perf_counter() - t_start, 3)}
             with log_path.open("a") as f:
                 f.write(json.dumps(line) + "\n")
-            if geo:
+            if geo and stops:  # where a collapse is only recorded, the log is replayed at the end
                 if watch.update(line["inside_frac"], we) and ckpt_path.exists():
                     _keep_good(ckpt_path, good_path)  # the last checkpoint before the streak
                 bad = watch.collapsed()
-                if bad is not None and stops:
+                if bad is not None:
                     bar.close()
                     _collapsed(run_dir, label, cfg, step, bad, line, watch, good_path)
             last_loss = sum(wl) / S
@@ -377,12 +377,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
             win_n = 0
         if at_ckpt:
             if not all(bool(torch.isfinite(p).all()) for p in params.values()):
-                msg = (f"train: {label} diverged at step {step}: non-finite parameters after "
-                       f"a finite loss; last good checkpoint: "
-                       f"{ckpt_path if ckpt_path.exists() else 'none written yet'}")
-                _write_json(run_dir / "diverged.json", {"step": step, "message": msg})
-                bar.close()
-                raise TrainingDiverged(msg)
+                diverged(step, "non-finite parameters after a finite loss")
             save_checkpoint(ckpt_path, step=step, params=params, generators=gens, cfg=cfg,
                             opt_state=opt_state, stopping_state=stop_state,
                             stopped=stopped)

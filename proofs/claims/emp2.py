@@ -71,9 +71,8 @@ def find_suite(results_dir, data: str) -> Path | None:
     return None
 
 
-def _errors(suite: Path, data: str) -> tuple[dict, dict]:
-    """``({net: [error per seed]}, provenance)`` from ``suite.json``."""
-    index = json.loads((suite / "suite.json").read_text())
+def _errors(suite: Path, data: str, index: dict) -> tuple[dict, dict]:
+    """``({net: [error per seed]}, provenance)`` from ``index`` (its ``suite.json``)."""
     runs = index.get("runs", {}).get(data, {})
     errs = {n: r["error"]["per_seed"] for n, r in runs.items() if r and "error" in r}
     # the seed ids common to the runs (a run without a "seeds" list: 0 .. n-1)
@@ -120,10 +119,10 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
         return Evidence.not_run(
             f"no such runs yet: needs `stnlab train --suite {data} --scale medium` "
             f"(>= {MIN_SEEDS} seeds) results for {', '.join(need)} committed as results/{data}-medium (or -small / -paper)")
-    errs, prov = _errors(suite, data)
+    index = json.loads((suite / "suite.json").read_text())
+    errs, prov = _errors(suite, data, index)
     missing = [k for k in need if k not in errs]
     few = [k for k in need if k in errs and len(errs[k]) < MIN_SEEDS]
-    index = json.loads((suite / "suite.json").read_text())
     stopped = {k: s for k, s in index.get("stopped", {}).get(data, {}).items() if k in missing}
     if missing and len(stopped) == len(missing):
         # trained, but stopped before the end: an outcome, not a missing run
