@@ -223,8 +223,14 @@ def _run_tasks(args, suite, variants, nets, out, overrides) -> int:
     for f in failures:
         print(f"stnlab train: task {f.name} failed: {f.error} (log: {f.log_path}); rerun "
               f"the same command to resume it", file=sys.stderr)
-    print(f"stnlab train: {len(tasks) - len(failures)}/{len(tasks)} runs done; wrote "
-          f"{out}/suite.json", file=sys.stderr)
+    stopped = [(v, n, s) for v, row in index.get("stopped", {}).items() if v in variants
+               for n, s in row.items() if n in nets]
+    for v, n, s in stopped:
+        print(f"stnlab train: {v}/{n} {s['reason']} at step {s['step']} (kept as stopped on "
+              f"resume; remove {SuiteRecord.run_dir(out, v, n)} to train it again)",
+              file=sys.stderr)
+    print(f"stnlab train: {len(tasks) - len(failures) - len(stopped)}/{len(tasks)} runs done; "
+          f"wrote {out}/suite.json", file=sys.stderr)
     if args.json is not None:
         runio.emit_json(args.json, index)
-    return 1 if failures else 0
+    return 1 if failures or stopped else 0

@@ -9,6 +9,10 @@ is the run's seeds (``--seeds N``: 0..N-1 trained together, as the local executo
 so the run directories, ``suite.json`` and the metrics are those of ``run_suite`` for the
 same seeds (tested). The driver writes ``suite.json`` from the finished tasks; a failed
 task is reported with its log path and left out of the index.
+
+A run that diverges or collapses is not a failed task: as in ``run_suite``, it is recorded
+under ``suite.json``'s ``"stopped"`` and a resubmitted suite keeps it stopped (training is
+deterministic, so it would stop the same way again) instead of training it afresh.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .executor import RunTask, TaskFailure, run_tasks
-from .record import RunRecord, SuiteRecord
+from .record import RunRecord, SuiteRecord, stop_record
 
-__all__ = ["train_task", "suite_tasks", "run_suite_tasks"]
+__all__ = ["train_task", "suite_tasks", "run_suite_tasks", "STOPPED"]
 
 TASK_FN = "models.suite_tasks:train_task"
+#: the key of a task result that reports a stopped run: ``{STOPPED: stop_record}``
+STOPPED = "stopped"
 
 
 def train_task(*, suite: str, scale: str, variant: str, net: str, out: str,
@@ -38,11 +44,12 @@ def train_task(*, suite: str, scale: str, variant: str, net: str, out: str,
         stop_after: stop after this many steps as if killed (tests).
 
     Returns:
-        The run's metrics (a finished run's are read back, not retrained), or None if
-        stopped by ``stop_after``.
+        The run's metrics (a finished run's are read back, not retrained); ``{STOPPED:
+        record}`` (:func:`models.record.stop_record`) if it diverged or collapsed, now or
+        in an earlier submission (not retrained); or None if stopped by ``stop_after``.
     """
     from .suites import DataSource, get_suite
-    from .train import train
+    from .train import TrainingDiverged, train
 
     s = get_suite(suite)
     ov = dict(overrides)
@@ -52,9 +59,15 @@ def train_task(*, suite: str, scale: str, variant: str, net: str, out: str,
     rd = SuiteRecord.run_dir(out, variant, net)
     if RunRecord.is_run(rd):  # finished (metrics.json is written last)
         return RunRecord.load(rd).metrics
+    if (earlier := stop_record(rd)) is not None:  # deterministic: it would stop again
+        return {STOPPED: earlier}
     train_data, test_data = s.load_data(variant, cfg, DataSource.parse(data))
-    return train(cfg, rd, train_data, test_data, resume=True, progress=False,
-                 keep_checkpoint=keep_checkpoint, suite=s, stop_after=stop_after)
+    try:
+        return train(cfg, rd, train_data, test_data, resume=True, progress=False,
+                     keep_checkpoint=keep_checkpoint, suite=s, stop_after=stop_after)
+    except TrainingDiverged as e:  # also TrainingCollapsed
+        return {STOPPED: stop_record(rd) or {"reason": "diverged", "step": None,
+                                             "seed": None, "message": str(e)}}
 
 
 def suite_tasks(suite: str, variants, nets, out: str | Path, *, scale: str,
@@ -81,16 +94,19 @@ def run_suite_tasks(tasks: list[RunTask], out: str | Path, *, scale: str, **exec
 
     Returns:
         ``(index, failures)``: the suite index (as :func:`models.train.run_suite` writes
-        it) and the failed tasks (each with its log path).
+        it; runs that diverged or collapsed are under its ``"stopped"``) and the failed
+        tasks (each with its log path).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = run_tasks(tasks, **executor_kw)
-    failures, runs = [], {}
+    failures, runs, stopped = [], {}, {}
     for t in tasks:
         r = results[t.name]
         if isinstance(r, TaskFailure):
             failures.append(r)
             continue
-        runs.setdefault(t.kwargs["variant"], {})[t.kwargs["net"]] = r
-    return SuiteRecord.update_index(out, scale, runs), failures
+        where = stopped if isinstance(r, dict) and set(r) == {STOPPED} else runs
+        where.setdefault(t.kwargs["variant"], {})[t.kwargs["net"]] = (
+            r[STOPPED] if where is stopped else r)
+    return SuiteRecord.update_index(out, scale, runs, stopped=stopped), failures

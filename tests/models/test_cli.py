@@ -99,6 +99,24 @@ def test_executor_ray_without_ray_is_one_line(tmp_path, capsys, monkeypatch):
                        "'stnlab[ray]'")
 
 
+def test_executor_ray_names_stopped_runs_and_exits_1(tmp_path, capsys, monkeypatch):
+    import models.suite_tasks as st
+
+    stop = {"reason": "diverged", "step": 11, "seed": 1, "message": "nan"}
+
+    def fake(tasks, out, *, scale, **kw):  # the driver's result: CNN done, STN-C0 diverged
+        return {"scale": scale, "runs": {"R": {"CNN": {}}},
+                "stopped": {"R": {"STN-C0": stop}, "T": {"STN-C0": stop}}}, []
+
+    monkeypatch.setattr(st, "run_suite_tasks", fake)
+    code = main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN,STN-C0",
+                 "--quiet", "--out", str(tmp_path), "--executor", "ray"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "R/STN-C0 diverged at step 11" in err and "T/STN-C0" not in err  # only its runs
+    assert "1/2 runs done" in err
+
+
 def test_ray_only_options_need_executor_ray(tmp_path, capsys):
     code = main(["train", "--scale", "smoke", "--out", str(tmp_path), "--gpus-per-run", "0.5"])
     assert code == 2

@@ -248,6 +248,40 @@ def test_a_run_that_diverges_does_not_stop_the_suite(tmp_path, data_r, monkeypat
     assert SuiteRecord.load(tmp_path).stopped_lines() == []
 
 
+def test_the_task_executor_keeps_a_diverged_run_stopped(tmp_path, data_r, monkeypatch):
+    # `--executor ray` went through `train_task`, which let TrainingDiverged fail the task
+    # (nothing in suite.json's "stopped") and retrained the run on every resubmission.
+    import models.train as mt
+    from models.suite_tasks import STOPPED, run_suite_tasks, suite_tasks
+
+    real = mt.train
+
+    def nan_for_stn(cfg, run_dir, train_data, *a, **k):
+        if cfg.net == "STN-C0":
+            train_data = _NaNData(train_data, 1)
+        return real(cfg, run_dir, train_data, *a, **k)
+
+    monkeypatch.setattr(mt, "train", nan_for_stn)
+    monkeypatch.setattr(get_suite("mnist"), "load_data", lambda v, cfg, src: (data_r, data_r))
+    ov = dict(seeds=[0], test_perturb=1, eval_batch=64)
+    tasks = suite_tasks("mnist", ["R"], ["STN-C0", "CNN"], tmp_path, scale="smoke",
+                        overrides=ov)
+    index, failures = run_suite_tasks(tasks, tmp_path, scale="smoke", progress=False)
+    assert failures == []
+    assert set(index["runs"]["R"]) == {"CNN"}
+    assert index["stopped"]["R"]["STN-C0"]["reason"] == "diverged"
+    assert index["stopped"]["R"]["STN-C0"]["step"] == 2
+    assert "- R/STN-C0: diverged at step 2, seed 0" in SuiteRecord.load(tmp_path).stopped_lines()
+    # resubmitted: kept stopped, not retrained
+    stamp = (tmp_path / "R" / "STN-C0" / "diverged.json").stat().st_mtime_ns
+    monkeypatch.setattr(mt, "train", real)  # would now finish if it were retrained
+    index, failures = run_suite_tasks(tasks, tmp_path, scale="smoke", progress=False)
+    assert failures == [] and "STN-C0" in index["stopped"]["R"]
+    assert (tmp_path / "R" / "STN-C0" / "diverged.json").stat().st_mtime_ns == stamp
+    assert not (tmp_path / "R" / "STN-C0" / "metrics.json").exists()
+    assert STOPPED not in index["runs"]["R"]["CNN"]
+
+
 def test_other_samplers_train_through_the_sequential_path(tmp_path, data_r):
     cfg = _cfg(seeds=(0, 1), method="linearized", iters=2, iters_low=0)
     res = train(cfg, tmp_path, data_r, None, progress=False)
