@@ -55,6 +55,21 @@ def git_commit(*, short: bool = False) -> str | None:
         return None
 
 
+def _tree_dirty() -> bool | None:
+    """Whether tracked files differ from HEAD (``git diff --quiet HEAD``), or None."""
+    try:
+        rc = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True,
+                            cwd=_ROOT, timeout=5).returncode
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: False, 1: True}.get(rc)
+
+
+#: The commit (and whether tracked files differed from it) when this process imported the
+#: package: the code a long-running process trains with, even if HEAD moves meanwhile.
+LOADED_SOURCE = {"git_commit": git_commit(), "git_dirty": _tree_dirty()}
+
+
 def package_versions(extra: tuple[str, ...] = ()) -> dict:
     """``{"python", "torch", "numpy", *extra}`` versions (None where not installed)."""
     import importlib.metadata as md
@@ -86,11 +101,12 @@ def environment(device: str = "cpu", **extra) -> dict:
 
     Returns:
         ``{**extra, "python", "torch", "numpy", "platform", "device", "device_name",
-        "threads", "git_commit", "argv"}``.
+        "threads", "git_commit", "git_dirty", "argv"}``; the commit is the one this process
+        loaded its code from (:data:`LOADED_SOURCE`), not HEAD when the run starts.
     """
     return {**extra, **package_versions(), "platform": platform.platform(),
             "device": str(device), "device_name": device_name(device),
-            "threads": torch.get_num_threads(), "git_commit": git_commit(), "argv": sys.argv}
+            "threads": torch.get_num_threads(), **LOADED_SOURCE, "argv": sys.argv}
 
 
 # --------------------------------------------------------------------------------------

@@ -137,3 +137,14 @@ def test_check_output_dir_refuses_an_unwritable_parent(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"expected --out to be a writable directory, got "
                                          r"'.*new', but '.*' is not writable"):
         runio.check_output_dir(tmp_path / "new")
+
+
+def test_environment_names_the_commit_the_process_loaded(monkeypatch):
+    # A worker that runs for hours records the code it imported, not HEAD when a run starts
+    # (session 7: runs started after a commit named that commit, not the worker's code).
+    loaded = runio.LOADED_SOURCE["git_commit"]
+    monkeypatch.setattr(runio, "git_commit", lambda **k: "0" * 40)  # HEAD moved on
+    env = runio.environment()
+    assert env["git_commit"] == loaded and env["git_dirty"] in (True, False, None)
+    if loaded is not None:
+        assert len(loaded) == 40
