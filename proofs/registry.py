@@ -61,6 +61,7 @@ __all__ = [
     "Evidence",
     "EvidenceError",
     "combine_statuses",
+    "claim_family",
     "check_tolerance_source",
     "prove_seeds",
     "seed_summary",
@@ -490,6 +491,7 @@ class Check:
     name: str
     fn: Callable[[CheckContext], Evidence]
     scales: tuple[str, ...]  # the prove scales it runs at (PROVE_SCALES)
+    intervals: int = 0  # interval decisions it makes (its share of the claim's family)
 
     @property
     def quick(self) -> bool:
@@ -528,7 +530,8 @@ def claim(id: str, statement: str, *, source: str, kind: str = "numerical",
     return c
 
 
-def check(claim_id: str, *, scales=PROVE_SCALES, name: str | None = None):
+def check(claim_id: str, *, scales=PROVE_SCALES, name: str | None = None,
+          intervals: int = 0):
     """Decorator: register ``fn(ctx) -> Evidence`` as a check of ``claim_id``.
 
     Args:
@@ -536,6 +539,8 @@ def check(claim_id: str, *, scales=PROVE_SCALES, name: str | None = None):
         scales: the prove scales the check runs at (``("quick", "full")``: both, sized
             by ``ctx.quick``; ``("full",)``: not in ``--quick``).
         name: the check's name (default: the function's); unique within the claim.
+        intervals: how many confidence intervals the check decides on (0: none); the
+            claim's family is their sum over its checks (:func:`claim_family`).
 
     Raises:
         ValueError: unknown claim, unknown scale, or a second check under one name.
@@ -544,6 +549,8 @@ def check(claim_id: str, *, scales=PROVE_SCALES, name: str | None = None):
     bad = [s for s in scales if s not in PROVE_SCALES]
     if not scales or bad:
         raise ValueError(f"check: expected scales from {PROVE_SCALES}, got {scales!r}")
+    if not (isinstance(intervals, int) and intervals >= 0):
+        raise ValueError(f"check: expected intervals an int >= 0, got {intervals!r}")
 
     def deco(fn):
         if claim_id not in _REGISTRY:
@@ -552,10 +559,29 @@ def check(claim_id: str, *, scales=PROVE_SCALES, name: str | None = None):
         nm = name or fn.__name__
         if any(ch.name == nm for ch in c.checks):
             raise ValueError(f"check: {claim_id} already has a check named {nm!r}")
-        c.checks.append(Check(nm, fn, scales))
+        c.checks.append(Check(nm, fn, scales, intervals))
         return fn
 
     return deco
+
+
+def claim_family(claim_id: str) -> int:
+    """The number of confidence intervals ``claim_id`` is judged on: the sum of its
+    checks' ``intervals`` (at least 1).
+
+    A claim fails if any of its checks fails, and a check if any of its intervals lies on
+    the other side; so each interval decides "failed" at
+    :func:`proofs.stats.family_level` ``(claim_family(id))`` (Bonferroni over the whole
+    claim), which bounds the chance that a claim whose every difference is a tie comes out
+    "failed" by 2.5 %. "verified" needs every interval at 95 % on the claimed side
+    (intersection-union), which needs no correction.
+
+    Raises:
+        ValueError: an unknown claim.
+    """
+    if claim_id not in _REGISTRY:
+        raise ValueError(f"claim_family: claim {claim_id!r} is not registered")
+    return max(1, sum(ch.intervals for ch in _REGISTRY[claim_id].checks))
 
 
 def load_all() -> dict[str, Claim]:

@@ -92,6 +92,20 @@ def test_failed_when_the_order_is_reversed(tmp_path):
     assert {e.status for e in _run(tmp_path).values()} == {"failed"}
 
 
+def test_failed_is_decided_on_the_claim_family_interval(tmp_path):
+    # SL8 worse than C8 by 0.11 +- 0.02 pp: its 95 % interval lies below 0 (one interval
+    # alone would fail) but EMP-2 is six intervals, so it fails only beyond the 99.17 % one
+    from proofs.registry import claim_family
+
+    assert claim_family("EMP-2") == 6
+    errs = dict(PAPERLIKE, **{"STN-SL8": [0.0411, 0.0419, 0.0408]})
+    _suite(tmp_path, errs)
+    ev = _run(tmp_path)["svhn_deepest_cx_worse_than_slx"]
+    num = ev.numbers["svhn: deepest_cx_worse_than_slx"]
+    assert num["hi"] < 0 < num["fail_interval"]["hi"]
+    assert ev.status == "inconclusive", ev.summary
+
+
 def test_not_run_without_results_inconclusive_with_too_few_seeds(tmp_path):
     """No runs: not run (and the command to make them). Runs with 2 seeds, or at small:
     inconclusive with their numbers (the EMP evidence rule), never a verdict."""

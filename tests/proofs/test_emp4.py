@@ -91,7 +91,7 @@ def test_through_run_claims_the_verdicts_carry_provenance(tmp_path):
 BROKEN = {
     "table_i_transform_vs_receptive_field_box": {"CSTN": dict(gk=[0.3, 0.32, 0.31],
                                                               rf=[0.6, 0.62, 0.58])},
-    "table_ii_cstn_vs_no_cstn": {"no-CSTN": dict(gk=[0.7, 0.71, 0.72])},
+    "table_ii_cstn_vs_no_cstn": {"no-CSTN": dict(gk=[0.8, 0.81, 0.79])},
     "table_iii_lambda0_collapses_boxes": {"CSTN-lam0": dict(gk=[0.7, 0.72, 0.71],
                                                             area=[0.2, 0.21, 0.2])},
     "fig6_two_levels_beat_one": {"CSTN-coarse": dict(gk=[0.8, 0.82, 0.79])},
@@ -103,6 +103,19 @@ BROKEN = {
 def test_failed_on_results_that_contradict_it(tmp_path, name):
     ev = CHECKS[name](_ctx(tmp_path, GOOD | BROKEN[name]))
     assert ev.status == "failed", ev.summary
+
+
+def test_failed_is_decided_on_the_claim_family_interval(tmp_path):
+    # no-CSTN ahead by 0.11 +- 0.026: the 95 % interval alone is below 0 (one interval
+    # would fail), but EMP-4 is six intervals, so "failed" needs the 99.17 % one below 0
+    from proofs.registry import claim_family
+
+    assert claim_family("EMP-4") == 6  # I, II, III (area and Loc), Fig. 6, IV
+    ev = emp4.table_ii(_ctx(tmp_path, GOOD | {"no-CSTN": dict(gk=[0.7, 0.71, 0.72])}))
+    num = ev.numbers["GT-known Loc (CSTN - no-CSTN)"]
+    assert num["hi"] < 0 < num["fail_interval"]["hi"]
+    assert num["fail_interval"]["level"] == pytest.approx(1 - 0.05 / 6)
+    assert ev.status == "inconclusive", ev.summary
 
 
 def test_too_few_seeds_or_a_small_scale_is_not_evidence(tmp_path):

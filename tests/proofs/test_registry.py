@@ -42,6 +42,27 @@ def test_a_second_check_under_one_name_is_an_error(fresh):
             return None
 
 
+def test_claim_family_sums_the_checks_intervals(fresh):
+    assert fresh.claim_family("TST-1") == 1  # no intervals: a family of one
+    fresh.check("TST-1", name="a", intervals=3)(lambda ctx: None)
+    fresh.check("TST-1", name="b")(lambda ctx: None)  # a deterministic check: 0
+    fresh.check("TST-1", name="c", intervals=2)(lambda ctx: None)
+    assert fresh.claim_family("TST-1") == 5
+    with pytest.raises(ValueError, match="intervals an int >= 0"):
+        fresh.check("TST-1", name="d", intervals=-1)
+    with pytest.raises(ValueError, match="'TST-9' is not registered"):
+        fresh.claim_family("TST-9")
+
+
+def test_the_empirical_claims_families():
+    # counted by hand from each check's docstring: EMP-1 3 + 3 pose orders, 3 slopes,
+    # 6 error orders; EMP-2 two data sets x 3 checks; EMP-3 16 + 2 + 1; EMP-4 I, II,
+    # III (two), Fig. 6, IV
+    reg.load_all()
+    assert {c: reg.claim_family(c) for c in ("EMP-1", "EMP-2", "EMP-3", "EMP-4")} == {
+        "EMP-1": 15, "EMP-2": 6, "EMP-3": 19, "EMP-4": 6}
+
+
 def test_unknown_scale_is_an_error(fresh):
     with pytest.raises(ValueError, match=r"check: expected scales from .*got \('tiny',\)"):
         fresh.check("TST-1", scales=("tiny",))
