@@ -209,9 +209,9 @@ def test_run_suite_writes_every_run_and_resume_keeps_finished(tmp_path, data_r):
     assert (tmp_path / "R" / "CNN" / "metrics.json").stat().st_mtime_ns == mtime
 
 
-def test_a_run_that_diverges_does_not_stop_the_suite(tmp_path, data_r, monkeypatch):
-    # Issue 13: STN-DL7 diverged at step 11 of the PlanktonSet suite and ended the whole
-    # `--net all` command. Now the suite goes on, records the stopped run and names it.
+def _stn_c0_diverges(monkeypatch):
+    """Make ``models.train.train`` feed NaN images to STN-C0 from its second step; return
+    the real ``train``."""
     import models.train as mt
 
     real = mt.train
@@ -222,6 +222,15 @@ def test_a_run_that_diverges_does_not_stop_the_suite(tmp_path, data_r, monkeypat
         return real(cfg, run_dir, train_data, *a, **k)
 
     monkeypatch.setattr(mt, "train", nan_for_stn)
+    return real
+
+
+def test_a_run_that_diverges_does_not_stop_the_suite(tmp_path, data_r, monkeypatch):
+    # Issue 13: STN-DL7 diverged at step 11 of the PlanktonSet suite and ended the whole
+    # `--net all` command. Now the suite goes on, records the stopped run and names it.
+    import models.train as mt
+
+    real = _stn_c0_diverges(monkeypatch)
     data = {"R": (data_r, data_r)}
     kw = dict(scale="smoke", progress=False, data=data, test_perturb=1, eval_batch=64)
     with pytest.raises(mt.SuiteStopped, match=r"1 of 2 runs stopped.*R/STN-C0 diverged at "
@@ -254,14 +263,7 @@ def test_the_task_executor_keeps_a_diverged_run_stopped(tmp_path, data_r, monkey
     import models.train as mt
     from models.suite_tasks import STOPPED, run_suite_tasks, suite_tasks
 
-    real = mt.train
-
-    def nan_for_stn(cfg, run_dir, train_data, *a, **k):
-        if cfg.net == "STN-C0":
-            train_data = _NaNData(train_data, 1)
-        return real(cfg, run_dir, train_data, *a, **k)
-
-    monkeypatch.setattr(mt, "train", nan_for_stn)
+    real = _stn_c0_diverges(monkeypatch)
     monkeypatch.setattr(get_suite("mnist"), "load_data", lambda v, cfg, src: (data_r, data_r))
     ov = dict(seeds=[0], test_perturb=1, eval_batch=64)
     tasks = suite_tasks("mnist", ["R"], ["STN-C0", "CNN"], tmp_path, scale="smoke",
