@@ -28,11 +28,14 @@ Thresholds (derived, not tuned on the failing run):
 Which networks it watches: every network with an ST that the functional training loop
 (:mod:`models.train`) trains -- the MNIST suite's and the deep suites' (000's SVHN and
 PlanktonSet networks; judged by the one input-frame matrix of all their slots,
-:func:`models.deep_stn.input_frame_theta`). The chance floor is that of 10 classes (MNIST,
-the PlanktonSet stand-in; on the 121 real PlanktonSet classes it is below chance, so it
-still only stops a network that is guessing). SVHN's running error is per head, and a
-network predicting "no digit" everywhere is right on most heads, so it never reaches the
-floor: on SVHN the geometry is logged, and no run is stopped.
+:func:`models.deep_stn.input_frame_theta`). The chance level is a suite's
+(``Suite.chance_error(train_data)``, default :data:`CHANCE_ERROR`): 10 classes for MNIST
+and the PlanktonSet stand-in (on the 121 real PlanktonSet classes it is below chance, so it
+still only flags a network that is guessing). SVHN's running error is the mean over its
+five heads, and the best constant prediction ("no digit" where that is the commonest
+label) is right on most heads: its chance level is that constant predictor's error on the
+training labels, :func:`constant_error` (0.58 on the stand-in; with 0.9 no SVHN run could
+ever count as collapsed, and none did before 2026-12-01).
 
 Stop or record: the MNIST suite stops a run whose ST collapsed (saving the rest of a long
 run). The deep suites (``stops_on_collapse = False``) train every run to its end and
@@ -53,8 +56,8 @@ import math
 
 import torch
 
-__all__ = ["INSIDE_THRESHOLD", "CHANCE_ERROR", "chance_floor", "window_lines",
-           "st_geometry", "CollapseWatch", "collapse_steps"]
+__all__ = ["INSIDE_THRESHOLD", "CHANCE_ERROR", "chance_floor", "constant_error",
+           "window_lines", "st_geometry", "CollapseWatch", "collapse_steps"]
 
 #: Below this fraction of sampling points inside the warped tensor the ST counts as
 #: "off the image" (derived: a centred zoom-out by sqrt(2) keeps exactly one half).
@@ -65,12 +68,33 @@ CHANCE_ERROR = 0.9
 WINDOW_FRACTION = 0.05
 
 
-def chance_floor(n_images: int) -> float:
+def chance_floor(n_images: int, chance: float = CHANCE_ERROR) -> float:
     """Lowest running error that is still "near chance" over ``n_images`` images.
 
-    derived: ``0.9 - 3 * sqrt(0.9 * 0.1 / n)`` (3 binomial standard deviations).
+    derived: ``chance - 3 * sqrt(chance * (1 - chance) / n)`` (3 binomial standard
+    deviations; 0.9 for 10 classes). With several heads per image the ``n`` images are the
+    unit, not the heads (correlated within an image): a wider band than per head.
     """
-    return CHANCE_ERROR - 3 * math.sqrt(CHANCE_ERROR * (1 - CHANCE_ERROR) / max(1, n_images))
+    if not 0.0 <= chance <= 1.0:
+        raise ValueError(f"chance_floor: expected chance in [0, 1], got {chance!r}")
+    return chance - 3 * math.sqrt(chance * (1 - chance) / max(1, n_images))
+
+
+def constant_error(labels: torch.Tensor) -> float:
+    """Error of the best constant prediction under the running error of the training loop
+    (the mean over an image's label positions): per position, one minus the frequency of
+    its commonest label, averaged over positions.
+
+    Args:
+        labels: ``(M,)`` or ``(M, P)`` integer labels (``P`` positions, e.g. SVHN's heads).
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim not in (1, 2) or labels.shape[0] == 0 or labels.is_floating_point():
+        raise ValueError(f"constant_error: expected (M,) or (M, P) integer labels with M > 0, "
+                         f"got {tuple(labels.shape)} {labels.dtype}")
+    lab = labels.reshape(labels.shape[0], -1).long()
+    top = [torch.bincount(lab[:, j] - lab[:, j].min()).max().item() for j in range(lab.shape[1])]
+    return float(1.0 - sum(top) / (lab.shape[0] * lab.shape[1]))
 
 
 def window_lines(total_steps: int, log_every: int) -> int:
@@ -106,12 +130,14 @@ class CollapseWatch:
         n_seeds: seeds of the run.
         total_steps, log_every, batch_size: the run's schedule (window and chance floor).
         threshold: the inside fraction below which a line counts (default 0.5).
+        chance: the suite's chance error (default 10 classes, 0.9).
     """
 
     def __init__(self, n_seeds: int, *, total_steps: int, log_every: int, batch_size: int,
-                 threshold: float = INSIDE_THRESHOLD):
+                 threshold: float = INSIDE_THRESHOLD, chance: float = CHANCE_ERROR):
         self.threshold = threshold
-        self.floor = chance_floor(log_every * batch_size)
+        self.chance = chance
+        self.floor = chance_floor(log_every * batch_size, chance)
         self.window = window_lines(total_steps, log_every)
         self.streak = [0] * n_seeds
 
@@ -136,7 +162,7 @@ class CollapseWatch:
 
 
 def collapse_steps(lines, *, n_seeds: int, total_steps: int, log_every: int,
-                   batch_size: int) -> dict[int, int]:
+                   batch_size: int, chance: float = CHANCE_ERROR) -> dict[int, int]:
     """``{seed index: step}``: where each seed's collapse had first lasted the window,
     replayed from a run's log lines (those without ``inside_frac`` are skipped).
 
@@ -145,7 +171,7 @@ def collapse_steps(lines, *, n_seeds: int, total_steps: int, log_every: int,
     run, so a resumed run reports what an uninterrupted one would.
     """
     watch = CollapseWatch(n_seeds, total_steps=total_steps, log_every=log_every,
-                          batch_size=batch_size)
+                          batch_size=batch_size, chance=chance)
     found: dict[int, int] = {}
     for line in lines:
         if line.get("inside_frac") is None:

@@ -59,7 +59,7 @@ from .errors import ConfigError
 from torch.func import functional_call
 
 from . import runio
-from .collapse import CollapseWatch, collapse_steps, st_geometry
+from .collapse import CHANCE_ERROR, CollapseWatch, collapse_steps, st_geometry
 from .deep_stn import DeepSTN, input_frame_theta
 from .config import SCALES, TrainConfig
 from .core import init_models, make_step, seed_params
@@ -180,6 +180,13 @@ def _keep_good(ckpt_path: Path, good_path: Path) -> None:
             dst.with_name(dst.name + ".tmp").replace(dst)
 
 
+def suite_chance_error(suite, train_data) -> float:
+    """The running training error of guessing in ``suite`` (its ``chance_error(train_data)``
+    if it has one, else 10 classes' :data:`models.collapse.CHANCE_ERROR`)."""
+    fn = getattr(suite, "chance_error", None)
+    return CHANCE_ERROR if fn is None else float(fn(train_data))
+
+
 def _collapsed(run_dir, label, cfg, step, s, line, watch, good_path) -> None:
     """Write collapsed.json and raise :class:`TrainingCollapsed` for seed index ``s``."""
     good = (f"{good_path} (step {int(load_checkpoint(good_path)['step'])})"
@@ -187,13 +194,14 @@ def _collapsed(run_dir, label, cfg, step, s, line, watch, good_path) -> None:
     msg = (f"train: {label} collapsed at step {step}: seed {cfg.seeds[s]}'s ST samples "
            f"{100 * line['inside_frac'][s]:.0f}% inside the image (< "
            f"{100 * watch.threshold:.0f}%, log2 det {line['log2_det'][s]:+.2f}) with "
-           f"training error {100 * line['train_error'][s]:.0f}% (chance 90%, floor "
+           f"training error {100 * line['train_error'][s]:.0f}% (chance "
+           f"{100 * watch.chance:.0f}%, floor "
            f"{100 * watch.floor:.1f}%) for {watch.window} log lines; last good checkpoint: "
            f"{good}")
     runio.atomic_write_json(run_dir / "collapsed.json", {
         "step": step, "seed": cfg.seeds[s], "inside_frac": line["inside_frac"][s],
         "log2_det": line["log2_det"][s], "train_error": line["train_error"][s],
-        "threshold": watch.threshold, "chance_floor": watch.floor,
+        "threshold": watch.threshold, "chance_error": watch.chance, "chance_floor": watch.floor,
         "window_lines": watch.window, "message": msg})
     raise TrainingCollapsed(msg)
 
@@ -286,8 +294,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     S = len(cfg.seeds)
     geometry = _geometry_fn(base)
     stops = getattr(suite, "stops_on_collapse", True)  # else recorded (models.collapse)
+    chance = suite_chance_error(suite, train_data) if geometry is not None else CHANCE_ERROR
     watch = CollapseWatch(S, total_steps=cfg.total_steps, log_every=cfg.log_every,
-                          batch_size=cfg.batch_size)
+                          batch_size=cfg.batch_size, chance=chance)
     good_path = run_dir / "checkpoint.good.pt"
     bar = Progress(label, cfg.total_steps, step, cfg.batch_size * S, enabled=progress)
     win_loss = torch.zeros(S, device=cfg.device)
@@ -398,9 +407,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
     if geometry is not None and log_path.exists():
         lines = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()]
         found = collapse_steps(lines, n_seeds=S, total_steps=cfg.total_steps,
-                               log_every=cfg.log_every, batch_size=cfg.batch_size)
+                               log_every=cfg.log_every, batch_size=cfg.batch_size,
+                               chance=chance)
         result["collapse"] = {"seeds": {str(cfg.seeds[i]): st for i, st in sorted(found.items())},
-                              "stops_run": stops}
+                              "stops_run": stops, "chance_error": round(chance, 6),
+                              "chance_floor": round(watch.floor, 6)}
     if stopper is not None:  # evaluate each seed's best parameters on validation
         result["early_stopping"] = {**stopper.summary(stop_state), "stopped_at": step,
                                     "max_steps": cfg.total_steps}

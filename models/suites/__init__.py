@@ -164,6 +164,11 @@ class Suite(Protocol):
     def report(self, suite_dir) -> list[str]:
         """Markdown lines: the suite's tables, ours beside the paper's."""
 
+    # Optional (read with getattr, so not part of the Protocol's runtime check):
+    # ``stops_on_collapse`` (default True: a collapsed ST stops the run; False: recorded)
+    # and ``chance_error(train_data) -> float`` (default 0.9, 10 classes: the running
+    # training error of guessing, for the collapse watch; models.collapse).
+
 
 _REGISTRY: dict[str, Suite] | None = None
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.collapse import (CHANCE_ERROR, INSIDE_THRESHOLD, CollapseWatch, chance_floor,
-                             st_geometry, window_lines)
+                             collapse_steps, constant_error, st_geometry, window_lines)
 from models.data.perturb import PerturbedMNIST
 from models.suites.mnist import MnistSuite
 from models.train import TrainingCollapsed, load_checkpoint, preset, train
@@ -46,6 +46,44 @@ def test_watch_needs_both_conditions_for_the_whole_window():
     assert w.collapsed() is None and w.streak == [0, 1]
     w.update([0.1, 0.1], [0.9, 0.9])
     assert w.collapsed() == 1
+
+
+def test_constant_error_hand_made():
+    assert constant_error(torch.tensor([0, 0, 1, 2])) == pytest.approx(0.5)
+    # two positions: commonest 2 of 3 at each -> error 1/3 (labels 10 = "no digit")
+    assert constant_error(torch.tensor([[0, 10], [1, 10], [1, 3]])) == pytest.approx(1 / 3)
+    for bad in (torch.zeros(0, dtype=torch.long), torch.zeros(3, 2, 2, dtype=torch.long),
+                torch.zeros(3)):
+        with pytest.raises(ValueError, match="constant_error: expected"):
+            constant_error(bad)
+    with pytest.raises(ValueError, match="chance in"):
+        chance_floor(10, 1.5)
+
+
+def test_svhn_chance_is_the_constant_predictor_per_head():
+    """With 1-5 digits (uniform) the best constant per head errs 0.9, 0.8, 0.6, 0.4, 0.2:
+    0.58 (derived). The stand-in's labels give that within 0.02 (n = 2000: a frequency's
+    sampling sd ~0.01; head 1's commonest digit biases it down by about as much)."""
+    from models.data import svhn as D
+    from models.suites import get_suite
+    from models.suites._deep import PoolStream
+    from models.train import suite_chance_error
+
+    _, y = D.standin("train", 2000, seed=1000)
+    got = suite_chance_error(get_suite("svhn"), PoolStream(torch.zeros(2000, 1), y))
+    assert got == pytest.approx(constant_error(y)) and abs(got - 0.58) < 0.02
+    assert suite_chance_error(get_suite("plankton"), None) == CHANCE_ERROR
+
+
+def test_svhn_collapse_is_seen_at_its_chance_level():
+    """The last log lines of results/svhn-medium STN-DL3 (every seed's ST off the image,
+    per-head training error 0.57-0.58 at the constant prediction): with 10 classes' 0.9 the
+    watch never fired on SVHN; at SVHN's own chance level it does."""
+    lines = [{"step": 50 * (i + 1), "inside_frac": [0.0, 0.0, 0.97],
+              "train_error": [0.578, 0.583, 0.31]} for i in range(4)]
+    kw = dict(n_seeds=3, total_steps=1600, log_every=50, batch_size=32)  # window 2 lines
+    assert collapse_steps(lines, **kw) == {}
+    assert collapse_steps(lines, **kw, chance=0.58) == {0: 100, 1: 100}
 
 
 class _OffImage(MnistSuite):
