@@ -19,9 +19,10 @@ Thresholds (derived, not tuned on the failing run):
   or a drift of more than half the field — most of what the classifier sees is padding.
   At the identity initialisation (000 App. A.1) it is 1.
 * the running training error is "near chance" when it is at least
-  ``CHANCE_ERROR - 3 * sqrt(CHANCE_ERROR * (1 - CHANCE_ERROR) / n)`` with
-  ``CHANCE_ERROR = 0.9`` (10 classes) and ``n = log_every * batch_size`` the images of
-  the log interval: not distinguishable from guessing at 3 binomial standard deviations.
+  ``chance - 3 * sqrt(chance * (1 - chance) / n)`` with ``chance`` the suite's
+  (``CHANCE_ERROR = 0.9`` for 10 classes; SVHN's below) and ``n = log_every *
+  batch_size`` the images of the log interval: not distinguishable from guessing at 3
+  binomial standard deviations.
 * the window: :func:`window_lines` consecutive log lines, 5 % of the run's steps (at least
   2 lines), so that one noisy interval never stops a run.
 
