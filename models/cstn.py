@@ -655,6 +655,13 @@ def _config_for(net: str, config: dict) -> CSTNConfig:
     return CSTNConfig(**(base | config))
 
 
+def net_levels(net: str) -> tuple[int, ...]:
+    """The pyramid levels (0: fine, stride 8; 1: coarse, stride 16) ``net`` scores on, in the
+    order of its outputs: index ``i`` of a prediction's ``level`` is level ``net_levels[i]``."""
+    check_choice(net, tuple(n for n in NETS if n != "CAM"), name="net", fn="net_levels")
+    return tuple(_config_for(net, {}).levels)
+
+
 def build(net: str, *, backbone_weights=None, **config) -> nn.Module:
     """Build ``net`` (one of :data:`NETS`) with :class:`CSTNConfig` overrides ``config``.
 
@@ -745,7 +752,8 @@ def evaluate(model: CSTN, images: torch.Tensor, labels: torch.Tensor, boxes: tor
         "max_box_acc": ... (box scale gamma, :data:`models.wsol_metrics.CSTN_GAMMAS`),
         "area_histogram": ... (GT-known, transformed box, by the level of the box),
         "mean_box_area": fraction of the image, "level_share": fraction of MAP boxes per
-        level}``. GT-known numbers use the MAP over ``(l, s)`` of the true class; Top-5 the
+        level, keyed by the index into ``model.config.levels`` (not the pyramid level:
+        for CSTN-coarse index 0 is the coarse level, :func:`net_levels`)}``. GT-known numbers use the MAP over ``(l, s)`` of the true class; Top-5 the
         5 best ``(l, s)`` of the true class.
     """
     from .wsol_metrics import (CSTN_GAMMAS, area_histogram, box_iou, localization_metrics,

@@ -99,6 +99,16 @@ PAPER = {
 VARIANTS = ("standin", "CUB")
 
 
+def fine_share(net: str, level_share: dict) -> float:
+    """The fraction of ``net``'s MAP boxes on the fine pyramid level, from a run's
+    ``level_share`` (keyed by the index into the network's levels,
+    :func:`models.cstn.net_levels`: CSTN-coarse's index 0 is the coarse level)."""
+    from ..cstn import net_levels
+
+    levels = net_levels(net)
+    return float(sum(v for k, v in level_share.items() if levels[int(k)] == 0))
+
+
 def net_spec(net: str) -> dict:
     """``{"build": name for models.cstn.build, "lam": float | None}`` of a suite net name.
 
@@ -627,8 +637,8 @@ def report_lines(runs: dict, *, scale: str | None = None) -> list[str]:
             lo = r["loc"] if r else {}
             share = "–"
             if r:
-                sh = [ps.get("level_share", {}).get("0") for ps in r.get("per_seed", [])]
-                sh = [s for s in sh if s is not None]
+                sh = [fine_share(net, ps["level_share"]) for ps in r.get("per_seed", [])
+                      if ps.get("level_share")]
                 share = f"{100 * float(np.mean(sh)):.1f}" if sh else "–"
             lines.append(f"| {net} | {_pct(lo.get('top1_loc'))} | {_pct(lo.get('gt_known_loc'))} "
                          f"| {share} | {_paper(PAPER['fig6'][net]['top1_loc'])} |")

@@ -157,3 +157,15 @@ def test_untransformed_ablation_scores_the_receptive_field_box():
     hist = ev["fig_data"]["fig6"][0]
     assert hist["transformed"]["all"]["correct"][-1] == 6
     assert hist["untransformed"]["all"]["correct"][-1] == 0
+
+
+def test_the_fine_level_share_reads_each_network_s_own_levels():
+    # level_share is keyed by the index into the network's levels: CSTN-coarse's index 0
+    # is the coarse level (the first medium report called it 100 % fine)
+    from models.cstn import net_levels
+    from models.suites.cub import fine_share
+
+    assert net_levels("CSTN") == (0, 1) and net_levels("CSTN-coarse") == (1,)
+    assert fine_share("CSTN-coarse", {"0": 1.0}) == 0.0
+    assert fine_share("CSTN-fine", {"0": 1.0}) == 1.0
+    assert fine_share("CSTN", {"0": 0.4, "1": 0.6}) == 0.4
