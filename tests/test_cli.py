@@ -104,8 +104,14 @@ def _interrupt(argv: list[str], ready: str, tmp_path, *, stream: str = "stdout")
 
     from tests.stnlab_proc import sandbox_env
 
+    def default_sigint():
+        # A shell without job control starts background jobs with SIGINT ignored, and the
+        # child would inherit that (Python then installs no KeyboardInterrupt handler):
+        # Ctrl-C is what is tested, so the child gets the default disposition.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=tmp_path, env=sandbox_env(tmp_path))
+                         cwd=tmp_path, env=sandbox_env(tmp_path), preexec_fn=default_sigint)
     seen = []
     try:
         for line in getattr(p, stream):
