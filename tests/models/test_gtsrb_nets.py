@@ -124,7 +124,7 @@ def test_icstn_composes_its_steps():
     rev = torch.eye(3, dtype=torch.float64).expand(4, 3, 3)
     for u in updates:
         rev = _homogeneous(u) @ rev
-    assert float((rev[:, :2] - composed.detach()).abs().max()) > 1e-4
+    assert float((rev[:, :2] - composed).detach().abs().max()) > 1e-4
     _, mat = m.transform(x)
     torch.testing.assert_close(mat, composed, **tol(torch.float64))
 
