@@ -72,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="vmap the seeds (default: chosen per device by measurement, "
                          "models.config.default_vmap: seed by seed on the CPU and for (S) "
                          "on a GPU)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_",
+                   help="any other field of the suite's run config, e.g. loc_lr=0.01 (the "
+                        "localization lr multiplier of svhn / plankton); VALUE is read as "
+                        "JSON (a number, true, [1, 2]) else taken as a string; repeatable; "
+                        "the run's config.json records it")
     g.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="training step: fp32 (default, exact reproduction), bf16 autocast "
                         "with fp32 master weights, channels_last, bf16_channels_last")
@@ -149,6 +154,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["vmap"] = True
     if args.precision is not None:
         overrides["precision"] = args.precision
+    for key, value in parse_sets(args.set_).items():
+        if key in ("net", "variant", "scale", "seeds", "device"):
+            raise UsageError(f"--set {key}=...: use --{key} instead")
+        if overrides.get(key) is not None:
+            raise UsageError(f"--set {key}=...: {key} is already set by its own option; give "
+                             f"it once")
+        overrides[key] = value
     if args.executor == "local" and (args.address is not None or args.gpus_per_run
                                      or args.cpus_per_run != 1):
         raise UsageError("--address, --gpus-per-run and --cpus-per-run need --executor ray")
@@ -203,6 +215,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"stnlab train: error: {stopped}", file=sys.stderr)
         return 1
     return 0
+
+
+def parse_sets(items) -> dict:
+    """``["loc_lr=0.01", "init=he"]`` -> ``{"loc_lr": 0.01, "init": "he"}`` (``--set``).
+
+    Values are JSON where they parse as JSON (numbers, ``true``, lists: a list becomes a
+    tuple, as config fields hold them), else strings. The suite's preset checks the keys
+    and values.
+
+    Raises:
+        UsageError: an item without ``=``, a key that is not an identifier, or a key twice.
+    """
+    import json
+
+    out = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise UsageError(f"--set: expected KEY=VALUE with KEY a config field name, got "
+                             f"{item!r}")
+        if key in out:
+            raise UsageError(f"--set: {key} given twice")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def _run_tasks(args, suite, variants, nets, out, overrides) -> int:

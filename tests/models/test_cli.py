@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -171,3 +172,39 @@ def test_a_stopped_run_lists_the_finished_ones_and_exits_1(tmp_path, capsys, mon
                               "finishing (R/STN-C0 diverged at step 3)")
     assert main(["report", str(out)]) == 0
     assert "- R/STN-C0: diverged at step 3, seed 0" in (out / "report.md").read_text()
+
+
+def test_parse_sets():
+    from models.cli import parse_sets
+    from models.errors import UsageError
+
+    assert parse_sets(["loc_lr=0.01", "init=he", "eval_iterations=[1, 2]", "vmap=false"]) == {
+        "loc_lr": 0.01, "init": "he", "eval_iterations": (1, 2), "vmap": False}
+    for bad, match in ((["loc_lr"], "KEY=VALUE"), (["=1"], "KEY=VALUE"),
+                       (["a b=1"], "KEY=VALUE"), (["x=1", "x=2"], "given twice")):
+        with pytest.raises(UsageError, match=match):
+            parse_sets(bad)
+
+
+@pytest.mark.parametrize("sets, match", [
+    (["bogus=1"], "unknown config keys \\['bogus'\\]"),
+    (["loc_lr=-1"], "loc_lr to be a finite number > 0"),
+    (["net=CNN"], "use --net instead"),
+    (["lr=0.1", "--lr", "0.2"], "lr is already set by its own option"),
+])
+def test_set_errors_are_one_line_before_anything_is_written(tmp_path, capsys, sets, match):
+    argv = ["train", "--suite", "svhn", "--net", "STN-DL3", "--scale", "smoke", "--data",
+            "standin", "--out", str(tmp_path / "o"), "--quiet"]
+    for item in sets:
+        argv += ["--set", item] if "=" in item else [item]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(match, err[0]), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_set_reaches_the_run_config(tmp_path, capsys):
+    assert main(["train", "--suite", "svhn", "--net", "STN-DL3", "--scale", "smoke", "--data",
+                 "standin", "--out", str(tmp_path), "--quiet", "--set", "loc_lr=0.01"]) == 0
+    cfg = json.loads((tmp_path / "svhn" / "STN-DL3" / "config.json").read_text())
+    assert cfg["loc_lr"] == 0.01  # 000's DL3 multiplier is 0.3
