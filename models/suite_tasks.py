@@ -52,9 +52,8 @@ def train_task(*, suite: str, scale: str, variant: str, net: str, out: str,
     from .train import TrainingDiverged, train
 
     s = get_suite(suite)
-    ov = dict(overrides)
-    if "seeds" in ov and ov["seeds"] is not None:
-        ov["seeds"] = tuple(ov["seeds"])
+    # lists came through JSON; config fields hold tuples (seeds, --set eval_iterations=[...])
+    ov = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     cfg = s.preset(scale, variant, net, **ov)
     rd = SuiteRecord.run_dir(out, variant, net)
     if RunRecord.is_run(rd):  # finished (metrics.json is written last)
