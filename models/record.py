@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .runio import atomic_write_json
 
 __all__ = ["RunRecord", "SuiteRecord", "METRICS", "CONFIG", "ENV", "LOG", "FIG_DATA",
-           "GALLERY", "SUITE", "STOPS", "stop_record"]
+           "GALLERY", "SUITE", "STOPS", "stop_record", "stop_record_of"]
 
 METRICS, CONFIG, ENV, LOG = "metrics.json", "config.json", "env.json", "log.jsonl"
 FIG_DATA, GALLERY, SUITE = "fig_data.json", "gallery.npz", "suite.json"
@@ -52,6 +52,13 @@ def stop_record(run_dir: str | Path) -> dict | None:
             return {"reason": reason, "step": d.get("step"), "seed": d.get("seed"),
                     "message": d.get("message", "")}
     return None
+
+
+def stop_record_of(run_dir: str | Path, error: Exception) -> dict:
+    """:func:`stop_record` of a run whose training just raised ``error`` (a divergence or
+    collapse); a divergence without its file (none written) is described by the error."""
+    return stop_record(run_dir) or {"reason": "diverged", "step": None, "seed": None,
+                                    "message": str(error)}
 
 
 def _section(title: str, intro: str, bullets: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .executor import RunTask, TaskFailure, run_tasks
-from .record import RunRecord, SuiteRecord, stop_record
+from .record import RunRecord, SuiteRecord, stop_record, stop_record_of
 
 __all__ = ["train_task", "suite_tasks", "run_suite_tasks", "STOPPED"]
 
@@ -65,8 +65,7 @@ def train_task(*, suite: str, scale: str, variant: str, net: str, out: str,
         return train(cfg, rd, train_data, test_data, resume=True, progress=False,
                      keep_checkpoint=keep_checkpoint, suite=s, stop_after=stop_after)
     except TrainingDiverged as e:  # also TrainingCollapsed
-        return {STOPPED: stop_record(rd) or {"reason": "diverged", "step": None,
-                                             "seed": None, "message": str(e)}}
+        return {STOPPED: stop_record_of(rd, e)}
 
 
 def suite_tasks(suite: str, variants, nets, out: str | Path, *, scale: str,

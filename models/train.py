@@ -66,7 +66,8 @@ from .core import init_models, make_step, seed_params
 from .precision import Precision
 from .mnist_nets import count_params
 from .module_loop import train_modules
-from .record import RunRecord, SuiteRecord, open_run_dir, resume_checkpoint, stop_record
+from .record import (RunRecord, SuiteRecord, open_run_dir, resume_checkpoint, stop_record,
+                     stop_record_of)
 from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
 from .suites.mnist import INITIAL_LR, POSE_UNITS, evaluate, load_data, preset
@@ -484,8 +485,7 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
                                 progress=progress, keep_checkpoint=keep_checkpoints,
                                 suite=suite)
                 except TrainingDiverged as e:  # also TrainingCollapsed: the others go on
-                    info = stop_record(rd) or {"reason": "diverged", "step": None,
-                                               "seed": None, "message": str(e)}
+                    info = stop_record_of(rd, e)
                     stopped.append((v, cfg.net, info))
                     SuiteRecord.update_index(out, scale, {}, stopped={v: {cfg.net: info}})
                     if progress:
