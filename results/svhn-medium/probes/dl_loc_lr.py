@@ -22,9 +22,13 @@ try:
 except SuiteStopped as e:
     print(e)
 run = Path(out) / v / net
-last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+log = run / "log.jsonl"
+lines = log.read_text().splitlines() if log.exists() else []
+last = json.loads(lines[-1]) if lines else {}
 m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+stop = run / "diverged.json"
 print(json.dumps({"suite": suite_name, "net": net, "loc_lr": float(loc_lr), "seed": int(seed),
                   "final_inside_frac": last.get("inside_frac"), "final_log2_det": last.get("log2_det"),
                   "test_error": m.get("error", {}).get("mean"),
-                  "collapse": m.get("collapse")}))
+                  "collapse": m.get("collapse"),
+                  "diverged": json.loads(stop.read_text()) if stop.exists() else None}))
