@@ -69,15 +69,16 @@ def main(argv=None) -> dict:
         cfg = suite.preset(a.scale, variant, net, seeds=seeds)
         if data is None:
             data = suite.load_data(variant, cfg, DataSource("standin"))[0]
-        timing_seeds = seeds
-        try:
-            t_lo = _timed(cfg, data, suite, lo)
-            t_hi = _timed(cfg, data, suite, hi)
-        except TrainingDiverged:  # the run's own seeds diverge early: time other seeds
-            timing_seeds = tuple(s + 100 for s in seeds)
+        for timing_seeds in (seeds, tuple(s + 100 for s in seeds)):
             cfg = suite.preset(a.scale, variant, net, seeds=timing_seeds)
-            t_lo = _timed(cfg, data, suite, lo)
-            t_hi = _timed(cfg, data, suite, hi)
+            try:
+                t_lo, t_hi = (_timed(cfg, data, suite, n) for n in (lo, hi))
+                break
+            except TrainingDiverged:  # its own seeds diverge early: time the others
+                continue
+        else:
+            sys.exit(f"suite_budget: {net} diverges within {hi} steps on seeds {seeds} and "
+                     f"{timing_seeds}; not timed")
         step = (t_hi - t_lo) / (hi - lo)
         rows.append({"net": net, "seeds": len(seeds), "timing_seeds": list(timing_seeds),
                      "total_steps": cfg.total_steps, "step_s": step,

@@ -50,6 +50,7 @@ __all__ = [
     "paired_seed_ci",
     "clopper_pearson",
     "decide",
+    "decide_paired",
     "family_level",
     "VERDICTS",
 ]
@@ -347,3 +348,15 @@ def decide(interval: Interval, null: float = 0.0, direction: str = ">", *,
     if (float(f.hi) < null) if claimed else (float(f.lo) > null):
         return "failed"
     return "inconclusive"
+
+
+def decide_paired(a, b, *, m: int = 1, null: float = 0.0, direction: str = ">",
+                  level: float = 0.95) -> tuple[str, Interval, Interval]:
+    """``(verdict, interval, fail interval)`` of "mean(a - b) is ``direction`` ``null``",
+    one interval of a family of ``m``: :func:`paired_seed_ci` at ``level`` verifies, the
+    one at :func:`family_level` ``(m, level)`` fails (:func:`decide`). With ``m = 1`` the
+    two intervals are the same."""
+    ci = paired_seed_ci(a, b, level=level)
+    wide = paired_seed_ci(a, b, level=family_level(m, level)) if m > 1 else ci
+    return decide(ci, null, direction, fail_interval=wide), ci, wide
+

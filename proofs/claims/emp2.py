@@ -48,7 +48,7 @@ from pathlib import Path
 
 from proofs import registry as R
 from proofs.registry import Evidence, check
-from proofs.stats import decide, family_level, paired_seed_ci
+from proofs.stats import decide_paired, family_level, paired_seed_ci
 
 __all__ = ["DATASETS", "find_suite", "difference", "MIN_SEEDS"]
 
@@ -89,12 +89,16 @@ def _errors(suite: Path, data: str, index: dict) -> tuple[dict, dict]:
     return errs, prov
 
 
-def difference(errs: dict, plus: list[str], minus: list[str], level: float = LEVEL):
-    """Paired interval of ``sum(errs[plus]) - sum(errs[minus])`` per seed."""
+def _sums(errs: dict, plus: list[str], minus: list[str]) -> tuple[list, list]:
+    """Per seed, ``sum(errs[plus])`` and ``sum(errs[minus])``."""
     n = len(errs[plus[0]])
-    a = [sum(errs[k][i] for k in plus) for i in range(n)]
-    b = [sum(errs[k][i] for k in minus) for i in range(n)]
-    return paired_seed_ci(a, b, level=level)
+    return ([sum(errs[k][i] for k in plus) for i in range(n)],
+            [sum(errs[k][i] for k in minus) for i in range(n)])
+
+
+def difference(errs: dict, plus: list[str], minus: list[str]):
+    """Paired interval of ``sum(errs[plus]) - sum(errs[minus])`` per seed."""
+    return paired_seed_ci(*_sums(errs, plus, minus), level=LEVEL)
 
 
 def _holding(results_dir, data: str, need) -> Path | None:
@@ -148,10 +152,8 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
             f"inconclusive: {suite.name} ({prov['scale']}) has {min(len(errs[k]) for k in need)}"
             f" seed(s) for {', '.join(need)}; an ordering needs >= {MIN_SEEDS} seeds at "
             f"scale medium or paper", {**nums, f"{data}: {name} provenance": prov}, provenance=prov)
-    ci = difference(errs, plus, minus)
     m = R.claim_family("EMP-2")
-    wide = difference(errs, plus, minus, level=family_level(m, LEVEL))
-    verdict = decide(ci, 0.0, ">", fail_interval=wide)
+    verdict, ci, wide = decide_paired(*_sums(errs, plus, minus), m=m, level=LEVEL)
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
     # number names are per data set and check: a claim's checks share one namespace
     # (run_claims refuses a name reported with two values)

@@ -129,18 +129,11 @@ def _load(ctx, nets):
     return (errors, prov), None
 
 
-def _paired(errors, a, b, seeds, level=0.95):
-    """Interval of mean(error[a] - error[b]) over ``seeds`` (paired)."""
-    return stats.paired_seed_ci([errors[a][s] for s in seeds], [errors[b][s] for s in seeds],
-                                level=level)
-
-
 def _in_family(errors, a, b, seeds, m, null=0.0, direction=">"):
     """``(verdict, 95 % interval, family interval)`` of error[a] - error[b], one of ``m``:
     verified on the 95 % interval, failed only on the one at ``family_level(m)``."""
-    ci = _paired(errors, a, b, seeds)
-    wide = _paired(errors, a, b, seeds, level=stats.family_level(m))
-    return stats.decide(ci, null, direction, fail_interval=wide), ci, wide
+    return stats.decide_paired([errors[a][s] for s in seeds], [errors[b][s] for s in seeds],
+                               m=m, null=null, direction=direction)
 
 
 def _combine(verdicts):

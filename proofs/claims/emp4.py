@@ -43,7 +43,7 @@ from pathlib import Path
 
 from models.record import SuiteRecord
 from proofs.registry import STATUSES, Evidence, check, claim_family, make_provenance
-from proofs.stats import decide, family_level, paired_seed_ci
+from proofs.stats import decide_paired, family_level
 
 CLAIM_ID = "EMP-4"
 # The statement is empirical.py's (one claim, one statement); 004's own words are in the
@@ -116,10 +116,8 @@ def _status(verdict: str) -> str:
 
 def _paired(name: str, a: list, b: list, direction: str, d, runs, nets, note: str,
             extra: dict | None = None) -> Evidence:
-    iv = paired_seed_ci(a, b, level=LEVEL)
     m = claim_family(CLAIM_ID)
-    wide = paired_seed_ci(a, b, level=family_level(m, LEVEL))
-    verdict = decide(iv, 0.0, direction, fail_interval=wide)
+    verdict, iv, wide = decide_paired(a, b, m=m, direction=direction, level=LEVEL)
     prov = _provenance(d, runs, nets)
     nums = {name: {**iv.as_dict(), "fail_interval": wide.as_dict()},
             f"{name}: a per seed": a, f"{name}: b per seed": b, "provenance": prov,

@@ -246,3 +246,15 @@ def test_a_family_of_ties_fails_by_chance_only_with_the_correction_off():
         corrected += "failed" in v_corr
     assert plain / families > 0.2
     assert corrected / families < 0.05
+
+
+def test_decide_paired_verifies_at_95_and_fails_at_the_family_level():
+    from proofs.stats import decide_paired, family_level, paired_seed_ci
+
+    a, b = [0.30, 0.31, 0.29], [0.41, 0.42, 0.43]  # a - b = -0.11 +- 0.01
+    v1, ci, wide = decide_paired(a, b)
+    assert v1 == "failed" and wide == ci == paired_seed_ci(a, b)
+    v6, ci6, wide6 = decide_paired(a, b, m=6)
+    assert ci6 == ci and wide6 == paired_seed_ci(a, b, level=family_level(6))
+    assert ci.hi < 0 and (v6 == "failed") == (wide6.hi < 0)
+    assert decide_paired(b, a, m=6)[0] == "verified"  # the 95 % interval verifies
