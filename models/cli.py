@@ -29,6 +29,29 @@ from .suites import DataSource, get_suite, suites
 from .train import SuiteStopped, TrainingDiverged, run_suite
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``: ``N`` (seeds 0..N-1), ``A-B`` (A..B inclusive) or ``A,B,...``.
+
+    Raises:
+        UsageError: anything else, a seed < 0, an empty range or a repeated seed.
+    """
+    text = str(text).strip()
+    want = "expected --seeds N >= 1, A-B with 0 <= A <= B, or a comma list of distinct ints >= 0"
+    try:
+        if "," in text:
+            seeds = tuple(int(t) for t in text.split(","))
+        elif "-" in text[1:]:
+            a, b = (int(t) for t in text.split("-", 1))
+            seeds = tuple(range(a, b + 1)) if 0 <= a <= b else ()
+        else:
+            seeds = tuple(range(int(text))) if int(text) >= 1 else ()
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UsageError(f"{want}, got {text!r}")
+    return seeds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stnlab train``."""
     parser.add_argument("--suite", default="mnist",
@@ -46,8 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a directory in the data set's official layout, or 'standin' "
                              "for the suite's named stand-in (default: the suite's own "
                              "source; MNIST: the cache)")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="train seeds 0..N-1 together (default 1 at smoke/small, 3 at medium, 10 at paper)")
+    parser.add_argument("--seeds", default=None, metavar="N|A-B|A,B,...",
+                        help="train seeds 0..N-1 together (default 1 at smoke/small, 3 at "
+                             "medium, 10 at paper), or the seeds A..B, or a comma list "
+                             "(fresh seeds for a pre-registered plan, e.g. 10-14)")
     parser.add_argument("--out", default=None,
                         help="suite output directory (default: ./runs/<suite>-<scale>)")
     parser.add_argument("--resume", action="store_true",
@@ -141,10 +166,9 @@ def run(args: argparse.Namespace) -> int:
                      getattr(suite, "variants_for", lambda s: suite.variants)(source))
     nets = _pick(args.net, suite.nets, "net",
                  getattr(suite, "nets_for", lambda s: suite.nets)(args.scale))
-    n_seeds = args.seeds if args.seeds is not None else suite.default_seeds(args.scale)
-    if n_seeds < 1:
-        raise UsageError(f"expected --seeds >= 1, got {n_seeds}")
-    overrides = dict(seeds=tuple(range(n_seeds)), device=args.device, iters=args.iters,
+    seeds = (parse_seeds(args.seeds) if args.seeds is not None
+             else tuple(range(suite.default_seeds(args.scale))))
+    overrides = dict(seeds=seeds, device=args.device, iters=args.iters,
                      iters_low=args.iters_low, batch_size=args.batch_size, lr=args.lr,
                      test_digits=args.test_digits, test_perturb=args.test_perturb,
                      checkpoint_every=args.checkpoint_every, method=args.method)
