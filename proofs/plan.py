@@ -180,7 +180,7 @@ def plan_precedes(plan: Plan, env_files) -> tuple[bool, str]:
                       "checkout with history"
     rel = path.relative_to(Path(top).resolve()).as_posix()
     blob = _git(path.parent, "hash-object", str(path))
-    if _git(path.parent, "log", "-1", "--format=%H", "--", rel) in (None, ""):
+    if _git(Path(top), "log", "-1", "--format=%H", "--", rel) in (None, ""):
         return False, f"{rel} is not committed"
     for env in env_files:
         env = Path(env)

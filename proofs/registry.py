@@ -103,6 +103,7 @@ CLAIM_MODULES = [
     "proofs.claims.sampling_core",
     "proofs.claims.sampling",
     "proofs.claims.empirical",
+    "proofs.claims.emp1",
     "proofs.claims.emp2",
     "proofs.claims.emp4",
     "proofs.claims.emp3",
@@ -458,6 +459,13 @@ class CheckContext:
     device: str = "cpu"
     results_dir: Path | None = None  # committed results (e.g. results/mnist-small)
     seeds: tuple[int, ...] = ()
+    #: The pre-registration protocol (proofs/plan.py): an empirical check decides only on
+    #: records whose plan was committed before them. False only in the unit tests of a
+    #: check's comparison logic on hand-made records (never from the CLI).
+    require_plan: bool = True
+    #: Whether the protocol checks the plan's commit against each run's (False only in
+    #: tests whose records lie outside git).
+    check_commits: bool = True
 
     def __post_init__(self):
         if not self.seeds:
@@ -596,9 +604,11 @@ def registry() -> dict[str, Claim]:
 
 
 def _sort_key(cid: str):
+    """GEO, INV, SMP, EMP; by number within each (``EMP-1F`` after ``EMP-1``)."""
     prefix, _, num = cid.partition("-")
     order = {"GEO": 0, "INV": 1, "SMP": 2, "EMP": 3}
-    return (order.get(prefix, 9), int(num) if num.isdigit() else 0, cid)
+    digits = num[:len(num) - len(num.lstrip("0123456789"))]
+    return (order.get(prefix, 9), int(digits) if digits else 0, cid)
 
 
 def run_claims(ctx: CheckContext, only: list[str] | None = None,
@@ -643,7 +653,7 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
                     ev = Evidence("failed", {}, "", f"check raised {type(e).__name__}: {e}",
                                   data={"traceback": traceback.format_exc()})
                 elapsed = round(time.perf_counter() - t0, 3)
-                ev = _enforce_rules(c, ch, ev, seen)
+                ev = _enforce_rules(c, ch, ev, seen, ctx.require_plan)
             for k, v in ev.numbers.items():
                 seen.setdefault(k, (ch.name, v))
             results.append({"check": ch.name, **ev.to_json(), "elapsed_s": elapsed})
@@ -658,8 +668,12 @@ def run_claims(ctx: CheckContext, only: list[str] | None = None,
     return out
 
 
-def _enforce_rules(c: Claim, ch: Check, ev: Evidence, seen: dict[str, tuple]) -> Evidence:
-    """A broken rule turns the check's evidence into ``failed`` (never silently kept)."""
+def _enforce_rules(c: Claim, ch: Check, ev: Evidence, seen: dict[str, tuple],
+                   require_plan: bool = True) -> Evidence:
+    """A broken rule turns the check's evidence into ``failed`` (never silently kept);
+    an empirical check that decided (verified / failed) without passing the
+    pre-registration protocol (``ev.data["protocol"] == "passed"``, set by
+    :func:`proofs.claims.emp1.judge_planned`) becomes ``inconclusive``, naming why."""
     dup = [k for k in ev.numbers if k in seen and not _same(seen[k][1], ev.numbers[k])]
     if dup:
         return Evidence("failed", {}, ev.tolerance,
@@ -672,4 +686,14 @@ def _enforce_rules(c: Claim, ch: Check, ev: Evidence, seen: dict[str, tuple]) ->
                         f"empirical check {ch.name} gave no provenance ({', '.join(PROVENANCE_KEYS)}); "
                         f"its {ev.status!r} cannot be traced to records",
                         tolerance_source=ev.tolerance_source)
+    if (require_plan and c.kind == "empirical" and ev.status != "not run"
+            and (ev.data or {}).get("protocol") not in ("passed", "blocked")):
+        where = ev.provenance.get("results", "?") if ev.provenance else "?"
+        would = f"; on its own it would be {ev.status!r}" if ev.status != "inconclusive" else ""
+        return Evidence("inconclusive", ev.numbers, ev.tolerance,
+                        f"inconclusive: no pre-registered plan for {where} (the protocol of "
+                        f"proofs/plan.py: a plan committed before the runs, a learnability "
+                        f"gate, networks above chance){would}. " + ev.summary,
+                        provenance=ev.provenance, tolerance_source=ev.tolerance_source,
+                        data=ev.data)
     return ev

@@ -1,6 +1,12 @@
 """EMP-1..4: claims that need trained models. ``models`` produces the evidence, we read it.
 
-EMP-1 reads the largest committed MNIST suite under ``ctx.results_dir``
+This module holds the evidence rules every EMP check shares and the statements of EMP-2,
+EMP-3 and EMP-4 (their checks are in ``emp2`` / ``emp3`` / ``emp4``); EMP-1 and its
+companions EMP-1F / EMP-1S / EMP-1T, judged by the pre-registration protocol
+(:mod:`proofs.plan`), are in :mod:`proofs.claims.emp1`. What follows describes the
+pre-protocol EMP-1 these helpers were written for; the helpers are unchanged.
+
+EMP-1 read the largest committed MNIST suite under ``ctx.results_dir``
 (``mnist-paper/``, else ``mnist-medium/``, else ``mnist-small/``; or ``ctx.results_dir``
 itself if it is a suite directory). What 000 predicts, and what we check (each a separate
 check; the claim combines them like :meth:`Evidence.all_of`):
@@ -65,20 +71,6 @@ MIN_SEEDS = 3
 #: Scales whose runs can decide an empirical claim (DESIGN: ">= 3 seeds above small").
 DECIDING_SCALES = ("medium", "paper")
 
-claim("EMP-1", "On MNIST (R) and (S), the architectures that transform the input "
-      "(STN-C0, STN-DL1, STN-SL1) compensate rotations and scalings better than STN-C1, "
-      "which transforms CNN feature maps: a smaller standard deviation of the final pose "
-      "(Table I) and a lower test error (Table II, 'The architectures that transform the "
-      "input remain better than STN-C1 on (R) and (S)'); on (R), STN-C1 does not compensate "
-      "for rotations at all (Fig. 6 slope near 0) while STN-C0 and STN-SL1 counter-rotate "
-      "(slope near 1).",
-      source="000 Tables I, II, Fig. 6, Sec. IV-A", kind="empirical",
-      note="000 Table I (final-pose std, 10 seeds): (R) degrees C0 23.2, C1 47.2, DL1 26.8, "
-      "SL1 18.7; (S) log2 det C0 0.319, C1 0.508, DL1 0.291, SL1 0.330. Table II (error, "
-      "10 runs): (R) CNN 1.71 %, C0 1.08 %, C1 1.32 %, DL1 1.05 %, SL1 0.98 %. Decided only "
-      "on >= 3 seeds at scale medium or paper; fewer seeds or scale small: inconclusive. "
-      "Determinants: 000's log2 det is of the transform applied to the image; ours "
-      "(mean_det) is det of the input_from_output matrix theta, the inverse.")
 claim("EMP-2", "Transforming the input beats transforming deeper CNN feature maps: at the "
       "deepest X, STN-CX is worse than STN-SLX, and STN-SLX does not degrade with depth as "
       "STN-CX does (Tables III-V). Multiple iterations are not a replacement for deeper "
@@ -280,117 +272,3 @@ def _joint(provs: dict) -> dict:
 def _lead(ev: Evidence) -> str:
     """An inconclusive combination's reason (first sentence of the summary), else ``""``."""
     return f"{ev.summary}. " if ev.status == "inconclusive" and ev.summary else ""
-
-
-def _c1_orderings(ctx, variant: str, key: str, name, suites=None, family: int | None = None):
-    """STN-C1's ``key`` against each of :data:`INPUT_STNS`'s, one ordering per pair, each
-    read from the largest suite that holds *both* networks of the pair on ``variant``
-    (:func:`_load`): a network whose larger-scale run is missing (not trained, or stopped by
-    the collapse watch) moves only its own comparison to the smaller suite.
-
-    Args:
-        name: ``name(n, c1_metrics)`` labels the ordering of pair ``n``.
-        suites: :func:`_suites`, if already read.
-        family: the Bonferroni family (default: EMP-1's, :func:`claim_family`).
-
-    Returns:
-        ``(parts, {"<net> [<results>]": per_seed}, {pair net: provenance})``, or
-        ``(None, not-run Evidence, None)``.
-    """
-    suites = _suites(ctx) if suites is None else suites
-    parts, values, provs = [], {}, {}
-    for n in INPUT_STNS:
-        recs, pv = _load(ctx, [(variant, "STN-C1"), (variant, n)], suites)
-        if recs is None:
-            return None, pv, None
-        prov = provs[n] = pv[variant]
-        c1_metrics = recs[(variant, "STN-C1")].metrics
-        c1 = _per_seed(c1_metrics, key)
-        other = _per_seed(recs[(variant, n)].metrics, key)
-        parts.append(ordering(name(n, c1_metrics), c1, other, prov=prov,
-                              family=family or claim_family("EMP-1")))
-        values.setdefault(f"STN-C1 [{prov['results']}]", c1)
-        values[f"{n} [{prov['results']}]"] = other
-    return parts, values, provs
-
-
-def _medians(values: dict, fmt) -> str:
-    return ", ".join(f"{k} {fmt(seed_summary(v)['median'])}" for k, v in values.items())
-
-
-def _pose_order(ctx, variant: str) -> Evidence:
-    units = set()
-
-    def name(n, c1_metrics):
-        units.add(unit := c1_metrics["pose_std"].get("unit", ""))
-        return f"{variant}: pose std STN-C1 - {n} ({unit})"
-
-    parts, values, provs = _c1_orderings(ctx, variant, "pose_std", name)
-    if parts is None:
-        return values
-    unit = "/".join(sorted(units))
-    ev = Evidence.all_of(parts, provenance=_joint(provs))
-    ev.numbers.update({f"{variant}: pose std {k} ({unit})": seed_summary(v)
-                       for k, v in values.items()})
-    ev.summary = _lead(ev) + (f"({variant}) final-pose std, {unit}, median over seeds: "
-                              + _medians(values, lambda m: f"{m:.3g}"))
-    return ev
-
-
-@check("EMP-1", name="rotation_pose_order", intervals=3)
-def emp1_rotation_pose_order(ctx):
-    """(R): STN-C1's final-angle std exceeds each of STN-C0's, STN-DL1's and STN-SL1's;
-    each ordering judged on the 95 % Student-t interval over seeds of the per-seed
-    difference (>= 3 seeds at medium or paper to decide; a priori)."""
-    return _pose_order(ctx, "R")
-
-
-@check("EMP-1", name="scale_pose_order", intervals=3)
-def emp1_scale_pose_order(ctx):
-    """(S): the same ordering for the std of log2 det; intervals over seeds as above."""
-    return _pose_order(ctx, "S")
-
-
-@check("EMP-1", name="fig6_slopes", intervals=3)
-def emp1_fig6_slopes(ctx):
-    """(R): the 95 % interval over seeds of STN-C1's Fig. 6 slope lies below 0.5 and
-    STN-C0's and STN-SL1's above it (0.5: the midpoint of 'no rotation' 0 and 'full
-    counter-rotation' 1, a priori)."""
-    nets = ("STN-C1", "STN-C0", "STN-SL1")
-    recs, provs = _load(ctx, [("R", n) for n in nets])
-    if recs is None:
-        return provs
-    prov = provs["R"]
-    slope = {n: _per_seed(recs[("R", n)].metrics, "fig6_slope") for n in nets}
-    parts = [seed_interval("R: Fig. 6 slope STN-C1", slope["STN-C1"], null=SLOPE_SPLIT,
-                           direction="<", prov=prov, family=claim_family("EMP-1"))]
-    parts += [seed_interval(f"R: Fig. 6 slope {n}", slope[n], null=SLOPE_SPLIT,
-                            direction=">", prov=prov, family=claim_family("EMP-1"))
-              for n in ("STN-C0", "STN-SL1")]
-    ev = Evidence.all_of(parts)
-    ev.summary = _lead(ev) + ("(R) orthogonal-regression slope of predicted vs applied "
-                              "rotation, median over seeds: " + ", ".join(
-                                  f"{n} {seed_summary(v)['median']:.2f}"
-                                  for n, v in slope.items()))
-    return ev
-
-
-@check("EMP-1", name="error_order", intervals=6)
-def emp1_error_order(ctx):
-    """(R) and (S): STN-C1's test error exceeds each input-transforming network's; each
-    ordering judged on the 95 % interval over seeds of the per-seed difference."""
-    parts, bits, raw, provs = [], [], {}, {}
-    suites = _suites(ctx)
-    for v in ("R", "S"):
-        p, values, pv = _c1_orderings(ctx, v, "error",
-                                      lambda n, _, v=v: f"{v}: error STN-C1 - {n}", suites)
-        if p is None:
-            return values
-        parts += p
-        provs.update({(v, n): q for n, q in pv.items()})
-        raw.update({f"{v}: error {k}": seed_summary(e) for k, e in values.items()})
-        bits.append(f"({v}) " + _medians(values, lambda m: f"{100 * m:.2f}%"))
-    ev = Evidence.all_of(parts, provenance=_joint(provs))
-    ev.numbers.update(raw)
-    ev.summary = _lead(ev) + "test error, median over seeds: " + "; ".join(bits)
-    return ev

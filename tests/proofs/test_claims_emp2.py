@@ -26,7 +26,7 @@ def _suite(root, errs, *, data="svhn", scale="medium"):
 
 def _run(root):
     claims = load_all()
-    ctx = CheckContext(out_dir=root / "out", results_dir=root)
+    ctx = CheckContext(out_dir=root / "out", results_dir=root, require_plan=False)
     return {c.name: c.fn(ctx) for c in claims["EMP-2"].checks if c.name.startswith("svhn_")}
 
 
@@ -48,7 +48,7 @@ def test_through_run_claims_the_verdict_carries_provenance(tmp_path):
     from proofs.registry import run_claims
 
     _suite(tmp_path, PAPERLIKE)
-    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path, require_plan=False),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
     svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_")]
@@ -70,7 +70,7 @@ def test_svhn_and_plankton_together_through_run_claims(tmp_path, scale, seeds, w
           "STN-SL2": [0.215, 0.216, 0.214], "STN-SL10": [0.27, 0.28, 0.275],
           "STN-SL4": [0.215, 0.214, 0.216], "STN-C0-it2": [0.218, 0.219, 0.217]}
     _suite(tmp_path, {n: e[:seeds] for n, e in pl.items()}, data="plankton", scale=scale)
-    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path, require_plan=False),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
     st = {e["check"]: e["status"] for e in c["evidence"]}
@@ -186,8 +186,23 @@ def test_checks_reading_different_suites_pass_through_run_claims(tmp_path):
 
     _suite(tmp_path, {n: e[:1] for n, e in PAPERLIKE.items()}, scale="small")
     _suite(tmp_path, {n: e for n, e in PAPERLIKE.items() if n != "STN-C0-it2"})
-    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path, require_plan=False),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
     svhn = [e for e in c["evidence"] if "svhn" in e["summary"]]
     assert sorted(e["status"] for e in svhn) == ["inconclusive", "verified", "verified"], svhn
+
+
+def test_without_a_plan_a_would_be_verdict_is_inconclusive_and_says_why(tmp_path):
+    """The protocol (proofs/plan.py) as `stnlab prove` applies it: the same paper-like
+    suite that verifies above, without a committed plan, is inconclusive, naming why."""
+    from proofs.registry import run_claims
+
+    _suite(tmp_path, PAPERLIKE)
+    res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
+                     only=["EMP-2"])
+    (c,) = [c for c in res if c["id"] == "EMP-2"]
+    svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_")]
+    assert all(e["status"] == "inconclusive" for e in svhn), svhn
+    assert all("no pre-registered plan" in e["summary"] and "it would be 'verified'" in
+               e["summary"] for e in svhn)

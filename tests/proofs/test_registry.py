@@ -55,12 +55,21 @@ def test_claim_family_sums_the_checks_intervals(fresh):
 
 
 def test_the_empirical_claims_families():
-    # counted by hand from each check's docstring: EMP-1 3 + 3 pose orders, 3 slopes,
-    # 6 error orders; EMP-2 two data sets x 3 checks; EMP-3 16 + 2 + 1; EMP-4 I, II,
-    # III (two), Fig. 6, IV
+    # counted by hand from each check's docstring: EMP-1 the plan's 7 primaries (3 pose
+    # orders, 3 error orders, STN-C1's slope), EMP-1F its 2 count rules, EMP-1S 3 + 3,
+    # EMP-1T 4; EMP-2 two data sets x 3 checks; EMP-3 16 + 2 + 1; EMP-4 I, II, III (two),
+    # Fig. 6, IV
     reg.load_all()
-    assert {c: reg.claim_family(c) for c in ("EMP-1", "EMP-2", "EMP-3", "EMP-4")} == {
-        "EMP-1": 15, "EMP-2": 6, "EMP-3": 19, "EMP-4": 6}
+    ids = ("EMP-1", "EMP-1F", "EMP-1S", "EMP-1T", "EMP-2", "EMP-3", "EMP-4")
+    assert {c: reg.claim_family(c) for c in ids} == {
+        "EMP-1": 7, "EMP-1F": 2, "EMP-1S": 6, "EMP-1T": 4, "EMP-2": 6, "EMP-3": 19,
+        "EMP-4": 6}
+
+
+def test_claims_sort_by_number_then_suffix():
+    assert sorted(["EMP-2", "EMP-1T", "EMP-1", "EMP-10", "EMP-1F", "INV-3"],
+                  key=reg._sort_key) == ["INV-3", "EMP-1", "EMP-1F", "EMP-1T", "EMP-2",
+                                         "EMP-10"]
 
 
 def test_unknown_scale_is_an_error(fresh):
@@ -208,11 +217,19 @@ def test_an_empirical_check_without_provenance_fails(fresh, tmp_path, monkeypatc
     fresh.check("EMP-9", name="bare")(lambda ctx: E.from_interval("d", _iv(0.1, 0.2)))
     fresh.check("EMP-9", name="traced")(
         lambda ctx: E.from_interval("e", _iv(0.1, 0.2), provenance=prov))
-    (c,) = [c for c in fresh.run_claims(fresh.CheckContext(out_dir=tmp_path))
+    (c,) = [c for c in fresh.run_claims(fresh.CheckContext(out_dir=tmp_path,
+                                                           require_plan=False))
             if c["id"] == "EMP-9"]
     bare, traced = c["evidence"]
     assert bare["status"] == "failed" and "gave no provenance" in bare["summary"]
     assert traced["status"] == "verified" and traced["provenance"] == prov
+    # the protocol (stnlab prove's default): traced but not pre-registered -> inconclusive
+    (c,) = [c for c in fresh.run_claims(fresh.CheckContext(out_dir=tmp_path))
+            if c["id"] == "EMP-9"]
+    bare, traced = c["evidence"]
+    assert bare["status"] == "failed"
+    assert traced["status"] == "inconclusive" and "no pre-registered plan for r" in \
+        traced["summary"] and "it would be 'verified'" in traced["summary"]
     with pytest.raises(ValueError, match=r"Evidence: expected provenance with keys"):
         E.inconclusive("x", provenance={"results": "r"})
 
