@@ -3,6 +3,7 @@
 ::
 
     stnlab data fetch mnist [--cache-dir D] [--from-idx DIR] [--force] [--json]
+    stnlab data fetch fashion-mnist [--cache-dir D] [--from-idx DIR] [--force] [--json]
     stnlab data info [--cache-dir D] [--json]
     stnlab data info NAME --from DIR [--json]     (NAME: svhn, plankton, ...; models.data.layout)
 
@@ -22,11 +23,11 @@ import sys
 
 from ..errors import UsageError
 
-from . import info as dataset_info
+from . import fashion, info as dataset_info
 from . import mnist
 from .layout import READERS
 
-DATASETS = ("mnist",)
+DATASETS = ("mnist", "fashion-mnist")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--cache-dir", metavar="D", default=None,
                    help="cache directory (default: $STNLAB_DATA_DIR or ~/.cache/stnlab)")
     f.add_argument("--from-idx", metavar="DIR", default=None,
-                   help="read the four standard MNIST IDX files (optionally .gz) from DIR "
-                   "instead of downloading")
+                   help="read the four standard IDX files (optionally .gz) from DIR instead "
+                   "of downloading (fashion-mnist: checked against the pinned sha256s)")
     f.add_argument("--force", action="store_true",
                    help="rebuild the cache even if present (repairs a damaged cache)")
     f.add_argument("--json", action="store_true", help="print the cache record as JSON")
@@ -77,9 +78,40 @@ def _describe(meta: dict) -> str:
     return "\n".join(lines)
 
 
+def _describe_fashion(meta: dict) -> str:
+    src = meta["source"]
+    origin = src.get("package") or src.get("directory")
+    lines = [f"fashion-mnist: {meta['path']}", f"  source: {src['kind']} ({origin}); "
+             "decompressed IDX sha256 checked", f"  npz sha256: {meta.get('npz_sha256')}",
+             "  split      n   " + " ".join(f"{c:>5d}" for c in range(10))]
+    for split, n in meta["splits"].items():
+        counts = meta["class_counts"][split]
+        lines.append(f"  {split:<6s} {n:>6d}   " + " ".join(f"{c:>5d}" for c in counts))
+    return "\n".join(lines)
+
+
+def _fetch_fashion(args) -> int:
+    cache_dir = mnist._resolve(args.cache_dir)
+    was_cached = fashion.is_cached(cache_dir) and not args.force
+    fashion.fetch_fashion(cache_dir, force=args.force, idx_dir=args.from_idx,
+                          progress=_progress)
+    meta = fashion.fashion_info(cache_dir)
+    meta["cached_before"] = was_cached
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    if was_cached:
+        print("fashion-mnist: already cached, nothing read"
+              + (" (--from-idx ignored; use --force)" if args.from_idx else ""))
+    print(_describe_fashion(meta))
+    return 0
+
+
 def _fetch(args) -> int:
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
+    if args.dataset == "fashion-mnist":
+        return _fetch_fashion(args)
     cache_dir = mnist._resolve(args.cache_dir)
     was_cached = mnist.is_cached(cache_dir) and not args.force
     mnist.fetch_mnist(cache_dir, force=args.force, idx_dir=args.from_idx, progress=_progress)
@@ -122,14 +154,15 @@ def _info(args) -> int:
         raise UsageError(f"data info: expected NAME before --from (one of {list(READERS)})")
     cache_dir = mnist._resolve(args.cache_dir)
     meta = mnist.mnist_info(cache_dir)
+    fmeta = fashion.fashion_info(cache_dir)
     if args.json:
-        print(json.dumps({"cache_dir": str(cache_dir), "datasets": {"mnist": meta}}, indent=2))
+        print(json.dumps({"cache_dir": str(cache_dir),
+                          "datasets": {"mnist": meta, "fashion-mnist": fmeta}}, indent=2))
         return 0
     print(f"cache: {cache_dir}")
-    if meta is None:
-        print(f"mnist: not cached ({mnist.FETCH_HINT})")
-    else:
-        print(_describe(meta))
+    print(f"mnist: not cached ({mnist.FETCH_HINT})" if meta is None else _describe(meta))
+    print(f"fashion-mnist: not cached ({fashion.FETCH_HINT})" if fmeta is None
+          else _describe_fashion(fmeta))
     return 0
 
 

@@ -208,3 +208,20 @@ def test_set_reaches_the_run_config(tmp_path, capsys):
                  "standin", "--out", str(tmp_path), "--quiet", "--set", "loc_lr=0.01"]) == 0
     cfg = json.loads((tmp_path / "svhn" / "STN-DL3" / "config.json").read_text())
     assert cfg["loc_lr"] == 0.01  # 000's DL3 multiplier is 0.3
+
+
+@pytest.mark.parametrize("text, seeds", [("3", (0, 1, 2)), ("10-14", (10, 11, 12, 13, 14)),
+                                         ("4,2,9", (4, 2, 9)), ("7-7", (7,))])
+def test_seeds_accept_a_count_a_range_or_a_list(text, seeds):
+    from models.cli import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "3-1", "1,1", "a", "1-b", "", "2,-3"])
+def test_bad_seeds_are_one_usage_error(text):
+    from models.cli import parse_seeds
+    from models.errors import UsageError
+
+    with pytest.raises(UsageError, match="expected --seeds N >= 1, A-B"):
+        parse_seeds(text)
