@@ -20,9 +20,11 @@ seeds (:func:`proofs.stats.paired_seed_ci`, 95 %) judged by
    verified iff all 95 % intervals are above 0; failed if any interval at the claim's
    family level is below, see below).
 2. ``icstn_linearized_holds_at_4x`` -- IC-STN + linearized: the interval of error(4x) -
-   error(1x) lies below the seed noise ``2 * std`` of the 1x errors over seeds (derived:
-   "within the seed noise" = within two seed standard deviations); failed if its lower
-   end is above it. And IC-STN + bilinear degrades: error(4x) - error(1x) > 0 (2
+   error(1x) lies below :data:`HOLD_MARGIN` = 0.42 pp, fixed a priori from 003's own
+   Table 1: half of IC-STN + bilinear's degradation at 4x (5.68 -> 6.52 %, +0.84 pp),
+   so "holds" means it degrades by less than half of what bilinear did there; failed if
+   its lower end is above it. (Until 2026-12-07 the margin was 2 sd of the judged 1x
+   errors, a threshold from the data it judges that widened when nothing learned.) And IC-STN + bilinear degrades: error(4x) - error(1x) > 0 (2
    intervals).
 3. ``stn_linearized_degrades_at_8x`` -- STN + linearized still degrades at 8x:
    error(8x) - error(1x) > 0 (003: 6.08 -> 10.89; 1 interval).
@@ -47,6 +49,11 @@ from models.record import SuiteRecord
 from proofs import stats
 from proofs.claims import empirical  # noqa: F401 - registers EMP-3 (and its first check) first
 from proofs.registry import STATUSES, Evidence, check, claim_family, make_provenance
+
+#: "IC-STN + linearized stays at its 1x error up to 4x": error(4x) - error(1x) below half
+#: of IC-STN + bilinear's degradation at 4x in 003 Table 1 (6.52 - 5.68 = 0.84 pp), as a
+#: fraction; fixed a priori, never from the judged runs.
+HOLD_MARGIN = 0.0042
 
 #: Where the committed suite is looked for, best first.
 SUITE_DIRS = ("gtsrb-paper", "gtsrb-medium")
@@ -193,7 +200,7 @@ def emp3_linearized_lowest(ctx):
 @check("EMP-3", name="icstn_linearized_holds_at_4x", intervals=2)
 def emp3_icstn_holds(ctx):
     """IC-STN + linearized holds at 4x: the 95 % interval of error(4x) - error(1x) lies below
-    the seed noise 2 std of the 1x errors (derived: 'within the seed noise'), and IC-STN +
+    :data:`HOLD_MARGIN` (0.42 pp, a priori from 003 Table 1), and IC-STN +
     bilinear degrades: error(4x) - error(1x) > 0."""
     lin1, lin4 = "ICSTN-linearized-d1", "ICSTN-linearized-d4"
     bil1, bil4 = "ICSTN-bilinear-d1", "ICSTN-bilinear-d4"
@@ -202,9 +209,7 @@ def emp3_icstn_holds(ctx):
         return Evidence.not_run(why)
     errors, prov = got
     seeds = prov["seeds"]
-    x1 = [errors[lin1][s] for s in seeds]
-    mean1 = sum(x1) / len(x1)
-    noise = 2 * (sum((v - mean1) ** 2 for v in x1) / (len(x1) - 1)) ** 0.5  # derived
+    noise = HOLD_MARGIN  # a priori, from 003 Table 1 (not from the judged seeds)
     # each fails only at the claim's family level (Bonferroni), verifies at 95 %
     m = claim_family("EMP-3")
     v_lin, lin, lin_w = _in_family(errors, lin4, lin1, seeds, m, noise, "<")
@@ -213,13 +218,13 @@ def emp3_icstn_holds(ctx):
     return _evidence(
         verdict, {"ICSTN linearized: error(4x) - error(1x)": {
                       **lin.as_dict(), "fail_interval": lin_w.as_dict()},
-                  "seed noise 2*std(1x)": noise,
+                  "hold margin (a priori, 003 Table 1)": noise,
                   "ICSTN bilinear: error(4x) - error(1x)": {
                       **bil.as_dict(), "fail_interval": bil_w.as_dict()}},
-        "linearized: 95% interval of error(4x) - error(1x) < 2 std(1x seeds) "
-        "(derived: 'within seed noise'); bilinear: interval > 0; each fails only on its "
+        "linearized: 95% interval of error(4x) - error(1x) < 0.42 pp (a priori: half of "
+        "IC-STN + bilinear's +0.84 pp at 4x in 003 Table 1); bilinear: interval > 0; each fails only on its "
         f"{100 * stats.family_level(m):.2f}% interval (Bonferroni over the claim's {m})",
-        f"IC-STN linearized 4x - 1x {lin} vs noise {noise:.4g} ({v_lin}); bilinear "
+        f"IC-STN linearized 4x - 1x {lin} vs margin {noise:.4g} ({v_lin}); bilinear "
         f"4x - 1x {bil} ({v_bil})", prov)
 
 

@@ -128,3 +128,9 @@ def test_one_of_sixteen_fails_only_beyond_the_family_interval(tmp_path, deficit,
     assert num["hi"] < 0  # the single 95 % interval is below 0
     assert num["fail_interval"]["level"] == pytest.approx(1 - 0.05 / 19)
     assert ev["status"] == status, ev["summary"]
+
+
+def test_the_hold_margin_is_003s_own_number_not_the_seeds_spread():
+    """Half of IC-STN + bilinear's 4x degradation in 003 Table 1, fixed a priori."""
+    p = emp3.PAPER["ICSTN-bilinear"]
+    assert emp3.HOLD_MARGIN == pytest.approx((p[4] - p[1]) / 2 / 100)
