@@ -94,8 +94,8 @@ def train_modules(cfg, run_dir, train_data, test_data, *, suite, hooks, resume: 
     elif log_path.exists():
         log_path.unlink()
     runio.atomic_write_json(run_dir / "config.json", cfg.to_json())
-    runio.atomic_write_json(run_dir / "env.json", runio.environment(cfg.device,
-                                                                    seeds=list(cfg.seeds)))
+    runio.atomic_write_json(run_dir / "env.json", runio.environment(
+        cfg.device, run_dir=run_dir, seeds=list(cfg.seeds)))
 
     def save():
         runio.save_checkpoint(ckpt_path, {

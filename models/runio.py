@@ -92,21 +92,32 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(device: str = "cpu", **extra) -> dict:
+def environment(device: str = "cpu", *, run_dir=None, **extra) -> dict:
     """What a run records about where it ran: versions, platform, device, threads, commit.
 
     Args:
         device: ``"cpu"`` or ``"cuda[:i]"``.
+        run_dir: the run's directory ``<suite>/<variant>/<net>``; where its suite holds a
+            pre-registered ``plan.json`` (proofs/plan.py), its sha256 is recorded as
+            ``plan_sha256``, so a run trained outside git (a lent GPU) still shows which
+            plan it started under.
         **extra: further keys put first (e.g. ``seeds``).
 
     Returns:
         ``{**extra, "python", "torch", "numpy", "platform", "device", "device_name",
-        "threads", "git_commit", "git_dirty", "argv"}``; the commit is the one this process
-        loaded its code from (:data:`LOADED_SOURCE`), not HEAD when the run starts.
+        "threads", "git_commit", "git_dirty", "argv"}`` (+ ``"plan_sha256"``); the commit
+        is the one this process loaded its code from (:data:`LOADED_SOURCE`), not HEAD
+        when the run starts.
     """
-    return {**extra, **package_versions(), "platform": platform.platform(),
-            "device": str(device), "device_name": device_name(device),
-            "threads": torch.get_num_threads(), **LOADED_SOURCE, "argv": sys.argv}
+    env = {**extra, **package_versions(), "platform": platform.platform(),
+           "device": str(device), "device_name": device_name(device),
+           "threads": torch.get_num_threads(), **LOADED_SOURCE, "argv": sys.argv}
+    plan = Path(run_dir).parent.parent / "plan.json" if run_dir is not None else None
+    if plan is not None and plan.is_file():
+        import hashlib  # noqa: PLC0415
+
+        env["plan_sha256"] = hashlib.sha256(plan.read_bytes()).hexdigest()
+    return env
 
 
 # --------------------------------------------------------------------------------------

@@ -130,9 +130,9 @@ def save_checkpoint(path: Path, *, step: int, params: dict, generators, cfg: Tra
     runio.save_checkpoint(path, state)
 
 
-def environment(cfg: TrainConfig) -> dict:
-    """Seeds, versions, device and commit recorded with every run."""
-    return runio.environment(cfg.device, seeds=list(cfg.seeds))
+def environment(cfg: TrainConfig, run_dir=None) -> dict:
+    """Seeds, versions, device, commit (and the suite's plan hash) recorded with every run."""
+    return runio.environment(cfg.device, run_dir=run_dir, seeds=list(cfg.seeds))
 
 
 # --------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
         if log_path.exists():
             log_path.unlink()
     _write_json(run_dir / "config.json", cfg.to_json())
-    _write_json(run_dir / "env.json", environment(cfg))
+    _write_json(run_dir / "env.json", environment(cfg, run_dir))
 
     # vmap cannot serve a network with data-dependent checks inside its step (an iterated
     # DeepSTN checks the composed matrices for NaN/Inf: `vmappable` False)

@@ -36,6 +36,7 @@ the counts that verify and fail it, or ``None`` where ``n`` seeds cannot reach o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -170,8 +171,12 @@ def plan_precedes(plan: Plan, env_files) -> tuple[bool, str]:
     """Whether ``plan`` was committed, as it is now, before every run of ``env_files``.
 
     Each run's ``env.json`` ``git_commit`` must hold the plan at the same path with the
-    same blob hash as the working copy. Returns ``(ok, reason)``; ``ok`` is False also
-    where git or the history is missing (the precedence cannot be shown).
+    same blob hash as the working copy. A run trained outside this history (a lent GPU
+    gets a copy of the tree without ``.git``) is accepted instead when its ``env.json``
+    recorded, at its start, the sha256 of exactly this plan (``plan_sha256``,
+    :func:`models.runio.environment`); a recorded hash that differs is refused as a
+    changed plan. Returns ``(ok, reason)``; ``ok`` is False also where git or the
+    history is missing and no hash was recorded (the precedence cannot be shown).
     """
     path = plan.path.resolve()
     top = _git(path.parent, "rev-parse", "--show-toplevel")
@@ -182,23 +187,34 @@ def plan_precedes(plan: Plan, env_files) -> tuple[bool, str]:
     blob = _git(path.parent, "hash-object", str(path))
     if _git(Path(top), "log", "-1", "--format=%H", "--", rel) in (None, ""):
         return False, f"{rel} is not committed"
+    file_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     for env in env_files:
         env = Path(env)
         try:
-            commit = json.loads(env.read_text()).get("git_commit")
+            rec = json.loads(env.read_text())
         except (OSError, ValueError):
-            commit = None
-        if not commit or commit == "unknown":
-            return False, f"{env} names no git commit, so the plan cannot be shown to precede it"
-        if _git(path.parent, "cat-file", "-e", f"{commit}^{{commit}}") is None:
-            return False, f"{env}: its commit {commit[:10]} is not in this repository's history"
+            rec = {}
+        commit, recorded = rec.get("git_commit"), rec.get("plan_sha256")
+        name = env.parent.name
+        if recorded is not None and recorded != file_sha:
+            return False, (f"plan changed after the runs: {name} recorded plan sha256 "
+                           f"{recorded[:12]}... at its start, the plan is now {file_sha[:12]}...")
+        known = bool(commit) and commit != "unknown" and \
+            _git(path.parent, "cat-file", "-e", f"{commit}^{{commit}}") is not None
+        if not known:
+            if recorded == file_sha:  # trained outside this history (e.g. a lent GPU)
+                continue
+            why = "names no git commit" if not commit or commit == "unknown" else \
+                f"names commit {commit[:10]}, which is not in this repository's history"
+            return False, (f"{env} {why} and recorded no plan sha256, so the plan cannot be "
+                           f"shown to precede it")
         at = _git(path.parent, "rev-parse", f"{commit}:{rel}")
         if at is None:
             return False, (f"plan committed after the runs: {rel} is not in {commit[:10]}, the "
-                           f"commit {env.parent.name} was trained from")
+                           f"commit {name} was trained from")
         if at != blob:
             return False, (f"plan changed after the runs: {rel} differs from its contents at "
-                           f"{commit[:10]}, the commit {env.parent.name} was trained from")
+                           f"{commit[:10]}, the commit {name} was trained from")
     return True, "plan committed before every run"
 
 

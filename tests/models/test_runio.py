@@ -148,3 +148,16 @@ def test_environment_names_the_commit_the_process_loaded(monkeypatch):
     assert env["git_commit"] == loaded and env["git_dirty"] in (True, False, None)
     if loaded is not None:
         assert len(loaded) == 40
+
+
+def test_environment_records_the_suites_plan_hash(tmp_path):
+    import hashlib
+
+    from models import runio
+
+    run = tmp_path / "suite" / "R" / "STN-C0"
+    run.mkdir(parents=True)
+    assert "plan_sha256" not in runio.environment("cpu", run_dir=run)
+    (tmp_path / "suite" / "plan.json").write_text('{"schema": 1}')
+    assert runio.environment("cpu", run_dir=run)["plan_sha256"] == \
+        hashlib.sha256(b'{"schema": 1}').hexdigest()

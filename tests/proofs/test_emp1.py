@@ -214,6 +214,20 @@ def test_a_run_commit_unknown_to_git_or_no_git_is_refused(tmp_path):
     status, ev = _run(root, tmp_path, ids=("EMP-1",), check_commits=True)["EMP-1"]
     assert status == "inconclusive" and "not in this repository's history" in \
         ev["error_order"]["summary"]
+    # ... unless the run recorded the plan's sha256 at its start (trained off-git, a GPU)
+    import hashlib
+
+    sha = hashlib.sha256((root / "mnist-emp1-r" / "plan.json").read_bytes()).hexdigest()
+    for env in (root / "mnist-emp1-r" / "R").glob("*/env.json"):
+        env.write_text(json.dumps({"device": "cuda", "git_commit": "unknown",
+                                   "plan_sha256": sha}))
+    status, ev = _run(root, tmp_path, ids=("EMP-1",), check_commits=True)["EMP-1"]
+    assert status == "verified", ev
+    env.write_text(json.dumps({"device": "cuda", "git_commit": "unknown",
+                               "plan_sha256": "0" * 64}))  # another plan's hash
+    status, ev = _run(root, tmp_path, ids=("EMP-1",), check_commits=True)["EMP-1"]
+    assert status == "inconclusive" and "plan changed after the runs" in \
+        ev["error_order"]["summary"]
     _write(tmp_path / "nogit", commit="abc")
     status, ev = _run(tmp_path / "nogit", tmp_path, ids=("EMP-1",), check_commits=True)["EMP-1"]
     assert status == "inconclusive"
