@@ -34,7 +34,7 @@ from proofs.stats import clopper_pearson
 __all__ = ["PLANNED", "PRIMARY", "COUNTS", "judge_planned"]
 
 #: Pre-registered MNIST suites, read before the unplanned ones of ``empirical.SUITE_NAMES``.
-PLANNED = ("mnist-emp1-r",)
+PLANNED = ("mnist-emp1-gpu", "mnist-emp1-r")
 
 #: EMP-1's primary intervals: the plan must hold exactly these (id -> definition).
 PRIMARY = {
