@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from models.errors import ConfigError
 from models.record import RunRecord, SuiteRecord
 from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
 from models.runio import add_json_argument, atomic_write_json, emit_json
@@ -45,6 +46,7 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
     """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
     suite_dir = Path(suite_dir)
     name = (SuiteRecord.load_index(suite_dir, "?").get("suite") or "mnist")
+    _check_one_suite(suite_dir, name)
     if name != "mnist":
         return _render_other(name, suite_dir, out_md, figures=figures)
     suite = load_records(suite_dir)
@@ -70,6 +72,21 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
                                   "stopped": suite.stopped,
                                   "paper": {"table_i": PAPER_TABLE_I,
                                             "table_ii": PAPER_TABLE_II}})
+
+
+def _check_one_suite(suite_dir: Path, name: str) -> None:
+    """Refuse a directory whose runs come from another suite than its ``suite.json`` says
+    (a mixed directory, as ``stnlab train --resume`` with another ``--suite`` once made).
+
+    Raises:
+        ConfigError: one line naming the first foreign run's ``metrics.json``.
+    """
+    for m in sorted(suite_dir.glob("*/*/metrics.json")):
+        held = (RunRecord.load(m.parent).metrics or {}).get("suite")
+        if held is not None and held != name:
+            raise ConfigError(f"report: {m} is a {held} run, but {suite_dir / 'suite.json'} "
+                              f"says the directory holds a {name} suite; move the {held} "
+                              f"runs to their own directory")
 
 
 def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
@@ -154,7 +171,13 @@ def run(args: argparse.Namespace) -> int:
         text = render_run(path, out)
         js = RunRecord.load(path).with_config()
     else:
-        text = render_suite(path, out, figures=not args.no_figures)
+        try:
+            text = render_suite(path, out, figures=not args.no_figures)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            # a record without a field the tables or figures read: one line, not a traceback
+            raise ConfigError(f"report: a record under {path} lacks or mistypes a field "
+                              f"the report reads ({type(e).__name__}: {e}); rerun with "
+                              f"STNLAB_DEBUG=1 for the traceback") from e
         js = json.loads(out.with_suffix(".json").read_text())
     print(text, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json is not None:

@@ -208,3 +208,95 @@ def test_set_reaches_the_run_config(tmp_path, capsys):
                  "standin", "--out", str(tmp_path), "--quiet", "--set", "loc_lr=0.01"]) == 0
     cfg = json.loads((tmp_path / "svhn" / "STN-DL3" / "config.json").read_text())
     assert cfg["loc_lr"] == 0.01  # 000's DL3 multiplier is 0.3
+
+
+@pytest.fixture(scope="module")
+def finished_smoke(tmp_path_factory):
+    """A finished smoke suite: (R) CNN, one seed, default settings."""
+    out = tmp_path_factory.mktemp("finished") / "s"
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--lr", "0.5"], "--lr 0.02 (saved) vs 0.5 (asked)"),
+    (["--seeds", "2"], "--seeds 1 (saved) vs 2 (asked)"),
+    (["--method", "linearized"], "--method bilinear (saved) vs linearized (asked)"),
+    (["--set", "lr_drop=0.5"], "--set lr_drop=0.1 (saved) vs 0.5 (asked)"),
+])
+def test_resume_of_a_finished_run_with_changed_settings_is_refused(
+        finished_smoke, capsys, argv, named):
+    before = (finished_smoke / "R" / "CNN" / "metrics.json").read_text()
+    code = main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(finished_smoke), "--resume"] + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert named in err[0] and "R/CNN (finished)" in err[0], err
+    assert (finished_smoke / "R" / "CNN" / "metrics.json").read_text() == before
+    # the same settings (and an execution choice such as --no-vmap) resume as before
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(finished_smoke), "--resume", "--no-vmap"]) == 0
+
+
+def test_resume_of_an_unfinished_run_with_changed_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(out)]) == 0
+    (out / "R" / "CNN" / "metrics.json").unlink()  # a checkpoint and no metrics: unfinished
+    capsys.readouterr()
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(out), "--resume", "--iters", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "R/CNN (unfinished)" in err[0] and \
+        "--iters 4 (saved) vs 5 (asked)" in err[0], err
+
+
+def test_another_suite_into_a_suite_directory_is_refused(finished_smoke, capsys, tmp_path):
+    for resume in ([], ["--resume"]):
+        code = main(["train", "--suite", "svhn", "--scale", "smoke", "--data", "standin",
+                     "--net", "CNN", "--quiet", "--out", str(finished_smoke)] + resume)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert f"--suite svhn: {finished_smoke} holds a mnist suite" in err[0], err
+    assert not (finished_smoke / "svhn").exists()
+
+
+def test_report_on_a_mixed_or_garbled_suite_is_one_line_naming_the_file(
+        finished_smoke, capsys, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(finished_smoke, mixed)
+    foreign = mixed / "svhn" / "CNN"
+    foreign.mkdir(parents=True)
+    (foreign / "metrics.json").write_text(json.dumps({"suite": "svhn", "net": "CNN"}))
+    (foreign / "log.jsonl").write_text(json.dumps({"step": 2, "train_loss": 1.0}) + "\n")
+    assert main(["report", str(mixed)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(foreign / "metrics.json") in err[0], err
+    (mixed / "suite.json").write_text("{not json")
+    assert main(["report", str(mixed)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(mixed / "suite.json") in err[0], err
+
+
+def test_ctrl_c_resume_hint_repeats_the_overrides(capsys, tmp_path, monkeypatch):
+    import shlex
+
+    import models.cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.cli, "run_suite", interrupted)
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--out",
+                 str(tmp_path / "o"), "--quiet", "--lr", "0.01", "--seeds", "2",
+                 "--set", "lr_drop=0.5", "--no-vmap"]) == 130
+    err = capsys.readouterr().err
+    hint = re.search(r"continue with `([^`]*)`", err).group(1)
+    argv = shlex.split(hint)
+    for flag, value in [("--lr", "0.01"), ("--seeds", "2"), ("--set", "lr_drop=0.5"),
+                        ("--out", str(tmp_path / "o"))]:
+        assert argv[argv.index(flag) + 1] == value, hint
+    assert "--no-vmap" in argv and argv[-1] == "--resume"

@@ -388,7 +388,8 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path, data_
 def test_no_good_checkpoint_stops_with_exit_2(tmp_path, data_r, capsys):
     from proofs.cli import main
 
-    cfg = _cfg(seeds=(0,), checkpoint_every=2)
+    # the config `stnlab train` below asks for (else --resume refuses the changed settings)
+    cfg = preset("smoke", "R", "CNN", seeds=(0,), checkpoint_every=2, test_perturb=1)
     rd = tmp_path / "R" / "CNN"
     train(dataclasses.replace(cfg, net="CNN"), rd, data_r, None, progress=False, stop_after=5)
     _truncate(rd / "checkpoint.pt")
