@@ -22,7 +22,7 @@ from pathlib import Path
 from . import runio
 from .errors import UsageError
 
-from .executor import EXECUTORS, ExecutorUnavailable
+from .executor import EXECUTORS, ExecutorUnavailable, connect_ray
 from .precision import PRECISIONS
 from .record import SuiteRecord, check_resume_configs, check_suite_name
 from .suites import DataSource, get_suite, suites
@@ -181,9 +181,21 @@ def run(args: argparse.Namespace) -> int:
                              f"--scale {args.scale}; resume with --scale {saved} or choose "
                              f"another --out")
         check_resume_configs(out, cfgs)
+    if args.executor == "ray":  # the cluster and its resources before anything is written
+        try:
+            started = connect_ray(args.address, cpus=args.cpus_per_run,
+                                  gpus=args.gpus_per_run)
+        except ExecutorUnavailable as e:
+            print(f"stnlab train: error: {e}", file=sys.stderr)
+            return 2
+        try:
+            print(f"stnlab train: writing to {out}", file=sys.stderr)
+            return _run_tasks(args, suite, variants, nets, out, overrides)
+        finally:
+            if started:
+                import ray
+                ray.shutdown()
     print(f"stnlab train: writing to {out}", file=sys.stderr)
-    if args.executor == "ray":
-        return _run_tasks(args, suite, variants, nets, out, overrides)
     stopped = None
     try:
         index = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
