@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             if v in variants and n in nets and r:
                 err = r.get("error", {}).get("mean")
                 pose = r.get("pose_std", {}).get("mean")
-                print(f"{v} {n:8s} error {100 * err:6.2f}%" if err is not None else f"{v} {n}",
+                print(f"{v} {n:8s} error {runio.pct(err):>6s}" if err is not None else f"{v} {n}",
                       f"pose std {pose:.3f} {r['pose_std']['unit']}" if pose is not None else "",
                       file=sys.stderr)
     print(f"stnlab train: wrote {args.out}/suite.json", file=sys.stderr)

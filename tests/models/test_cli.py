@@ -300,3 +300,24 @@ def test_ctrl_c_resume_hint_repeats_the_overrides(capsys, tmp_path, monkeypatch)
                         ("--out", str(tmp_path / "o"))]:
         assert argv[argv.index(flag) + 1] == value, hint
     assert "--no-vmap" in argv and argv[-1] == "--resume"
+
+
+def test_nan_metrics_render_visibly_not_as_nan_percent(finished_smoke, tmp_path):
+    import shutil
+
+    from models.runio import NOT_FINITE, pct
+    from models.suites._deep import DeepSuiteBase
+    from proofs.suite_report import render_suite
+
+    assert pct(float("nan")) == pct(float("inf")) == NOT_FINITE == "NaN (diverged)"
+    assert pct(0.1234) == "12.34%"
+    d = tmp_path / "nan"
+    shutil.copytree(finished_smoke, d)
+    m = json.loads((d / "R" / "CNN" / "metrics.json").read_text())
+    m["error"].update(mean=float("nan"), std=float("nan"), per_seed=[float("nan")])
+    m["pose_std"] = {**m.get("pose_std", {}), "mean": float("nan")} if m.get("pose_std") else None
+    (d / "R" / "CNN" / "metrics.json").write_text(json.dumps(m))
+    text = render_suite(d, figures=False)
+    assert "NaN (diverged)" in text and "nan%" not in text.lower(), text
+    assert DeepSuiteBase._fmt({"error": {"mean": float("nan"), "std": float("nan"),
+                                     "per_seed": [1, 2]}}) == "NaN (diverged) (n=2)"
