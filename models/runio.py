@@ -262,16 +262,16 @@ def latest_good_checkpoint(run_dir: str | Path, *, warn=None) -> tuple[dict, Pat
         CheckpointDamaged: checkpoints exist but none verifies.
     """
     warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
-    found, damaged = [], []
-    for p in checkpoint_paths(run_dir):
-        if not p.exists():
-            continue
-        found.append(p)
+    found = [p for p in checkpoint_paths(run_dir) if p.exists()]
+    damaged = []
+    for i, p in enumerate(found):
         try:
             return load_checkpoint(p), p
         except CheckpointDamaged as e:
             damaged.append(str(e).split(": ", 1)[-1])
-            warn(f"train: {str(e).split(': ', 1)[-1]}; trying the previous checkpoint")
+            if i + 1 < len(found):  # the last one's damage is in the error below
+                warn(f"train: {damaged[-1]}; trying the previous checkpoint "
+                     f"{found[i + 1].name}")
     if found:
         raise CheckpointDamaged(f"train: no good checkpoint in {run_dir} ({'; '.join(damaged)}); "
                                 f"delete the run directory to start again")

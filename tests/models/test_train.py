@@ -405,6 +405,12 @@ def test_no_good_checkpoint_stops_with_exit_2(tmp_path, data_r, capsys):
     assert code == 2
     assert any("no good checkpoint" in ln for ln in err)
     assert not any("Traceback" in ln for ln in err)
+    # the order of events: one "trying the previous" for checkpoint.pt, then the error
+    # (which names both); nothing claims a further try after the last checkpoint failed
+    assert "no good checkpoint" in err[-1], err
+    trying = [ln for ln in err if "trying the previous" in ln]
+    assert len(trying) == 1 and "checkpoint.pt " in trying[0] and \
+        trying[0].endswith("checkpoint.prev.pt"), err
 
 
 @pytest.mark.parametrize("precision", ["bf16", "channels_last"])
