@@ -41,7 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the suite's network names (MNIST: CNN, STN-C0, ...; gtsrb: "
                              "STN-linearized-d4, ...), a comma list of names or shell "
                              "patterns ('ICSTN-*-d4'), or all")
-    parser.add_argument("--scale", default="small", help="smoke, small, medium or paper")
+    parser.add_argument("--scale", default=None,
+                        help="smoke, small, medium or paper; required, no default (they "
+                             "differ by orders of magnitude: smoke checks the pipeline in "
+                             "seconds, small trains a suite for minutes to half an hour)")
     parser.add_argument("--data", default=None, metavar="DIR|standin",
                         help="a directory in the data set's official layout, or 'standin' "
                              "for the suite's named stand-in (default: the suite's own "
@@ -130,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(suite.params_table(counts))
         return 0
+    if args.scale is None:  # a bare `stnlab train` must not start a half-hour suite
+        raise UsageError(f"expected --scale (one of {', '.join(suite.scales)}; no default): "
+                         f"`stnlab train --suite {suite.name} --scale smoke` checks the "
+                         f"pipeline in seconds, --scale small trains the whole suite (MNIST: "
+                         f"15 networks, ~28 min on 2 cores)")
     if args.scale not in suite.scales:
         raise UsageError(f"expected --scale in {list(suite.scales)}, got {args.scale!r}")
     if args.device.startswith("cuda") and args.executor == "local":  # else: the workers'

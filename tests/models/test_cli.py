@@ -321,3 +321,14 @@ def test_nan_metrics_render_visibly_not_as_nan_percent(finished_smoke, tmp_path)
     assert "NaN (diverged)" in text and "nan%" not in text.lower(), text
     assert DeepSuiteBase._fmt({"error": {"mean": float("nan"), "std": float("nan"),
                                      "per_seed": [1, 2]}}) == "NaN (diverged) (n=2)"
+
+
+def test_bare_train_refuses_without_scale_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    import models.cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models.cli, "run_suite", lambda *a, **k: pytest.fail("trained"))
+    assert main(["train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected --scale" in err[0] and "no default" in err[0], err
+    assert not (tmp_path / "runs").exists()
