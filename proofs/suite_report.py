@@ -1,7 +1,9 @@
 """``stnlab report``: render a run directory or a suite as Markdown, paper numbers alongside.
 
-``stnlab report results/mnist-small`` writes ``results/mnist-small/report.md`` (and
+``stnlab report runs/mnist-small`` writes ``runs/mnist-small/report.md`` (and
 ``report.json``) plus ``figures/*.png`` next to it; ``--out FILE.md`` puts them elsewhere.
+A report that git tracks (``results/mnist-small/report.md``) is not rewritten unless
+``--in-place`` says so.
 The tables are the suite's (:mod:`models.report` for MNIST), the figures are
 :mod:`figures.models`'; both read loaded records only.
 """
@@ -156,9 +158,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stnlab report``."""
     parser.add_argument("path", help="a suite directory (<variant>/<net>/ runs) or one run")
     parser.add_argument("--out", default=None,
-                        help="Markdown file to write (default: PATH/report.md)")
+                        help="Markdown file to write (default: PATH/report.md, unless that "
+                             "file is tracked by git: then --out or --in-place is needed)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="regenerate PATH/report.md (and figures/) even where git tracks "
+                             "them (a committed report)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     add_json_argument(parser, "the report (suite: as report.json)")
+
+
+def _tracked_by_git(path: Path) -> bool:
+    """Whether git tracks ``path`` (False outside a work tree or without git)."""
+    import subprocess
+
+    if not path.exists():
+        return False
+    try:
+        r = subprocess.run(["git", "ls-files", "--error-unmatch", path.name],
+                           cwd=path.parent, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_dir():
         raise FileNotFoundError(f"report: {path} is not a directory")
     out = Path(args.out) if args.out else path / "report.md"
+    if args.out is None and not args.in_place and _tracked_by_git(out):
+        raise ConfigError(f"report: {out} is committed (tracked by git); write elsewhere "
+                          f"with --out FILE.md, or regenerate it with --in-place")
     if RunRecord.is_run(path):
         text = render_run(path, out)
         js = RunRecord.load(path).with_config()

@@ -332,3 +332,32 @@ def test_bare_train_refuses_without_scale_and_writes_nothing(capsys, tmp_path, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expected --scale" in err[0] and "no default" in err[0], err
     assert not (tmp_path / "runs").exists()
+
+
+def test_report_does_not_rewrite_a_committed_report_by_default(finished_smoke, tmp_path,
+                                                               capsys):
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "repo"
+    shutil.copytree(finished_smoke, repo / "results" / "s")
+    assert main(["report", str(repo / "results" / "s"), "--no-figures"]) == 0  # untracked
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "."], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "r"], cwd=repo, check=True)
+    md = repo / "results" / "s" / "report.md"
+    before = md.read_text()
+    md.write_text(before + "\ncommitted text\n")
+    subprocess.run(git + ["commit", "-qam", "r2"], cwd=repo, check=True)
+    capsys.readouterr()
+    assert main(["report", str(repo / "results" / "s"), "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is committed" in err[0] and "--in-place" in err[0], err
+    assert md.read_text().endswith("committed text\n")
+    out = tmp_path / "elsewhere" / "r.md"
+    assert main(["report", str(repo / "results" / "s"), "--no-figures", "--out",
+                 str(out)]) == 0
+    assert out.read_text().strip() == before.strip()
+    assert main(["report", str(repo / "results" / "s"), "--no-figures", "--in-place"]) == 0
+    assert md.read_text().strip() == before.strip()
