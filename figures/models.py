@@ -103,8 +103,8 @@ def training_curves(suite: SuiteRecord, path):
     for ax, v in zip(axes[0], present):
         for k, n in enumerate(suite.nets):  # colour by the suite's network order
             rec = suite.get(v, n)
-            rows = rec.log() if rec is not None else []
-            if not rows:
+            rows = [r for r in (rec.log() if rec is not None else []) if "loss" in r]
+            if not rows:  # (rows without a loss, e.g. evaluation-only lines, are not drawn)
                 continue
             steps = [r["step"] for r in rows]
             loss = [float(np.mean(r["loss"])) for r in rows]

@@ -117,10 +117,30 @@ def basin_figure(result: dict, path) -> Path:
     return save(fig, path)
 
 
+#: What a figure drawn from a ``--scale smoke`` result says across each panel.
+SMOKE_NOTE = "smoke: not a result"
+
+
+def _note(ax, result: dict, curves) -> None:
+    """Write across ``ax`` why it may look empty: a smoke run (a handful of trials to check
+    the pipeline, whose curves lie on recall 0) or every curve at recall 0."""
+    flat = [v for c in curves for v in c]
+    lines = []
+    if result.get("scale") == "smoke":
+        lines.append(SMOKE_NOTE)
+    if flat and max(flat) == 0:
+        lines.append("every curve at recall 0")
+    if lines:
+        ax.text(0.5, 0.55, "\n".join(lines), transform=ax.transAxes, ha="center",
+                va="center", fontsize=11, color="0.35")
+
+
 def alignment_figure(result: dict, path) -> Path:
     """003 Fig. 7: recall vs corner-error threshold; colour = downsampling, line style = sampler.
 
-    One panel per dataset (skipped datasets are omitted).
+    One panel per dataset (skipped datasets are omitted). A smoke result (``"scale":
+    "smoke"``) and a panel whose curves all sit at recall 0 say so across the panel
+    (:data:`SMOKE_NOTE`) instead of looking blank.
     """
     th = np.asarray(result["thresholds"])
     datasets = [k for k, v in result["results"].items() if v]
@@ -130,6 +150,7 @@ def alignment_figure(result: dict, path) -> Path:
                            height=COLUMN * 0.9)
     for ax, name in zip(axes[0], datasets):
         res = result["results"][name]
+        curves = []
         for k, d in enumerate(ds):
             for m in result["methods"]:
                 r = res.get(m, {}).get(str(d))
@@ -138,6 +159,8 @@ def alignment_figure(result: dict, path) -> Path:
                 st = method_style(m)
                 ax.plot(th, r["recall"], color=SEQUENCE_COLORS[k % len(SEQUENCE_COLORS)],
                         linestyle=st["linestyle"])
+                curves.append(r["recall"])
+        _note(ax, result, curves)
         ax.set_title(f"{name} ({result['trials'][name]} trials per curve)")
         ax.set_xlabel("threshold on mean corner error (normalized units)")
         ax.set_ylabel("recall")
@@ -184,4 +207,5 @@ def ablation_figure(result: dict, path) -> Path:
     ax.set_xlim(th.min(), th.max())
     ax.set_title(result.get("title", result.get("experiment", "")))
     ax.legend(loc="lower right")
+    _note(ax, result, [e["recall"] for e in entries])
     return save(fig, path)

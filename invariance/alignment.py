@@ -40,6 +40,7 @@ __all__ = [
     "relative_error",
     "align_channels",
     "alignment_error",
+    "as_extractor_input",
     "feature_alignment_error",
 ]
 
@@ -158,6 +159,24 @@ def feature_alignment_error(
     )
 
 
+def as_extractor_input(extractor: torch.nn.Module, images: torch.Tensor, *,
+                       fn: str = "as_extractor_input") -> torch.Tensor:
+    """``images`` in the floating dtype ``extractor`` computes in (its first floating
+    parameter or buffer; unchanged for a module without any): float64 images into a
+    float32 network are converted, as the network would round them anyway.
+
+    Raises:
+        ValueError: ``images`` are not floating point (e.g. uint8: scale them first).
+    """
+    if not torch.is_floating_point(images):
+        raise ValueError(f"{fn}: expected images of a floating dtype (e.g. uint8 / 255.0), "
+                         f"got {images.dtype}")
+    tensors = (*extractor.parameters(), *extractor.buffers()) \
+        if isinstance(extractor, torch.nn.Module) else ()
+    dtype = next((t.dtype for t in tensors if torch.is_floating_point(t)), None)
+    return images if dtype is None or images.dtype == dtype else images.to(dtype)
+
+
 def alignment_error(
     extractor: torch.nn.Module,
     images: torch.Tensor,
@@ -176,7 +195,9 @@ def alignment_error(
 
     Args:
         extractor: ``Γ``, ``(N, c, H, W) -> (N, C, h, w)``.
-        images: ``(N, c, H, W)`` images ``f``.
+        images: ``(N, c, H, W)`` images ``f``, floating point; converted to the
+            extractor's dtype (:func:`as_extractor_input`), e.g. float64 into a float32
+            network.
         t_h: ``(N, 2, 3)`` / ``(2, 3)`` image transform.
         t_g: ``(N, 2, 3)`` / ``(2, 3)`` feature-map transform.
         radius: central disk radius (normalized).
@@ -195,6 +216,7 @@ def alignment_error(
         True
     """
     check_shape(images, "N c H W", name="images", fn="alignment_error")
+    images = as_extractor_input(extractor, images, fn="alignment_error")
     with torch.no_grad():
         ref = extractor(images)
         moved = extractor(transform(images, t_h))

@@ -22,9 +22,9 @@ from pathlib import Path
 from . import runio
 from .errors import UsageError
 
-from .executor import EXECUTORS, ExecutorUnavailable
+from .executor import EXECUTORS, ExecutorUnavailable, connect_ray
 from .precision import PRECISIONS
-from .record import SuiteRecord
+from .record import SuiteRecord, check_resume_configs, check_suite_name
 from .suites import DataSource, get_suite, suites
 from .train import SuiteStopped, TrainingDiverged, run_suite
 
@@ -64,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the suite's network names (MNIST: CNN, STN-C0, ...; gtsrb: "
                              "STN-linearized-d4, ...), a comma list of names or shell "
                              "patterns ('ICSTN-*-d4'), or all")
-    parser.add_argument("--scale", default="small", help="smoke, small, medium or paper")
+    parser.add_argument("--scale", default=None,
+                        help="smoke, small, medium or paper; required, no default (they "
+                             "differ by orders of magnitude: smoke checks the pipeline in "
+                             "seconds, small trains a suite for minutes to half an hour)")
     parser.add_argument("--data", default=None, metavar="DIR|standin",
                         help="a directory in the data set's official layout, or 'standin' "
                              "for the suite's named stand-in (default: the suite's own "
@@ -155,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(suite.params_table(counts))
         return 0
+    if args.scale is None:  # a bare `stnlab train` must not start a half-hour suite
+        raise UsageError(f"expected --scale (one of {', '.join(suite.scales)}; no default): "
+                         f"`stnlab train --suite {suite.name} --scale smoke` checks the "
+                         f"pipeline in seconds, --scale small trains the whole suite (MNIST: "
+                         f"15 networks, ~28 min on 2 cores)")
     if args.scale not in suite.scales:
         raise UsageError(f"expected --scale in {list(suite.scales)}, got {args.scale!r}")
     if args.device.startswith("cuda") and args.executor == "local":  # else: the workers'
@@ -189,13 +197,12 @@ def run(args: argparse.Namespace) -> int:
                                      or args.cpus_per_run != 1):
         raise UsageError("--address, --gpus-per-run and --cpus-per-run need --executor ray")
     # Every argument is checked before anything is written or trained.
-    for v in variants:
-        for n in nets:
-            suite.preset(args.scale, v, n, **overrides)
+    cfgs = [suite.preset(args.scale, v, n, **overrides) for v in variants for n in nets]
     suite.check_source(source)
     if args.out is None:
         args.out = str(Path("runs") / f"{suite.name}-{args.scale}")
     out = runio.check_output_dir(args.out, arg="--out")
+    check_suite_name(out, suite.name)
     if args.resume:
         if not out.is_dir():
             raise UsageError(f"--resume: {out} does not exist; nothing to resume (drop "
@@ -205,9 +212,22 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: {out} holds a --scale {saved} suite, asked for "
                              f"--scale {args.scale}; resume with --scale {saved} or choose "
                              f"another --out")
+        check_resume_configs(out, cfgs)
+    if args.executor == "ray":  # the cluster and its resources before anything is written
+        try:
+            started = connect_ray(args.address, cpus=args.cpus_per_run,
+                                  gpus=args.gpus_per_run)
+        except ExecutorUnavailable as e:
+            print(f"stnlab train: error: {e}", file=sys.stderr)
+            return 2
+        try:
+            print(f"stnlab train: writing to {out}", file=sys.stderr)
+            return _run_tasks(args, suite, variants, nets, out, overrides)
+        finally:
+            if started:
+                import ray
+                ray.shutdown()
     print(f"stnlab train: writing to {out}", file=sys.stderr)
-    if args.executor == "ray":
-        return _run_tasks(args, suite, variants, nets, out, overrides)
     stopped = None
     try:
         index = run_suite(variants, nets, args.out, scale=args.scale, resume=args.resume,
@@ -221,15 +241,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"stnlab train: interrupted; the last checkpoints are kept: continue with "
-              f"`stnlab train --suite {suite.name} --scale {args.scale} --variant "
-              f"{args.variant} --net {args.net} --out {out} --resume`", file=sys.stderr)
+              f"`{resume_command(args, suite.name, out)}`", file=sys.stderr)
         raise
     for v, row in index["runs"].items():
         for n, r in row.items():
             if v in variants and n in nets and r:
                 err = r.get("error", {}).get("mean")
                 pose = r.get("pose_std", {}).get("mean")
-                print(f"{v} {n:8s} error {100 * err:6.2f}%" if err is not None else f"{v} {n}",
+                print(f"{v} {n:8s} error {runio.pct(err):>6s}" if err is not None else f"{v} {n}",
                       f"pose std {pose:.3f} {r['pose_std']['unit']}" if pose is not None else "",
                       file=sys.stderr)
     print(f"stnlab train: wrote {args.out}/suite.json", file=sys.stderr)
@@ -239,6 +258,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"stnlab train: error: {stopped}", file=sys.stderr)
         return 1
     return 0
+
+
+#: The options that change what a run computes or where its data come from, as
+#: ``(dest, flag)``: the resume command repeats each one that was given.
+_RUN_OPTIONS = (("seeds", "--seeds"), ("data", "--data"), ("device", "--device"),
+                ("iters", "--iters"), ("iters_low", "--iters-low"),
+                ("batch_size", "--batch-size"), ("lr", "--lr"),
+                ("test_digits", "--test-digits"), ("test_perturb", "--test-perturb"),
+                ("checkpoint_every", "--checkpoint-every"), ("method", "--method"),
+                ("precision", "--precision"), ("executor", "--executor"),
+                ("address", "--address"), ("cpus_per_run", "--cpus-per-run"),
+                ("gpus_per_run", "--gpus-per-run"))
+_RUN_DEFAULTS = {"device": "cpu", "executor": "local", "cpus_per_run": 1, "gpus_per_run": 0}
+
+
+def resume_command(args: argparse.Namespace, suite: str, out) -> str:
+    """The ``stnlab train`` command that continues this one: the same suite, scale,
+    variants, networks and every override given (``--lr``, ``--set``, ...), plus
+    ``--resume`` (a resume with other settings is refused: :func:`check_resume_configs`)."""
+    import shlex
+
+    argv = ["stnlab", "train", "--suite", suite, "--scale", args.scale, "--variant",
+            args.variant, "--net", args.net]
+    for dest, flag in _RUN_OPTIONS:
+        value = getattr(args, dest, None)
+        if value is not None and value != _RUN_DEFAULTS.get(dest):
+            argv += [flag, str(value)]
+    if getattr(args, "no_vmap", False):
+        argv.append("--no-vmap")
+    if getattr(args, "vmap", False):
+        argv.append("--vmap")
+    for item in getattr(args, "set_", []) or []:
+        argv += ["--set", item]
+    if getattr(args, "drop_checkpoints", False):
+        argv.append("--drop-checkpoints")
+    argv += ["--out", str(out), "--resume"]
+    return shlex.join(argv)
 
 
 def parse_sets(items) -> dict:

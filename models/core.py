@@ -7,6 +7,7 @@ seed axis. Where ``vmap`` cannot serve, the same functional step runs seed by se
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from functools import partial
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-__all__ = ["init_models", "make_step", "seed_params"]
+__all__ = ["init_models", "make_step", "seed_params", "tie_exact_convolutions"]
 
 def init_models(cfg, build) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     """Build one model per seed (``torch.manual_seed(seed)`` before each) and stack them.
@@ -40,6 +41,42 @@ def init_models(cfg, build) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     return base, params
 
 
+@contextlib.contextmanager
+def tie_exact_convolutions(x: torch.Tensor):
+    """Run the step's CPU float32 convolutions on ATen's im2col + GEMM path, not oneDNN's.
+
+    Max-pooling over a constant background (every MNIST digit's) sees windows whose values
+    are equal in exact arithmetic. Whether they stay equal in float32 depends on the
+    convolution: ATen's im2col + GEMM computes identical patches identically, so the tie
+    is exact and the pooling's gradient goes to the window's first element on every CPU;
+    oneDNN's AVX2 direct convolution (``ONEDNN_MAX_CPU_ISA=AVX2``, e.g. a Zen 3 CPU)
+    accumulates border columns in another order, breaking such ties by one ulp, and it
+    breaks them differently for the per-seed ``(B, C, H, W)`` convolution and the
+    vmapped (grouped) one. The max-pool gradient then moves to another pixel: STN-C0's
+    ``st.to_theta.bias`` gradient moved by 1.3e-3 (|g| ~ 1) between the two paths, 19 of
+    12 800 first-layer pooling windows having flipped; without oneDNN the two agree to
+    1.8e-7 under the AVX-512, AVX2 and default ATen kernels alike
+    (tests/models/test_train.py). On this path the small nets' step is no slower
+    (STN-C0, batch 64, one thread: 20.5 ms vs 28.0 ms with oneDNN under AVX-512 kernels,
+    34.0 vs 36.4 ms under AVX2 ones, on a loaded 2-core EPYC).
+
+    Only plain float32 on CPU is affected: under autocast (bf16) or with channels-last
+    images (the :mod:`models.precision` modes, chosen for oneDNN's speed) oneDNN stays on.
+    """
+    one = x[0] if x.dim() == 5 else x  # one seed's (B, C, H, W): its layout is the mode's
+    use = (x.device.type == "cpu" and x.dtype == torch.float32
+           and not torch.is_autocast_enabled("cpu") and one.is_contiguous()
+           and torch.backends.mkldnn.enabled)
+    if not use:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
 def _loss(base, params, x, y, loss_fn=F.cross_entropy):
     logits = functional_call(base, params, (x,))
     return loss_fn(logits, y), logits
@@ -61,7 +98,8 @@ def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
                        randomness="different")
 
         def step(params, x, y):
-            grads, (loss, logits) = batched(params, x, y)
+            with tie_exact_convolutions(x):
+                grads, (loss, logits) = batched(params, x, y)
             return grads, loss, logits
         return step
 
@@ -69,15 +107,16 @@ def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
         # Plain autograd, seed by seed: serves samplers whose autograd.Function has no
         # functorch support (torch.func.grad / vmap refuse those).
         grads, losses, logits = {k: [] for k in params}, [], []
-        for i in range(x.shape[0]):
-            p = {k: v[i].detach().requires_grad_(True) for k, v in params.items()}
-            with torch.enable_grad():
-                loss, out = _loss(base, p, x[i], y[i], loss_fn)
-                g = torch.autograd.grad(loss, list(p.values()))
-            for k, gk in zip(p, g):
-                grads[k].append(gk)
-            losses.append(loss.detach())
-            logits.append(out.detach())
+        with tie_exact_convolutions(x):
+            for i in range(x.shape[0]):
+                p = {k: v[i].detach().requires_grad_(True) for k, v in params.items()}
+                with torch.enable_grad():
+                    loss, out = _loss(base, p, x[i], y[i], loss_fn)
+                    g = torch.autograd.grad(loss, list(p.values()))
+                for k, gk in zip(p, g):
+                    grads[k].append(gk)
+                losses.append(loss.detach())
+                logits.append(out.detach())
         return ({k: torch.stack(v) for k, v in grads.items()}, torch.stack(losses),
                 torch.stack(logits))
     return step_seq

@@ -23,13 +23,14 @@ import importlib
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["EXECUTORS", "ExecutorUnavailable", "RunTask", "TaskFailure", "run_tasks",
-           "call_task"]
+           "call_task", "connect_ray", "CONNECT_TIMEOUT_S"]
 
 EXECUTORS = ("local", "ray")
 
@@ -179,19 +180,159 @@ def _ray_worker(fn: str, kwargs: dict, threads: int, log_path: str):
             raise
 
 
-def _run_ray(tasks, bar, *, address, cpus, gpus, threads) -> dict:
+#: Seconds to wait for a TCP connection to a Ray ``--address`` before giving up.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _import_ray():
     try:
         import ray
     except ModuleNotFoundError:
         raise ExecutorUnavailable("--executor ray needs Ray: pip install 'stnlab[ray]'") from None
+    return ray
+
+
+def _probe_address(address: str) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) nothing listens on, within
+    :data:`CONNECT_TIMEOUT_S` (``ray.init`` retries such an address for minutes)."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ExecutorUnavailable(f"--address {address}: expected 'auto' or HOST:PORT of a "
+                                  f"Ray cluster's head (e.g. 10.0.0.1:6379)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)),
+                                      timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise ExecutorUnavailable(f"--address {address}: no Ray cluster answers there "
+                                  f"({why}); start one with `ray start --head` or give "
+                                  f"its head's HOST:PORT") from None
+
+
+def init_timeout_s() -> float:
+    """Seconds ``ray.init`` may take to join a cluster at an explicit address (60; the
+    environment variable ``STNLAB_RAY_CONNECT_TIMEOUT_S`` sets another bound)."""
+    try:
+        return float(os.environ.get("STNLAB_RAY_CONNECT_TIMEOUT_S", 60))
+    except ValueError:
+        return 60.0
+
+
+def _give_up_connecting(address: str) -> None:
+    """The watchdog's end of a ``ray.init`` that neither connects nor fails: Ray retries a
+    head that accepts TCP but never answers for longer than 9 minutes (measured), inside C++
+    where no Python exception can reach it. Nothing has been written yet (the CLI
+    connects before it creates a directory), so the process ends here: one line, exit 2."""
+    sys.stderr.write(f"stnlab train: error: --address {address}: no Ray cluster answered "
+                     f"within {init_timeout_s():g} s (something listens there, but not a "
+                     f"Ray head); check the address (`ray status` on the head)\n")
+    sys.stderr.flush()
+    os._exit(2)
+
+
+@contextlib.contextmanager
+def _sigterm_ends_init(ray):
+    """SIGTERM ends the process at once while ``ray.init`` blocks in C++.
+
+    ``ray.init`` installs a Python SIGTERM handler (``sys.exit``) before it connects, and
+    a Python handler runs only once the C++ connect returns (seconds to minutes for an
+    address that accepts connections but is no Ray head). During the connect the signal
+    keeps its default action (terminate); afterwards Ray's handler is installed as Ray
+    would have.
+    """
+    import signal
+
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(utils, "set_sigterm_handler")):
+        yield
+        return
+    original = utils.set_sigterm_handler
+    utils.set_sigterm_handler = lambda handler: None
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    except BaseException:
+        signal.signal(signal.SIGTERM, previous)
+        raise
+    finally:
+        utils.set_sigterm_handler = original
+    original(lambda signum, frame: sys.exit(signum))  # Ray's own driver handler
+
+
+def connect_ray(address: str | None, *, cpus: float, gpus: float) -> bool:
+    """Connect to (or start) Ray and check that a task's resources exist on a node.
+
+    Returns whether this call started the connection (the caller shuts it down).
+
+    Raises:
+        ExecutorUnavailable: Ray is not installed; ``address`` answers nothing (``auto``
+            with no running cluster, a ``HOST:PORT`` no head listens on: one line within
+            seconds); no alive node has ``cpus`` CPUs and ``gpus`` GPUs (a task asking for
+            them would wait forever).
+    """
+    ray = _import_ray()
     started = False
     if not ray.is_initialized():
+        if address not in (None, "auto", "local"):
+            _probe_address(address)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address is not None:  # Ray's defaults wait 30 s and more for a silent head
+            for key in ("RAY_py_gcs_connect_timeout_s", "RAY_gcs_rpc_server_connect_timeout_s"):
+                os.environ.setdefault(key, str(int(CONNECT_TIMEOUT_S)))
         kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         if address is None:
             kw["num_cpus"] = max(1, os.cpu_count() or 1)
-        ray.init(address=address, **kw)
+        watchdog = None
+        if address is not None:
+            watchdog = threading.Timer(init_timeout_s(), _give_up_connecting, (address,))
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            with _sigterm_ends_init(ray):
+                ray.init(address=address, **kw)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            lines = str(e).strip().splitlines()
+            raise ExecutorUnavailable(f"--address {address}: cannot connect to a Ray "
+                                      f"cluster ({lines[0] if lines else type(e).__name__})"
+                                      ) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         started = True
+    try:
+        _check_resources(ray, cpus, gpus)
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
+    return started
+
+
+def _check_resources(ray, cpus: float, gpus: float) -> None:
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    fits = [r for r in nodes if r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus]
+    if fits:
+        return
+    most_gpu = max((r.get("GPU", 0) for r in nodes), default=0)
+    most_cpu = max((r.get("CPU", 0) for r in nodes), default=0)
+    if gpus > most_gpu:
+        raise ExecutorUnavailable(f"--gpus-per-run {gpus:g}: no node of the Ray cluster has "
+                                  f"{gpus:g} GPU{'s' if gpus != 1 else ''} (the most on one "
+                                  f"node: {most_gpu:g}); a task would wait forever")
+    raise ExecutorUnavailable(f"--cpus-per-run {cpus:g}: no node of the Ray cluster has "
+                              f"{cpus:g} CPUs{' and ' + format(gpus, 'g') + ' GPUs' if gpus else ''} "
+                              f"(the most CPUs on one node: {most_cpu:g}); a task would wait "
+                              f"forever")
+
+
+def _run_ray(tasks, bar, *, address, cpus, gpus, threads) -> dict:
+    ray = _import_ray()
+    started = connect_ray(address, cpus=cpus, gpus=gpus)
     try:
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_ray_worker)
         refs = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import gtsrb_nets as G
 from .record import SuiteRecord
+from .runio import NOT_FINITE, pct
 
 __all__ = ["ROWS", "load_records", "suite_tables", "table1", "throughput_table",
            "zoom_table"]
@@ -39,9 +40,9 @@ def _cell(rec) -> str:
     if rec is None:
         return "–"
     e = rec.metrics["error"]
-    s = f"{100 * e['mean']:.2f}"
-    if len(e["per_seed"]) > 1:
-        s += f" ± {100 * e['std']:.2f}"
+    s = pct(e["mean"], unit="")
+    if len(e["per_seed"]) > 1 and s != NOT_FINITE:
+        s += f" ± {pct(e['std'], unit='')}"
     return s
 
 

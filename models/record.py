@@ -27,7 +27,8 @@ from .errors import ConfigError
 from .runio import atomic_write_json
 
 __all__ = ["RunRecord", "SuiteRecord", "METRICS", "CONFIG", "ENV", "LOG", "FIG_DATA",
-           "GALLERY", "SUITE", "STOPS", "stop_record", "stop_record_of"]
+           "GALLERY", "SUITE", "STOPS", "stop_record", "stop_record_of", "config_changes",
+           "check_resume_configs", "check_suite_name"]
 
 METRICS, CONFIG, ENV, LOG = "metrics.json", "config.json", "env.json", "log.jsonl"
 FIG_DATA, GALLERY, SUITE = "fig_data.json", "gallery.npz", "suite.json"
@@ -69,7 +70,106 @@ def _section(title: str, intro: str, bullets: list[str]) -> list[str]:
 
 
 def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    """The JSON in ``path``, None if absent.
+
+    Raises:
+        ConfigError: ``path`` exists but is not JSON (one line naming the file).
+    """
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: expected JSON as stnlab writes it, got unreadable "
+                          f"contents ({str(e).splitlines()[0]})") from None
+
+
+#: ``stnlab train`` option of each config field (others are ``--set FIELD=...``).
+OPTION_OF = {"seeds": "--seeds", "lr": "--lr", "method": "--method", "iters": "--iters",
+             "iters_low": "--iters-low", "batch_size": "--batch-size",
+             "test_digits": "--test-digits", "test_perturb": "--test-perturb",
+             "checkpoint_every": "--checkpoint-every", "precision": "--precision",
+             "scale": "--scale"}
+#: Execution choices a resumed run may change (they do not change what it computes).
+EXECUTION_FIELDS = ("device", "vmap")
+
+
+def _shown(key: str, value):
+    if key == "seeds" and list(value) == list(range(len(value))):
+        return len(value)  # what --seeds N asks for
+    return value
+
+
+def config_changes(saved: dict, cfg) -> list[str]:
+    """The settings in which ``cfg`` differs from a run's saved ``config.json``, each as
+    ``"--lr 0.02 (saved) vs 0.5 (asked)"``; execution choices (``device``, ``vmap``) are
+    not counted. Empty when the run is the one ``cfg`` asks for."""
+    asked = cfg.to_json()
+    try:  # fields added since the run was saved take their defaults, as on load
+        saved = type(cfg).from_json(saved).to_json()
+    except (ValueError, TypeError):
+        pass  # compared as saved: an unknown key shows as a change
+    out = []
+    for key in sorted(set(saved) | set(asked)):
+        if key in EXECUTION_FIELDS:
+            continue
+        a, b = saved.get(key), asked.get(key)
+        if isinstance(a, list):
+            a = tuple(a)
+        if isinstance(b, list):
+            b = tuple(b)
+        if a != b:
+            opt = OPTION_OF.get(key, f"--set {key}=")
+            sep = "" if opt.endswith("=") else " "
+            out.append(f"{opt}{sep}{_shown(key, a)} (saved) vs {_shown(key, b)} (asked)")
+    return out
+
+
+def check_suite_name(suite_dir, name: str) -> None:
+    """Refuse to train suite ``name`` into a directory that holds another suite.
+
+    The directory's suite is ``suite.json``'s ``"suite"``, else that of its finished runs'
+    ``metrics.json``; a new or empty directory takes any suite.
+
+    Raises:
+        ConfigError: one line naming the directory's file, its suite and the one asked.
+    """
+    suite_dir = Path(suite_dir)
+    index = _read_json(suite_dir / SUITE) or {}
+    held, where = index.get("suite"), suite_dir / SUITE
+    if held is None:
+        for m in sorted(suite_dir.glob(f"*/*/{METRICS}")):
+            held, where = (_read_json(m) or {}).get("suite"), m
+            if held is not None:
+                break
+    if held is not None and held != name:
+        raise ConfigError(f"--suite {name}: {suite_dir} holds a {held} suite ({where}); "
+                          f"choose another --out (suites never share a directory)")
+
+
+def check_resume_configs(suite_dir, cfgs) -> None:
+    """Refuse to resume ``suite_dir`` with settings other than its runs were started with.
+
+    Every run directory ``<variant>/<net>/`` of ``cfgs`` that holds a ``config.json``
+    (finished, stopped or unfinished) must have been started with the same config
+    (execution choices aside): ``--resume`` keeps or continues a run, it never silently
+    drops a new ``--lr`` or ``--seeds``.
+
+    Raises:
+        ConfigError: one line naming the run, the changed settings, saved and asked.
+    """
+    for cfg in cfgs:
+        rd = SuiteRecord.run_dir(suite_dir, cfg.variant, cfg.net)
+        saved = _read_json(rd / CONFIG)
+        if saved is None:
+            continue
+        changes = config_changes(saved, cfg)
+        if changes:
+            state = ("finished" if RunRecord.is_run(rd) else
+                     "stopped" if stop_record(rd) is not None else "unfinished")
+            raise ConfigError(f"--resume: {rd} ({state}) was started with other settings: "
+                              f"{'; '.join(changes)}; resume with the saved ones, or choose "
+                              f"another --out (or remove {rd} to train it again)")
 
 
 @dataclass
@@ -116,7 +216,7 @@ class RunRecord:
         if not m.is_file():
             raise FileNotFoundError(f"RunRecord.load: expected {m} (a finished run), "
                                     f"found none")
-        return cls(run_dir, json.loads(m.read_text()), _read_json(run_dir / CONFIG))
+        return cls(run_dir, _read_json(m), _read_json(run_dir / CONFIG))
 
     def save(self) -> None:
         """Write ``metrics.json`` atomically (config and the rest are the driver's)."""

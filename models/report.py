@@ -8,9 +8,12 @@ Numbers from 000 are shown in columns labelled "paper"; ours come from the saved
 
 from __future__ import annotations
 
+import math
+
 from .data.perturb import VARIANTS
 from .mnist_nets import NETS, TABLE_VI_PARAMS
 from .record import RunRecord, SuiteRecord
+from .runio import NOT_FINITE, pct
 
 __all__ = ["PAPER_TABLE_I", "PAPER_TABLE_II", "load_suite", "load_records", "suite_tables",
            "run_table", "sampling_sd"]
@@ -47,16 +50,18 @@ def load_suite(path) -> dict:
 
 
 def _fmt(x, digits=2):
-    return "–" if x is None else f"{x:.{digits}f}"
+    if x is None:
+        return "–"
+    return f"{x:.{digits}f}" if math.isfinite(x) else NOT_FINITE
 
 
 def _err(rec):
     e = rec.get("error")
     if not e:
         return "–"
-    s = f"{100 * e['mean']:.2f}%"
-    if len(e["per_seed"]) > 1:
-        s += f" ({100 * e['std']:.2f})"
+    s = pct(e["mean"])
+    if len(e["per_seed"]) > 1 and math.isfinite(e["mean"]):
+        s += f" ({pct(e['std'], unit='')})"
     return s
 
 

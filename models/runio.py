@@ -37,7 +37,18 @@ import torch
 __all__ = ["environment", "TrainingDiverged", "git_commit", "package_versions", "device_name",
            "atomic_write_bytes", "atomic_write_json", "CheckpointDamaged", "save_checkpoint",
            "load_checkpoint", "latest_good_checkpoint", "checkpoint_paths", "Progress",
-           "thread_limit", "add_json_argument", "emit_json", "check_output_dir"]
+           "thread_limit", "add_json_argument", "emit_json", "check_output_dir", "pct",
+           "NOT_FINITE"]
+
+#: How a report shows a metric that is NaN or infinite (a diverged seed's error): visibly,
+#: never ``nan%``.
+NOT_FINITE = "NaN (diverged)"
+
+
+def pct(x, digits: int = 2, unit: str = "%") -> str:
+    """``x`` (a fraction) as a percentage, ``"12.34%"``; :data:`NOT_FINITE` for NaN/Inf."""
+    x = float(x)
+    return f"{100 * x:.{digits}f}{unit}" if math.isfinite(x) else NOT_FINITE
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -262,16 +273,16 @@ def latest_good_checkpoint(run_dir: str | Path, *, warn=None) -> tuple[dict, Pat
         CheckpointDamaged: checkpoints exist but none verifies.
     """
     warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
-    found, damaged = [], []
-    for p in checkpoint_paths(run_dir):
-        if not p.exists():
-            continue
-        found.append(p)
+    found = [p for p in checkpoint_paths(run_dir) if p.exists()]
+    damaged = []
+    for i, p in enumerate(found):
         try:
             return load_checkpoint(p), p
         except CheckpointDamaged as e:
             damaged.append(str(e).split(": ", 1)[-1])
-            warn(f"train: {str(e).split(': ', 1)[-1]}; trying the previous checkpoint")
+            if i + 1 < len(found):  # the last one's damage is in the error below
+                warn(f"train: {damaged[-1]}; trying the previous checkpoint "
+                     f"{found[i + 1].name}")
     if found:
         raise CheckpointDamaged(f"train: no good checkpoint in {run_dir} ({'; '.join(damaged)}); "
                                 f"delete the run directory to start again")
@@ -338,7 +349,7 @@ class Progress:
         if loss is not None:
             parts.append(f"loss {loss:.4f}")
         if err is not None:
-            parts.append(f"err {100 * err:5.2f}%")
+            parts.append(f"err {pct(err)}")
         if self.ipstep:
             parts.append(f"{self.rate(step) * self.ipstep:7.0f} img/s")
         parts.append(f"elapsed {self.elapsed():.0f}s  ETA {eta_s}")

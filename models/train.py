@@ -66,7 +66,8 @@ from .core import init_models, make_step, seed_params
 from .precision import Precision
 from .mnist_nets import count_params
 from .module_loop import train_modules
-from .record import (RunRecord, SuiteRecord, open_run_dir, resume_checkpoint, stop_record,
+from .record import (RunRecord, SuiteRecord, check_resume_configs, check_suite_name,
+                     open_run_dir, resume_checkpoint, stop_record,
                      stop_record_of)
 from .runio import CheckpointDamaged, Progress, TrainingDiverged, load_checkpoint
 from .suites import DataSource, get_suite
@@ -458,6 +459,10 @@ def run_suite(variants, nets, out: str | Path, *, scale: str, resume: bool = Fal
     suite = get_suite(suite) if isinstance(suite, str) else suite
     source = source if source is not None else DataSource()
     out = Path(out)
+    check_suite_name(out, suite.name)  # one suite per directory
+    if resume:  # a changed setting is refused, never silently dropped
+        check_resume_configs(out, [suite.preset(scale, v, n, **overrides)
+                                   for v in variants for n in nets])
     out.mkdir(parents=True, exist_ok=True)
     # `stnlab report` picks the suite's tables by the index's "suite"
     index = SuiteRecord.update_index(out, scale, {}, suite=suite.name)

@@ -103,6 +103,30 @@ def parse_only(values: list[str] | None) -> list[str] | None:
     return ids
 
 
+def _writable_out(path) -> Path:
+    """``--out`` made and written to once before any check runs (a report that cannot be
+    written is known in a second, not after the checks' minutes).
+
+    Raises:
+        ConfigError: ``path`` (or a parent) is a file, or the directory cannot be made or
+            written (one line naming ``--out``).
+    """
+    import tempfile
+
+    from models.errors import ConfigError
+
+    out = runio.check_output_dir(path, arg="--out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--out {out}: expected a directory prove can write its report "
+                          f"into, but {e.strerror or e} ({e.filename or out}); choose "
+                          f"another --out") from None
+    return out
+
+
 def _count_checks(only: list[str] | None, quick: bool) -> int:
     claims = load_all()
     return sum(
@@ -136,9 +160,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--device {device}: CUDA is not available on this machine")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out: expected a directory, got the file {out}")
+    out = _writable_out(args.out)
     ctx = CheckContext(
         out_dir=out,
         quick=bool(args.quick),

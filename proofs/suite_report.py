@@ -1,7 +1,9 @@
 """``stnlab report``: render a run directory or a suite as Markdown, paper numbers alongside.
 
-``stnlab report results/mnist-small`` writes ``results/mnist-small/report.md`` (and
+``stnlab report runs/mnist-small`` writes ``runs/mnist-small/report.md`` (and
 ``report.json``) plus ``figures/*.png`` next to it; ``--out FILE.md`` puts them elsewhere.
+A report that git tracks (``results/mnist-small/report.md``) is not rewritten unless
+``--in-place`` says so.
 The tables are the suite's (:mod:`models.report` for MNIST), the figures are
 :mod:`figures.models`'; both read loaded records only.
 """
@@ -14,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from models.errors import ConfigError
 from models.record import RunRecord, SuiteRecord
 from models.report import PAPER_TABLE_I, PAPER_TABLE_II, load_records, run_table, suite_tables
 from models.runio import add_json_argument, atomic_write_json, emit_json
@@ -45,6 +48,7 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
     """Markdown for a suite directory; writes ``out_md`` (+ ``.json``, figures) if given."""
     suite_dir = Path(suite_dir)
     name = (SuiteRecord.load_index(suite_dir, "?").get("suite") or "mnist")
+    _check_one_suite(suite_dir, name)
     if name != "mnist":
         return _render_other(name, suite_dir, out_md, figures=figures)
     suite = load_records(suite_dir)
@@ -70,6 +74,21 @@ def render_suite(suite_dir, out_md=None, *, figures: bool = True) -> str:
                                   "stopped": suite.stopped,
                                   "paper": {"table_i": PAPER_TABLE_I,
                                             "table_ii": PAPER_TABLE_II}})
+
+
+def _check_one_suite(suite_dir: Path, name: str) -> None:
+    """Refuse a directory whose runs come from another suite than its ``suite.json`` says
+    (a mixed directory, as ``stnlab train --resume`` with another ``--suite`` once made).
+
+    Raises:
+        ConfigError: one line naming the first foreign run's ``metrics.json``.
+    """
+    for m in sorted(suite_dir.glob("*/*/metrics.json")):
+        held = (RunRecord.load(m.parent).metrics or {}).get("suite")
+        if held is not None and held != name:
+            raise ConfigError(f"report: {m} is a {held} run, but {suite_dir / 'suite.json'} "
+                              f"says the directory holds a {name} suite; move the {held} "
+                              f"runs to their own directory")
 
 
 def _render_other(name: str, suite_dir: Path, out_md, *, figures: bool) -> str:
@@ -139,9 +158,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``stnlab report``."""
     parser.add_argument("path", help="a suite directory (<variant>/<net>/ runs) or one run")
     parser.add_argument("--out", default=None,
-                        help="Markdown file to write (default: PATH/report.md)")
+                        help="Markdown file to write (default: PATH/report.md, unless that "
+                             "file is tracked by git: then --out or --in-place is needed)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="regenerate PATH/report.md (and figures/) even where git tracks "
+                             "them (a committed report)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     add_json_argument(parser, "the report (suite: as report.json)")
+
+
+def _tracked_by_git(path: Path) -> bool:
+    """Whether git tracks ``path`` (False outside a work tree or without git)."""
+    import subprocess
+
+    if not path.exists():
+        return False
+    try:
+        r = subprocess.run(["git", "ls-files", "--error-unmatch", path.name],
+                           cwd=path.parent, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,11 +187,20 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_dir():
         raise FileNotFoundError(f"report: {path} is not a directory")
     out = Path(args.out) if args.out else path / "report.md"
+    if args.out is None and not args.in_place and _tracked_by_git(out):
+        raise ConfigError(f"report: {out} is committed (tracked by git); write elsewhere "
+                          f"with --out FILE.md, or regenerate it with --in-place")
     if RunRecord.is_run(path):
         text = render_run(path, out)
         js = RunRecord.load(path).with_config()
     else:
-        text = render_suite(path, out, figures=not args.no_figures)
+        try:
+            text = render_suite(path, out, figures=not args.no_figures)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            # a record without a field the tables or figures read: one line, not a traceback
+            raise ConfigError(f"report: a record under {path} lacks or mistypes a field "
+                              f"the report reads ({type(e).__name__}: {e}); rerun with "
+                              f"STNLAB_DEBUG=1 for the traceback") from e
         js = json.loads(out.with_suffix(".json").read_text())
     print(text, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json is not None:

@@ -18,9 +18,9 @@ self-sufficient: copy it to a machine without network and point
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from .. import runio
 from ..errors import UsageError
 
 from . import fashion, info as dataset_info
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "of downloading (fashion-mnist: checked against the pinned sha256s)")
     f.add_argument("--force", action="store_true",
                    help="rebuild the cache even if present (repairs a damaged cache)")
-    f.add_argument("--json", action="store_true", help="print the cache record as JSON")
+    runio.add_json_argument(f, "the cache record")
     i = sub.add_parser("info", help="show what is cached: split sizes, class counts",
                        description="Show the cached datasets, their source, split sizes and "
                        "class counts; with NAME --from DIR, check a data set in its official "
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the directory holding NAME in its official layout")
     i.add_argument("--cache-dir", metavar="D", default=None,
                    help="cache directory (default: $STNLAB_DATA_DIR or ~/.cache/stnlab)")
-    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    runio.add_json_argument(i, "the cache or data set record")
     parser.set_defaults(_data_parser=parser)
 
 
@@ -97,9 +97,10 @@ def _fetch_fashion(args) -> int:
                           progress=_progress)
     meta = fashion.fashion_info(cache_dir)
     meta["cached_before"] = was_cached
-    if args.json:
-        print(json.dumps(meta, indent=2))
-        return 0
+    if args.json is not None:
+        runio.emit_json(args.json, meta, indent=2)
+        if args.json == "-":
+            return 0
     if was_cached:
         print("fashion-mnist: already cached, nothing read"
               + (" (--from-idx ignored; use --force)" if args.from_idx else ""))
@@ -117,9 +118,10 @@ def _fetch(args) -> int:
     mnist.fetch_mnist(cache_dir, force=args.force, idx_dir=args.from_idx, progress=_progress)
     meta = mnist.mnist_info(cache_dir)
     meta["cached_before"] = was_cached
-    if args.json:
-        print(json.dumps(meta, indent=2))
-        return 0
+    if args.json is not None:
+        runio.emit_json(args.json, meta, indent=2)
+        if args.json == "-":  # JSON alone on stdout
+            return 0
     if was_cached:
         note = "already cached, nothing downloaded"
         if args.from_idx is not None:
@@ -139,9 +141,10 @@ def _reader_info(args) -> int:
         raise UsageError(f"data info {name}: expected --from DIR (the directory holding {name} "
                          f"in its official layout)")
     meta = dataset_info.dataset_info(name, args.from_dir)
-    if args.json:
-        print(json.dumps(meta, indent=2))
-        return 0
+    if args.json is not None:
+        runio.emit_json(args.json, meta, indent=2)
+        if args.json == "-":
+            return 0
     splits = ", ".join(f"{k} {v}" for k, v in meta["splits"].items())
     print(f"{name}: {args.from_dir}\n  splits: {splits}\n  classes: {meta['classes']}")
     return 0
@@ -155,10 +158,12 @@ def _info(args) -> int:
     cache_dir = mnist._resolve(args.cache_dir)
     meta = mnist.mnist_info(cache_dir)
     fmeta = fashion.fashion_info(cache_dir)
-    if args.json:
-        print(json.dumps({"cache_dir": str(cache_dir),
-                          "datasets": {"mnist": meta, "fashion-mnist": fmeta}}, indent=2))
-        return 0
+    if args.json is not None:
+        runio.emit_json(args.json, {"cache_dir": str(cache_dir),
+                                    "datasets": {"mnist": meta, "fashion-mnist": fmeta}},
+                        indent=2)
+        if args.json == "-":
+            return 0
     print(f"cache: {cache_dir}")
     print(f"mnist: not cached ({mnist.FETCH_HINT})" if meta is None else _describe(meta))
     print(f"fashion-mnist: not cached ({fashion.FETCH_HINT})" if fmeta is None

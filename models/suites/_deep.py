@@ -24,6 +24,7 @@ from models.config import (ConfigJSON, check_device, check_ints, check_numbers, 
 from sampling import geometry
 
 from ..core import seed_params
+from ..runio import pct
 from ..deep_stn import SLOT_KINDS, DeepSTN, input_frame_theta, parse_net_name
 from ..errors import ConfigError
 from ..layer_nets import INITS, count_params, he_init_
@@ -355,8 +356,8 @@ class DeepSuiteBase:
             return "-"
         e = r["error"]
         n = len(e["per_seed"])
-        return (f"{100 * e['mean']:.2f}% ± {100 * e['std']:.2f} (n={n})" if n > 1
-                else f"{100 * e['mean']:.2f}% (n=1)")
+        return (f"{pct(e['mean'])} ± {pct(e['std'], unit='')} (n={n})" if n > 1
+                and math.isfinite(e["mean"]) else f"{pct(e['mean'])} (n={n})")
 
     @staticmethod
     def _load(suite_dir):
@@ -392,7 +393,7 @@ class DeepSuiteBase:
             if "error_by_iterations" not in r:
                 continue
             e = r["error_by_iterations"]
-            cells = [f"{100 * e[k]['mean']:.2f}%" if k in e else "-" for k in ("1", "2", "3")]
+            cells = [pct(e[k]["mean"]) if k in e else "-" for k in ("1", "2", "3")]
             base = n.removesuffix(f"-it{r.get('iterations', 1)}")
             p = paper.get(base) if r.get("iterations", 1) == 2 else None
             lines.append(f"| {n} | {r.get('iterations', 1)} | " + " | ".join(cells)

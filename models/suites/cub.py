@@ -48,6 +48,7 @@ from models.config import (ConfigJSON, check_device, check_ints, check_numbers, 
                            check_seeds)
 from ..config import SCALES
 from ..errors import ConfigError
+from ..runio import NOT_FINITE, pct
 from . import DataSource, TrainHooks
 
 __all__ = [
@@ -534,9 +535,9 @@ def _cam_gallery(model, x, y, b) -> dict:
 def _pct(ms: dict | None) -> str:
     if not ms:
         return "–"
-    s = f"{100 * ms['mean']:.2f}"
-    if len(ms["per_seed"]) > 1:
-        s += f" ± {100 * ms['std']:.2f}"
+    s = pct(ms["mean"], unit="")
+    if len(ms["per_seed"]) > 1 and s != NOT_FINITE:
+        s += f" ± {pct(ms['std'], unit='')}"
     return s
 
 

@@ -80,3 +80,26 @@ def test_style_helpers():
     import matplotlib
 
     assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_smoke_alignment_figure_says_it_is_not_a_result(tmp_path, monkeypatch):
+    import matplotlib.text
+
+    drawn = []
+    real_save = figs.save
+    monkeypatch.setattr(figs, "save", lambda fig, path: drawn.append(fig) or real_save(fig, path))
+    th = list(np.linspace(0, 0.5, 11))
+    zero = {"recall": [0.0] * len(th), "auc": 0.0}
+    res = {"scale": "smoke", "methods": METHODS, "downsamples": DS, "thresholds": th,
+           "trials": {"natural": 4},
+           "results": {"natural": {m: {str(d): zero for d in DS} for m in METHODS}}}
+    assert figs.alignment_figure(res, tmp_path / "align.png").stat().st_size > 0
+    texts = [t.get_text() for t in drawn[-1].findobj(matplotlib.text.Text)]
+    assert any("smoke: not a result" in t and "recall 0" in t for t in texts), texts
+    # a result at another scale carries no such note
+    rng = np.random.default_rng(0)
+    res = {**res, "scale": "small",
+           "results": {"natural": {m: {str(d): _recall(rng, th) for d in DS} for m in METHODS}}}
+    figs.alignment_figure(res, tmp_path / "align2.png")
+    texts = [t.get_text() for t in drawn[-1].findobj(matplotlib.text.Text)]
+    assert not any("not a result" in t for t in texts)

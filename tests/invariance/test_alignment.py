@@ -160,3 +160,21 @@ def test_small_but_live_reference_channel_is_measured():
     aligned[:, 0] = 0.2  # ‖a_0 − b_0‖² = 0.04: relative error exactly 1
     _, per_c, _ = relative_error(aligned, ref, torch.ones(2, 2, dtype=torch.bool))
     torch.testing.assert_close(per_c, torch.tensor([1.0, 0.0], dtype=torch.float64))
+
+
+def test_float64_images_into_a_float32_network_are_converted_not_a_torch_error():
+    import torch
+
+    from invariance import alignment_error, random_cnn
+    from sampling.geometry import identity
+
+    g = random_cnn(depth=2, channels=4, seed=0)
+    f = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    t = identity(1)
+    e32 = alignment_error(g, f, t, t).total
+    e64 = alignment_error(g, f.double(), t, t).total  # was: "Input type (double) and bias..."
+    assert e64 == e32
+    g64 = random_cnn(depth=2, channels=4, seed=0, dtype=torch.float64)
+    assert alignment_error(g64, f, t, t).total < 1e-12  # float32 images into float64
+    with pytest.raises(ValueError, match="alignment_error: expected images of a floating"):
+        alignment_error(g, (f * 255).to(torch.uint8), t, t)

@@ -225,3 +225,156 @@ def test_bad_seeds_are_one_usage_error(text):
 
     with pytest.raises(UsageError, match="expected --seeds N >= 1, A-B"):
         parse_seeds(text)
+
+
+@pytest.fixture(scope="module")
+def finished_smoke(tmp_path_factory):
+    """A finished smoke suite: (R) CNN, one seed, default settings."""
+    out = tmp_path_factory.mktemp("finished") / "s"
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--lr", "0.5"], "--lr 0.02 (saved) vs 0.5 (asked)"),
+    (["--seeds", "2"], "--seeds 1 (saved) vs 2 (asked)"),
+    (["--method", "linearized"], "--method bilinear (saved) vs linearized (asked)"),
+    (["--set", "lr_drop=0.5"], "--set lr_drop=0.1 (saved) vs 0.5 (asked)"),
+])
+def test_resume_of_a_finished_run_with_changed_settings_is_refused(
+        finished_smoke, capsys, argv, named):
+    before = (finished_smoke / "R" / "CNN" / "metrics.json").read_text()
+    code = main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(finished_smoke), "--resume"] + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert named in err[0] and "R/CNN (finished)" in err[0], err
+    assert (finished_smoke / "R" / "CNN" / "metrics.json").read_text() == before
+    # the same settings (and an execution choice such as --no-vmap) resume as before
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(finished_smoke), "--resume", "--no-vmap"]) == 0
+
+
+def test_resume_of_an_unfinished_run_with_changed_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(out)]) == 0
+    (out / "R" / "CNN" / "metrics.json").unlink()  # a checkpoint and no metrics: unfinished
+    capsys.readouterr()
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+                 "--out", str(out), "--resume", "--iters", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "R/CNN (unfinished)" in err[0] and \
+        "--iters 4 (saved) vs 5 (asked)" in err[0], err
+
+
+def test_another_suite_into_a_suite_directory_is_refused(finished_smoke, capsys, tmp_path):
+    for resume in ([], ["--resume"]):
+        code = main(["train", "--suite", "svhn", "--scale", "smoke", "--data", "standin",
+                     "--net", "CNN", "--quiet", "--out", str(finished_smoke)] + resume)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert f"--suite svhn: {finished_smoke} holds a mnist suite" in err[0], err
+    assert not (finished_smoke / "svhn").exists()
+
+
+def test_report_on_a_mixed_or_garbled_suite_is_one_line_naming_the_file(
+        finished_smoke, capsys, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(finished_smoke, mixed)
+    foreign = mixed / "svhn" / "CNN"
+    foreign.mkdir(parents=True)
+    (foreign / "metrics.json").write_text(json.dumps({"suite": "svhn", "net": "CNN"}))
+    (foreign / "log.jsonl").write_text(json.dumps({"step": 2, "train_loss": 1.0}) + "\n")
+    assert main(["report", str(mixed)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(foreign / "metrics.json") in err[0], err
+    (mixed / "suite.json").write_text("{not json")
+    assert main(["report", str(mixed)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(mixed / "suite.json") in err[0], err
+
+
+def test_ctrl_c_resume_hint_repeats_the_overrides(capsys, tmp_path, monkeypatch):
+    import shlex
+
+    import models.cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.cli, "run_suite", interrupted)
+    assert main(["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--out",
+                 str(tmp_path / "o"), "--quiet", "--lr", "0.01", "--seeds", "2",
+                 "--set", "lr_drop=0.5", "--no-vmap"]) == 130
+    err = capsys.readouterr().err
+    hint = re.search(r"continue with `([^`]*)`", err).group(1)
+    argv = shlex.split(hint)
+    for flag, value in [("--lr", "0.01"), ("--seeds", "2"), ("--set", "lr_drop=0.5"),
+                        ("--out", str(tmp_path / "o"))]:
+        assert argv[argv.index(flag) + 1] == value, hint
+    assert "--no-vmap" in argv and argv[-1] == "--resume"
+
+
+def test_nan_metrics_render_visibly_not_as_nan_percent(finished_smoke, tmp_path):
+    import shutil
+
+    from models.runio import NOT_FINITE, pct
+    from models.suites._deep import DeepSuiteBase
+    from proofs.suite_report import render_suite
+
+    assert pct(float("nan")) == pct(float("inf")) == NOT_FINITE == "NaN (diverged)"
+    assert pct(0.1234) == "12.34%"
+    d = tmp_path / "nan"
+    shutil.copytree(finished_smoke, d)
+    m = json.loads((d / "R" / "CNN" / "metrics.json").read_text())
+    m["error"].update(mean=float("nan"), std=float("nan"), per_seed=[float("nan")])
+    m["pose_std"] = {**m.get("pose_std", {}), "mean": float("nan")} if m.get("pose_std") else None
+    (d / "R" / "CNN" / "metrics.json").write_text(json.dumps(m))
+    text = render_suite(d, figures=False)
+    assert "NaN (diverged)" in text and "nan%" not in text.lower(), text
+    assert DeepSuiteBase._fmt({"error": {"mean": float("nan"), "std": float("nan"),
+                                     "per_seed": [1, 2]}}) == "NaN (diverged) (n=2)"
+
+
+def test_bare_train_refuses_without_scale_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    import models.cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models.cli, "run_suite", lambda *a, **k: pytest.fail("trained"))
+    assert main(["train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected --scale" in err[0] and "no default" in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_report_does_not_rewrite_a_committed_report_by_default(finished_smoke, tmp_path,
+                                                               capsys):
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "repo"
+    shutil.copytree(finished_smoke, repo / "results" / "s")
+    assert main(["report", str(repo / "results" / "s"), "--no-figures"]) == 0  # untracked
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "."], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "r"], cwd=repo, check=True)
+    md = repo / "results" / "s" / "report.md"
+    before = md.read_text()
+    md.write_text(before + "\ncommitted text\n")
+    subprocess.run(git + ["commit", "-qam", "r2"], cwd=repo, check=True)
+    capsys.readouterr()
+    assert main(["report", str(repo / "results" / "s"), "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is committed" in err[0] and "--in-place" in err[0], err
+    assert md.read_text().endswith("committed text\n")
+    out = tmp_path / "elsewhere" / "r.md"
+    assert main(["report", str(repo / "results" / "s"), "--no-figures", "--out",
+                 str(out)]) == 0
+    assert out.read_text().strip() == before.strip()
+    assert main(["report", str(repo / "results" / "s"), "--no-figures", "--in-place"]) == 0
+    assert md.read_text().strip() == before.strip()

@@ -19,6 +19,13 @@ def test_info_from_dir_svhn_and_plankton(tmp_path, capsys):
     write_split(sv, "test", TEST)
     rc, out, _ = run(capsys, "info", "svhn", "--from", str(sv), "--json")
     assert rc == 0 and json.loads(out)["splits"] == {"train": 3, "test": 2}
+    # --json PATH, as every other command: the JSON to the file, the text on stdout
+    dest = tmp_path / "sub" / "svhn.json"
+    rc, out, _ = run(capsys, "info", "svhn", "--from", str(sv), "--json", str(dest))
+    assert rc == 0 and json.loads(dest.read_text())["splits"] == {"train": 3, "test": 2}
+    assert "splits: train 3, test 2" in out
+    rc, out, _ = run(capsys, "info", "svhn", "--from", str(sv), "--json", "-")
+    assert rc == 0 and json.loads(out)["dataset"] == "svhn"
     pl = tmp_path / "plankton"
     for i, c in enumerate(CLASSES):
         (pl / "train" / c).mkdir(parents=True)

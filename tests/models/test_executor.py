@@ -80,6 +80,120 @@ def test_ray_executor(ray_instance, tmp_path):
     assert list(runs) == ["STN-C0"]  # the failed R/CNN task is not indexed
     res = _training_task_killed_mid_run_resumes(ray_instance, tmp_path / "d")
     assert 0 < res["train"]["steps_this_session"] < 1500
+    _resources_the_cluster_lacks_are_refused_up_front(tmp_path / "e")
+
+
+def _resources_the_cluster_lacks_are_refused_up_front(tmp_path):
+    """On this CPU-only 2-CPU instance a task asking for a GPU (or 64 CPUs) would wait
+    forever at "running 1": refused before anything is written, one line, exit 2."""
+    from proofs.cli import main
+
+    with pytest.raises(ExecutorUnavailable, match=r"--gpus-per-run 1: no node .* has 1 GPU"):
+        run_tasks(_tasks(tmp_path / "t"), executor="ray", gpus_per_run=1)
+    assert not (tmp_path / "t").exists()
+    argv = ["train", "--scale", "smoke", "--variant", "R", "--net", "CNN", "--quiet",
+            "--executor", "ray"]
+    for extra, named in [(["--gpus-per-run", "1"], "--gpus-per-run 1: no node"),
+                         (["--cpus-per-run", "64"], "--cpus-per-run 64: no node")]:
+        err = io.StringIO()
+        old, sys.stderr = sys.stderr, err
+        try:
+            code = main(argv + ["--out", str(tmp_path / "o")] + extra)
+        finally:
+            sys.stderr = old
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and len(lines) == 1 and named in lines[0], lines
+        assert not (tmp_path / "o").exists()
+
+
+def _stnlab_ray(tmp_path, address, *, env=None, **popen):
+    import subprocess
+
+    from tests.stnlab_proc import stnlab_executable
+
+    e = dict(os.environ, RAY_TMPDIR=str(tmp_path / "raytmp"), **(env or {}))
+    e.pop("RAY_ADDRESS", None)
+    e["PYTHONPATH"] = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    (tmp_path / "raytmp").mkdir(exist_ok=True)
+    argv = [stnlab_executable(), "train", "--scale", "smoke", "--variant", "R", "--net",
+            "CNN", "--quiet", "--out", str(tmp_path / "o"), "--executor", "ray",
+            "--address", address]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=e, **popen)
+
+
+def _finish(p, timeout: float) -> tuple[str, str]:
+    """``p.communicate(timeout)``; a process still running then is killed, not left behind."""
+    import subprocess
+
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+
+
+def _error_lines(stderr: str) -> list[str]:
+    # Ray's C++ client logs its retries as "[date W pid] file.cc:line: ..." on stderr
+    return [ln for ln in stderr.strip().splitlines() if not ln.startswith("[")]
+
+
+@pytest.mark.parametrize("address", ["auto", "127.0.0.1:1"])
+def test_ray_address_without_a_cluster_is_one_line_in_seconds(tmp_path, address):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from ray._private.services import find_gcs_addresses
+
+    others = find_gcs_addresses()  # "auto" also finds a Ray instance running here
+    t0 = time.monotonic()
+    p = _stnlab_ray(tmp_path, address)
+    out, err = _finish(p, 120)
+    took = time.monotonic() - t0
+    lines = _error_lines(err)
+    assert p.returncode == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"stnlab train: error: --"), lines
+    if address != "auto" or not others:
+        assert f"--address {address}: " in lines[0], lines
+    assert took < 40, took  # the import of ray and torch: ~5 s of it here
+    assert not (tmp_path / "o").exists()
+
+
+def test_ray_head_that_never_answers_is_bounded_and_sigterm_ends_the_wait(tmp_path):
+    """Something accepts TCP at the address but is no Ray head: ``ray.init`` retried for
+    more than 9 minutes and held SIGTERM until then."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    import signal
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(server.accept()) for _ in range(64)],
+                     daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    try:
+        t0 = time.monotonic()
+        p = _stnlab_ray(tmp_path, address, env={"STNLAB_RAY_CONNECT_TIMEOUT_S": "6"})
+        out, err = _finish(p, 120)
+        lines = _error_lines(err)
+        assert p.returncode == 2 and len(lines) == 1, err
+        assert f"--address {address}: no Ray cluster answered within 6 s" in lines[0], lines
+        assert time.monotonic() - t0 < 40
+        # SIGTERM while ray.init waits in C++ ends the process at once
+        p = _stnlab_ray(tmp_path, address, env={"STNLAB_RAY_CONNECT_TIMEOUT_S": "120"})
+        n = len(accepted)
+        deadline = time.monotonic() + 60
+        while len(accepted) == n and time.monotonic() < deadline:  # ray.init connected
+            time.sleep(0.2)
+        time.sleep(1.0)
+        t1 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _finish(p, 30)
+        assert p.returncode == -signal.SIGTERM and time.monotonic() - t1 < 5
+    finally:
+        server.close()
 
 
 def _cli_suite_on_ray_equals_local(tmp_path):

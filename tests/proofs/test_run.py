@@ -89,6 +89,21 @@ def test_out_must_be_directory(tmp_path, capsys):
     assert rc == 2 and "--out" in stderr
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_unwritable_out_fails_before_any_check_runs(tmp_path, capsys, monkeypatch, where):
+    import proofs.run
+
+    (tmp_path / "file").write_text("x")
+    out = {"under_a_file": tmp_path / "file" / "report",  # a parent is a file
+           "proc": "/proc/stnlab-prove-out"}[where]  # mkdir fails, also for root
+    ran = []
+    monkeypatch.setattr(proofs.run, "run_claims", lambda *a, **k: ran.append(1) or [])
+    rc, _, stderr = _run(["--out", str(out)], capsys)
+    assert rc == 2 and not ran
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0] and str(out) in lines[0], lines
+
+
 def test_parse_only():
     assert parse_only(None) is None
     assert parse_only(["inv-4, GEO-1", "INV-4"]) == ["INV-4", "GEO-1"]
