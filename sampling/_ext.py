@@ -233,14 +233,17 @@ def load(kind: str = "cpu"):
     return st["ops"]
 
 
-def fit(kind: str, *args):
+def fit(kind: str, *args, noise_scale: tuple = ()):
     """Run the ``kind`` kernel's ``fit`` (no autograd) and count the call, or return ``None``
-    when the kernel is unavailable (the caller then takes the eager path)."""
+    when the kernel is unavailable (the caller then takes the eager path).
+
+    ``noise_scale`` (CPU only): ``(sigma, 1/ux, 1/uy)``, the scale of the raw ``N(0, 1)``
+    noise variates that the CPU kernel applies itself (the CUDA one takes them scaled)."""
     ops = load(kind)
     if ops is None:
         return None
     _states[kind]["fused_calls"] += 1
-    extra = (int(isa),) if kind == "cpu" else ()
+    extra = (int(isa), *(float(v) for v in noise_scale)) if kind == "cpu" else ()
     with torch.no_grad():
         return ops.fit(*args, *extra)
 

@@ -344,19 +344,28 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
         output = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
                                align_corners=align_corners)  # (N, C, h, w)
     K = num_samples
-    noise = _noise_field(seed, K, h, w, sigma, safe_ux, safe_uy, dtype, device)
     if (not diagnostics and dtype in (torch.float32, torch.float64)
             and device.type in _ext.KERNELS
             and all(t.device == device and t.dtype == dtype
                     for t in (input, grid, grad_out, output))):
         # The fused kernel: same noise, footprint, mask, sums, solve. None: STNLAB_NO_EXT=1
-        # or no compiler (warned once), and the eager path below runs instead.
+        # or no compiler (warned once), and the eager path below runs instead. The CPU
+        # kernel scales the raw variates itself (a view of the pool: nothing allocated);
+        # the CUDA one takes the scaled field.
+        if device.type == "cpu":
+            noise = auxiliary_variates(seed, K, h, w, dtype=dtype, device=device)
+            extra = (float(sigma), 1.0 / safe_ux, 1.0 / safe_uy)
+        else:
+            noise = _noise_field(seed, K, h, w, sigma, safe_ux, safe_uy, dtype, device)
+            extra = ()
         fused = _ext.fit(device.type, input.contiguous(), grid.contiguous(),
                          grad_out.contiguous(), output.contiguous(), noise,
                          bool(collapse_noise), float(eps / safe_ux**2),
-                         float(eps / safe_uy**2), float(bx), float(by), bool(align_corners))
+                         float(eps / safe_uy**2), float(bx), float(by), bool(align_corners),
+                         noise_scale=extra)
         if fused is not None:
             return fused
+    noise = _noise_field(seed, K, h, w, sigma, safe_ux, safe_uy, dtype, device)
 
     hw = h * w
     tile = _tile_elems(n, h, w, K, device.type)

@@ -642,3 +642,25 @@ def test_fit_vmap_rule_equals_one_call_per_slice(ops, batched):
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"{ext.status()['name']}::fit",
                                                           "FuncTorchBatched")
     assert not torch.equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize("c", [1, 2])
+@pytest.mark.parametrize("sigma,collapse", [(1.0, True), (0.5, True), (2.0, False)])
+def test_c1_specialization_and_in_kernel_noise_scaling_match_eager(ops, monkeypatch, dtype,
+                                                                   isa, c, sigma, collapse):
+    """The CPU kernel scales the raw pool variates itself (sigma, one input pixel) and has a
+    C = 1 copy of its SIMD loops (float32): each copy, at C = 1 and C = 2, with sigma != 1
+    and without collapse noise, matches the eager path (the reference) by the module
+    docstring's criterion, on output sizes that fill 16- and 8-wide vectors and leave
+    remainders (29 x 23 pixels)."""
+    monkeypatch.setattr(ext, "isa", isa)
+    g = torch.Generator().manual_seed(5)
+    n, h_in, w_in, h, w = 3, 30, 26, 29, 23
+    x = torch.rand(n, c, h_in, w_in, generator=g, dtype=dtype)
+    grid = _affine_grid(n, h, w, 0.4, 0.85, (0.03, -0.02), dtype).contiguous()
+    go = torch.randn(n, c, h, w, generator=g, dtype=dtype)
+    _assert_matches_eager(x, grid, go, seed=11, num_samples=8, sigma=sigma,
+                          collapse_noise=collapse, eps=DEFAULT_EPS, align_corners=False,
+                          padding_mode="zeros")
