@@ -66,17 +66,18 @@ class _GathersOnly(torch.autograd.Function):
 
 
 def _samplers(num_samples: int, seed: int):
-    from sampling.linearized import linearized_grid_sample
-    from sampling.multiscale import multiscale_grid_sample
+    """Every registered sampler (:mod:`sampling.registry`), then the ``gathers_only`` floor."""
+    from sampling import registry
 
     gen = torch.Generator().manual_seed(seed)
-    return {
-        "bilinear": lambda x, g: F.grid_sample(x, g, mode="bilinear", align_corners=False),
-        "linearized": lambda x, g: linearized_grid_sample(x, g, num_samples=num_samples,
-                                                          generator=gen),
-        "multiscale": lambda x, g: multiscale_grid_sample(x, g),
-        "gathers_only": lambda x, g: _GathersOnly.apply(x, g, num_samples),
-    }
+    options = {"linearized": dict(num_samples=num_samples, generator=gen)}
+
+    def run(sampler, opts):
+        return lambda x, g: sampler.fn(x, g, align_corners=False, padding_mode="zeros", **opts)
+
+    samplers = {name: run(s, options.get(name, {})) for name, s in registry.SAMPLERS.items()}
+    samplers["gathers_only"] = lambda x, g: _GathersOnly.apply(x, g, num_samples)
+    return samplers
 
 
 def _make_inputs(shape, device, dtype, seed):
