@@ -13,6 +13,17 @@ __all__ = ["grid_sample", "METHODS", "check_sampler_inputs"]
 METHODS = registry.names()
 
 
+def _may_branch() -> bool:
+    """Whether a data-dependent Python branch is allowed here: not under a ``torch.func``
+    transform (private torch API; assume one is active if it is absent) nor while
+    ``torch.compile`` traces."""
+    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
+    if probe is None or probe():
+        return False
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return not (compiling is not None and compiling())
+
+
 def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilinear",
                 align_corners: bool = False, padding_mode: str = "zeros",
                 **method_options) -> torch.Tensor:
@@ -59,8 +70,15 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
                          f"{sorted(method_options)}")
     # Non-finite locations: sample them at 0 and return NaN there. F.grid_sample (torch
     # 2.13, CPU) returns finite values for NaN locations with padding_mode="border" and
-    # segfaults in backward; a diverging STN must see NaN, not a crash. No data-dependent
-    # branch, so this also works under torch.func.vmap.
+    # segfaults in backward; a diverging STN must see NaN, not a crash.
+    # The common case, every location finite, is told by one reduction: the sum of the
+    # grid is finite only if every entry is (NaN and +-inf propagate; a finite grid whose
+    # sum overflows only takes the masked path below, which gives the same numbers).
+    # That is a data-dependent branch, so under torch.func transforms (vmap) and
+    # torch.compile the masked path always runs: it has no branch.
+    if _may_branch() and bool(torch.isfinite(grid.detach().sum())):
+        return sampler.fn(input, grid, align_corners=align_corners,
+                          padding_mode=padding_mode, **method_options)
     bad = ~torch.isfinite(grid).all(-1, keepdim=True)  # (N, h, w, 1)
     grid = torch.where(bad, torch.zeros_like(grid), grid)
     out = sampler.fn(input, grid, align_corners=align_corners, padding_mode=padding_mode,
