@@ -243,7 +243,9 @@ def fit(kind: str, *args, noise_scale: tuple = ()):
     if ops is None:
         return None
     _states[kind]["fused_calls"] += 1
-    extra = (int(isa), *(float(v) for v in noise_scale)) if kind == "cpu" else ()
+    extra = (int(isa), *noise_scale) if kind == "cpu" else ()
+    if not torch.is_grad_enabled():  # the usual case: called from a backward
+        return ops.fit(*args, *extra)
     with torch.no_grad():
         return ops.fit(*args, *extra)
 

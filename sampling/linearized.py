@@ -202,12 +202,16 @@ _pools: dict = {}
 
 def _noise_pool(dtype, device) -> torch.Tensor:
     """The ``(_POOL_SIZE,)`` pool of ``N(0, 1)`` variates for ``dtype`` on ``device``."""
-    key = (dtype, str(device))
-    pool = _pools.get(key)
+    pool = _pools.get((dtype, device))  # a torch.device (or str) is hashed as given: no str()
     if pool is None:
-        gen = torch.Generator(device=device)
-        gen.manual_seed(_POOL_SEED)
-        pool = _pools[key] = torch.randn(_POOL_SIZE, generator=gen, dtype=dtype, device=device)
+        key = (dtype, str(device))
+        pool = _pools.get(key)
+        if pool is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(_POOL_SEED)
+            pool = _pools[key] = torch.randn(_POOL_SIZE, generator=gen, dtype=dtype,
+                                             device=device)
+        _pools[(dtype, device)] = pool
     return pool
 
 
@@ -253,7 +257,8 @@ def auxiliary_variates(seed: int, num_samples: int, h: int, w: int, *,
     if size <= _POOL_MAX_WINDOW:
         pool = _noise_pool(dtype, device)
         start = seed % (pool.numel() - size + 1)
-        return pool[start:start + size].view(4, num_samples, h, w)
+        hw = h * w  # the window as one strided view (no slice + view)
+        return pool.as_strided((4, num_samples, h, w), (num_samples * hw, hw, w, 1), start)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return torch.randn(4, num_samples, h, w, generator=gen, dtype=dtype, device=device)
