@@ -40,7 +40,12 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/grid_sampler_2d.h>
+#include <ATen/ops/grid_sampler_2d_backward.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
+
+#include <atomic>
 
 #include "linearized_fit_common.h"
 
@@ -711,6 +716,80 @@ std::string simd() {
   return "portable";
 }
 
+// The whole sampler as one op with a C++ autograd node (sample): forward F.grid_sample's
+// bilinear value, backward the bilinear input gradient and fit()'s grid gradient, the
+// same calls as sampling/linearized.py's Python Function (_backward), so the same bits,
+// without its Python work per call (the Function, the context, the backward's Python,
+// ~40-60 us a call on a 2-core EPYC). sampling.linearized uses it outside torch.func
+// transforms and torch.compile only; a call of fit() from it is counted in fit_calls.
+std::atomic<int64_t> fit_calls_{0};
+
+struct Sample : public torch::autograd::Function<Sample> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            const at::Tensor& grid, const at::Tensor& noise,
+                            bool collapse_noise, double eps_x, double eps_y, double bx,
+                            double by, bool align_corners, int64_t padding_mode, int64_t isa,
+                            double sigma, double noise_cx, double noise_cy) {
+    at::Tensor out = at::grid_sampler_2d(input, grid, 0, padding_mode, align_corners);
+    ctx->save_for_backward({input, grid, out, noise});
+    ctx->saved_data["collapse_noise"] = collapse_noise;
+    ctx->saved_data["align_corners"] = align_corners;
+    ctx->saved_data["padding_mode"] = padding_mode;
+    ctx->saved_data["isa"] = isa;
+    ctx->saved_data["scalars"] = std::vector<double>{eps_x, eps_y, bx, by, sigma, noise_cx,
+                                                     noise_cy};
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &input = saved[0], &grid = saved[1], &out = saved[2], &noise = saved[3];
+    const bool align_corners = ctx->saved_data["align_corners"].toBool();
+    const int64_t padding_mode = ctx->saved_data["padding_mode"].toInt();
+    const auto v = ctx->saved_data["scalars"].toDoubleVector();
+    // The Python Function is once_differentiable; here a differentiable backward
+    // (create_graph=True) is refused outright rather than silently treating the fitted
+    // gradient as a constant.
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "linearized_grid_sample: its backward is not differentiable "
+                "(create_graph=True / double backward is not supported)");
+    const at::Tensor go = grads[0].contiguous();
+    at::Tensor grad_input, grad_grid;
+    if (ctx->needs_input_grad(0)) {
+      grad_input = std::get<0>(at::grid_sampler_2d_backward(go, input, grid, 0, padding_mode,
+                                                            align_corners, {true, false}));
+    }
+    if (ctx->needs_input_grad(1)) {
+      fit_calls_.fetch_add(1);
+      grad_grid = fit(input.contiguous(), grid.contiguous(), go, out.contiguous(), noise,
+                      ctx->saved_data["collapse_noise"].toBool(), v[0], v[1], v[2], v[3],
+                      align_corners, ctx->saved_data["isa"].toInt(), v[4], v[5], v[6]);
+    }
+    torch::autograd::variable_list result(14);
+    result[0] = grad_input;
+    result[1] = grad_grid;
+    return result;
+  }
+};
+
+at::Tensor sample(const at::Tensor& input, const at::Tensor& grid, const at::Tensor& noise,
+                  bool collapse_noise, double eps_x, double eps_y, double bx, double by,
+                  bool align_corners, int64_t padding_mode, int64_t isa, double sigma,
+                  double noise_cx, double noise_cy) {
+  return Sample::apply(input, grid, noise, collapse_noise, eps_x, eps_y, bx, by,
+                       align_corners, padding_mode, isa, sigma, noise_cx, noise_cy);
+}
+
+// Without autograd (inference mode): the bilinear value.
+at::Tensor sample_value(const at::Tensor& input, const at::Tensor& grid, const at::Tensor&,
+                        bool, double, double, double, double, bool align_corners,
+                        int64_t padding_mode, int64_t, double, double, double) {
+  return at::grid_sampler_2d(input, grid, 0, padding_mode, align_corners);
+}
+
+int64_t fit_calls() { return fit_calls_.load(); }
+
 }  // namespace
 
 #define STNLAB_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
@@ -721,7 +800,14 @@ STNLAB_LIBRARY(STNLAB_OPS_NAMESPACE, m) {
         "bool align_corners, int isa=0, float sigma=1., float noise_cx=1., "
         "float noise_cy=1.) -> Tensor");
   m.def("simd() -> str", &simd);
+  m.def("sample(Tensor input, Tensor grid, Tensor noise, bool collapse_noise, float eps_x, "
+        "float eps_y, float bx, float by, bool align_corners, int padding_mode, int isa, "
+        "float sigma, float noise_cx, float noise_cy) -> Tensor");
+  m.def("fit_calls() -> int", &fit_calls);
 }
+
+TORCH_LIBRARY_IMPL(STNLAB_OPS_NAMESPACE, Autograd, m) { m.impl("sample", &sample); }
+TORCH_LIBRARY_IMPL(STNLAB_OPS_NAMESPACE, CPU, m) { m.impl("sample", &sample_value); }
 
 // A backend kernel (not a catch-all): torch.func transforms then unwrap their tensors
 // before it runs (grad: the op is only ever called under no_grad; vmap: the batched
