@@ -16,9 +16,9 @@
 //
 // Floating point: the eager path's operations in the tensor's dtype, up to rounding: the
 // fit in input pixels (the eager path: normalized units, so the noise and footprint are
-// scaled in another order), the bilinear value of the kInside path as three lerps
-// (lerp2; F.grid_sample: four corner weights), one reciprocal instead of two divisions in
-// the solve, the order of the sums over the auxiliaries (sequential here, torch's
+// scaled in another order), the bilinear value of the kInside path at C = 1 as three
+// lerps (lerp2; F.grid_sample: four corner weights), one reciprocal instead of two
+// divisions in the solve, the order of the sums over the auxiliaries (sequential here, torch's
 // reduction there) and the fused multiply-adds that torch's own vectorized kernels may
 // use. Each is a few ulp of the operands; the tests bound the result against a float64
 // evaluation (tests/sampling/test_linearized_fused.py). This file is compiled with
@@ -145,9 +145,11 @@ static inline __attribute__((always_inline)) void prologue(
 
 // The bilinear value of the corners (p00, p01; p10, p11) at fractions (dw, dn), as two
 // lerps along x and one along y: 9 operations instead of the 13 of the four corner
-// weights, exact where neighbours are equal. Every copy (portable, AVX2, AVX-512) uses
-// these operations in this order, so they agree bit for bit; the eager path
-// (F.grid_sample's corner weights) differs by rounding only (a few ulp of the values).
+// weights, exact where neighbours are equal. Used at C = 1 only (with more channels the
+// four weights, computed once per auxiliary, cost 7 operations a channel, the lerps 9).
+// Every copy (portable, AVX2, AVX-512) makes the same choice and uses these operations in
+// this order, so they agree bit for bit; the eager path (F.grid_sample's corner weights)
+// differs by rounding only (a few ulp of the values).
 template <typename scalar_t>
 static inline __attribute__((always_inline)) scalar_t lerp2(scalar_t p00, scalar_t p01,
                                                             scalar_t p10, scalar_t p11,
@@ -279,9 +281,19 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
         y = (y < hi_y) ? y : hi_y;
         const int32_t ix = std::min(static_cast<int32_t>(x), W - 2);
         const int32_t iy = std::min(static_cast<int32_t>(y), H - 2);
-        w01[j] = x - static_cast<scalar_t>(ix);  // dw: the lerp weights (see lerp2)
-        w10[j] = y - static_cast<scalar_t>(iy);  // dn
+        const scalar_t dw = x - static_cast<scalar_t>(ix);
+        const scalar_t dn = y - static_cast<scalar_t>(iy);
         o00[j] = iy * W + ix;
+        if (a.C == 1) {  // the lerp fractions (see lerp2)
+          w01[j] = dw;
+          w10[j] = dn;
+        } else {  // the four corner weights, shared by the channels
+          const scalar_t de = one - dw, ds = one - dn;
+          w00[j] = ds * de;
+          w01[j] = ds * dw;
+          w10[j] = dn * de;
+          w11[j] = dn * dw;
+        }
       } else {
         const scalar_t m =
             ((std::abs(px) <= a.bx) & (std::abs(py) <= a.by)) ? scalar_t(1) : scalar_t(0);
@@ -315,10 +327,15 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
     for (int64_t ch = 0; ch < a.C; ++ch) {
       const scalar_t* __restrict plane = a.input + (n * a.C + ch) * a.H * a.W;
       const scalar_t* __restrict go = a.grad_out + (n * a.C + ch) * hw + p0;
-      if (kInside) {
+      if (kInside && a.C == 1) {
         for (int64_t j = 0; j < len; ++j) {
           const scalar_t* q = plane + o00[j];
-          const scalar_t v = lerp2(q[0], q[1], q[W], q[W + 1], w01[j], w10[j]);
+          yv[j] = lerp2(q[0], q[1], q[W], q[W + 1], w01[j], w10[j]) * go[j];
+        }
+      } else if (kInside) {
+        for (int64_t j = 0; j < len; ++j) {
+          const scalar_t* q = plane + o00[j];
+          const scalar_t v = q[0] * w00[j] + q[1] * w01[j] + q[W] * w10[j] + q[W + 1] * w11[j];
           yv[j] = ch == 0 ? v * go[j] : yv[j] + v * go[j];
         }
       } else if (ch == 0) {
@@ -483,16 +500,30 @@ __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>
         const __m256i r0 = _mm256_add_epi32(_mm256_mullo_epi32(iy, vW), ix);
         const __m256i r1 = _mm256_add_epi32(r0, vW);
         __m256 yv = _mm256_setzero_ps();
-        for (int64_t ch = 0; ch < (kC1 ? 1 : a.C); ++ch) {
-          const float* plane = planes + ch * plane_size;
+        if (kC1) {  // three lerps (lerp2)
           __m256 p00, p01, p10, p11;
-          pairs8(plane, r0, p00, p01);
-          pairs8(plane, r1, p10, p11);
+          pairs8(planes, r0, p00, p01);
+          pairs8(planes, r1, p10, p11);
           const __m256 top = _mm256_add_ps(p00, _mm256_mul_ps(_mm256_sub_ps(p01, p00), dw));
           const __m256 bot = _mm256_add_ps(p10, _mm256_mul_ps(_mm256_sub_ps(p11, p10), dw));
           const __m256 v = _mm256_add_ps(top, _mm256_mul_ps(_mm256_sub_ps(bot, top), dn));
-          const __m256 t = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + ch * hw + j));
-          yv = ch == 0 ? t : _mm256_add_ps(yv, t);
+          yv = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + j));
+        } else {  // four corner weights, shared by the channels
+          const __m256 de = _mm256_sub_ps(one, dw), ds = _mm256_sub_ps(one, dn);
+          const __m256 w00 = _mm256_mul_ps(ds, de), w01 = _mm256_mul_ps(ds, dw);
+          const __m256 w10 = _mm256_mul_ps(dn, de), w11 = _mm256_mul_ps(dn, dw);
+          for (int64_t ch = 0; ch < a.C; ++ch) {
+            const float* plane = planes + ch * plane_size;
+            __m256 p00, p01, p10, p11;
+            pairs8(plane, r0, p00, p01);
+            pairs8(plane, r1, p10, p11);
+            __m256 v = _mm256_mul_ps(p00, w00);
+            v = _mm256_add_ps(v, _mm256_mul_ps(p01, w01));
+            v = _mm256_add_ps(v, _mm256_mul_ps(p10, w10));
+            v = _mm256_add_ps(v, _mm256_mul_ps(p11, w11));
+            const __m256 t = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + ch * hw + j));
+            yv = ch == 0 ? t : _mm256_add_ps(yv, t);
+          }
         }
         const __m256 r = _mm256_sub_ps(yv, vy0);
         s_xx = _mm256_add_ps(s_xx, _mm256_mul_ps(mx, mx));
@@ -576,6 +607,9 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
         const __m512 dn = _mm512_sub_ps(y, _mm512_cvtepi32_ps(iy));
         const __m512i r0 = _mm512_add_epi32(_mm512_mullo_epi32(iy, vW), ix);
         const __m512i r1 = _mm512_add_epi32(r0, vW);
+        const __m512 de = _mm512_sub_ps(one, dw), ds = _mm512_sub_ps(one, dn);
+        const __m512 w00 = _mm512_mul_ps(ds, de), w01 = _mm512_mul_ps(ds, dw);  // C > 1
+        const __m512 w10 = _mm512_mul_ps(dn, de), w11 = _mm512_mul_ps(dn, dw);
         const __m256i r0l = _mm512_castsi512_si256(r0), r0h = _mm512_extracti64x4_epi64(r0, 1);
         const __m256i r1l = _mm512_castsi512_si256(r1), r1h = _mm512_extracti64x4_epi64(r1, 1);
         __m512 yv = zero;
@@ -589,9 +623,17 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
           const __m512 p01 = _mm512_permutex2var_ps(a0, odd, a1);
           const __m512 p10 = _mm512_permutex2var_ps(c0, even, c1);
           const __m512 p11 = _mm512_permutex2var_ps(c0, odd, c1);
-          const __m512 top = _mm512_add_ps(p00, _mm512_mul_ps(_mm512_sub_ps(p01, p00), dw));
-          const __m512 bot = _mm512_add_ps(p10, _mm512_mul_ps(_mm512_sub_ps(p11, p10), dw));
-          const __m512 v = _mm512_add_ps(top, _mm512_mul_ps(_mm512_sub_ps(bot, top), dn));
+          __m512 v;
+          if (kC1) {  // three lerps (lerp2)
+            const __m512 top = _mm512_add_ps(p00, _mm512_mul_ps(_mm512_sub_ps(p01, p00), dw));
+            const __m512 bot = _mm512_add_ps(p10, _mm512_mul_ps(_mm512_sub_ps(p11, p10), dw));
+            v = _mm512_add_ps(top, _mm512_mul_ps(_mm512_sub_ps(bot, top), dn));
+          } else {  // four corner weights, shared by the channels
+            v = _mm512_mul_ps(p00, w00);
+            v = _mm512_add_ps(v, _mm512_mul_ps(p01, w01));
+            v = _mm512_add_ps(v, _mm512_mul_ps(p10, w10));
+            v = _mm512_add_ps(v, _mm512_mul_ps(p11, w11));
+          }
           const __m512 t = _mm512_mul_ps(v, _mm512_loadu_ps(go0 + ch * hw + j));
           yv = ch == 0 ? t : _mm512_add_ps(yv, t);
         }
@@ -675,9 +717,15 @@ at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor
   const int64_t h = grid.size(1), w = grid.size(2), K = noise.size(1);
   auto result = at::empty({N, h, w, 2}, grid.options());
   if (result.numel() == 0) return result;
+  // The noise is a window of the pool at any offset; every image of the batch reads all of
+  // it, with vector loads that straddle two cache lines unless it starts on a 64-byte
+  // boundary (measured: 3-13 % of the kernel at C = 3 and 64). One aligned copy per call
+  // (4 K h w values, what the Python side used to allocate) is cheaper than that.
+  const at::Tensor noise_a =
+      reinterpret_cast<uintptr_t>(noise.const_data_ptr()) % 64 == 0 ? noise : noise.clone();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "linearized_fit", [&] {
     FitArgs<scalar_t> a = stnlab_fit::make_args<scalar_t>(
-        input, grid, grad_out, output, noise, result, eps_x, eps_y, bx, by, align_corners);
+        input, grid, grad_out, output, noise_a, result, eps_x, eps_y, bx, by, align_corners);
     a.sigma = static_cast<scalar_t>(sigma);
     a.ncx = static_cast<scalar_t>(noise_cx);
     a.ncy = static_cast<scalar_t>(noise_cy);
