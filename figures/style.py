@@ -23,6 +23,8 @@ matplotlib.use("Agg")  # display-free; must precede the pyplot import
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sampling import registry  # noqa: E402
+
 __all__ = [
     "plt",
     "COLUMN",
@@ -49,8 +51,8 @@ TEXT_WIDTH = 7.0
 METHOD_COLORS = {"bilinear": "#0072B2", "linearized": "#D55E00", "multiscale": "#009E73"}
 #: Line style per sampler, as in 003 Fig. 7 (ours solid, bilinear dashed, multi-scale dotted).
 METHOD_LINESTYLES = {"bilinear": "--", "linearized": "-", "multiscale": ":"}
-METHOD_LABELS = {"bilinear": "bilinear", "linearized": "linearized multi-sampling",
-                 "multiscale": "multi-scale"}
+#: How each sampler is spelled: the registry's label (sampling.registry).
+METHOD_LABELS = {name: s.label for name, s in registry.SAMPLERS.items()}
 #: Colours for an ordered sequence of settings (e.g. downsampling 1x, 2x, 4x, 8x).
 SEQUENCE_COLORS = ("#000000", "#E69F00", "#56B4E9", "#CC79A7", "#009E73", "#0072B2")
 

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sampling import registry
 from sampling.checks import check_choice, check_shape
 from sampling.geometry import compose, identity, params_to_matrix
 from sampling.warp import warp_affine
@@ -89,8 +90,9 @@ __all__ = [
 NETS = ("none", "STN", "ICSTN")
 #: Downsampling rates of Table 1.
 DOWNSAMPLES = (1, 2, 4, 8)
-#: Samplers of Table 1 (``bilinear`` baseline, ``multiscale`` baseline, ``linearized`` = ours).
-SAMPLERS = ("bilinear", "multiscale", "linearized")
+#: Samplers of Table 1 (``bilinear`` baseline, ``multiscale`` baseline, ``linearized`` = ours),
+#: read from :mod:`sampling.registry` in Table 1's row order (any other sampler after them).
+SAMPLERS = registry.names(first=("bilinear", "multiscale"))
 #: 003 Sec. 6.2: images are cropped and resized to 50x50.
 INPUT_SIZE = 50
 #: IC-STN recurrent warps (Lin & Lucey's traffic-sign code default; see the module docstring).

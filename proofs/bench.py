@@ -40,8 +40,10 @@ from models.errors import UsageError
 
 __all__ = ["add_arguments", "run", "bench_sampler", "BENCH_SHAPES", "peak_memory"]
 
-#: (N, C, H, h): the issue's benchmark shapes (input H x H, output h x h).
-BENCH_SHAPES = ((256, 1, 28, 28), (64, 1, 60, 30), (64, 3, 50, 12), (8, 3, 256, 32))
+#: (N, C, H, h): the issues' benchmark shapes (input H x H, output h x h; issue 30 added the
+#: 64-channel feature map).
+BENCH_SHAPES = ((256, 1, 28, 28), (64, 1, 60, 30), (64, 3, 50, 12), (8, 3, 256, 32),
+                (32, 64, 32, 32))
 
 
 class _GathersOnly(torch.autograd.Function):
@@ -66,17 +68,18 @@ class _GathersOnly(torch.autograd.Function):
 
 
 def _samplers(num_samples: int, seed: int):
-    from sampling.linearized import linearized_grid_sample
-    from sampling.multiscale import multiscale_grid_sample
+    """Every registered sampler (:mod:`sampling.registry`), then the ``gathers_only`` floor."""
+    from sampling import registry
 
     gen = torch.Generator().manual_seed(seed)
-    return {
-        "bilinear": lambda x, g: F.grid_sample(x, g, mode="bilinear", align_corners=False),
-        "linearized": lambda x, g: linearized_grid_sample(x, g, num_samples=num_samples,
-                                                          generator=gen),
-        "multiscale": lambda x, g: multiscale_grid_sample(x, g),
-        "gathers_only": lambda x, g: _GathersOnly.apply(x, g, num_samples),
-    }
+    options = {"linearized": dict(num_samples=num_samples, generator=gen)}
+
+    def run(sampler, opts):
+        return lambda x, g: sampler.fn(x, g, align_corners=False, padding_mode="zeros", **opts)
+
+    samplers = {name: run(s, options.get(name, {})) for name, s in registry.SAMPLERS.items()}
+    samplers["gathers_only"] = lambda x, g: _GathersOnly.apply(x, g, num_samples)
+    return samplers
 
 
 def _make_inputs(shape, device, dtype, seed):
@@ -214,8 +217,26 @@ def bench_sampler(*, device="cpu", repeats: int = 20, shapes=BENCH_SHAPES,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "cpu_count": os.cpu_count(),
         "linearized_kernel": _kernel_name(device),
+        # which of torch's own kernel copies run (ATEN_CPU_CAPABILITY=avx2 emulates an AVX2
+        # CPU for the bilinear baseline) and what the CPU has
+        "aten_cpu_capability": (torch.backends.cpu.get_cpu_capability()
+                                if device.type == "cpu" else None),
+        "cpu_flags": _cpu_flags() if device.type == "cpu" else None,
     }
     return {"meta": meta, "rows": rows}
+
+
+def _cpu_flags() -> list[str]:
+    """The SIMD flags of this CPU that decide which kernel copies run (Linux only)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return []
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("flags")), [])
+    keep = ("avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
+            "amx_tile")
+    return [f for f in keep if f in flags]
 
 
 def _kernel_name(device) -> str:
@@ -238,7 +259,9 @@ def format_table(report: dict) -> str:
     lines = [f"sampler benchmark: torch {m['torch']}, {m['device']} ({m['device_name']}), "
              f"{m['threads']} thread(s), K={m['num_samples']}, {m['dtype']}, "
              f"median of {m['repeats']}, linearized backward: "
-             f"{m.get('linearized_kernel', '?')}",
+             f"{m.get('linearized_kernel', '?')}, ATen CPU capability "
+             f"{m.get('aten_cpu_capability')}, CPU flags {' '.join(m.get('cpu_flags') or [])}, "
+             f"load average {' '.join(f'{v:.1f}' for v in (m.get('load_average') or []))}",
              "",
              "| N, C, H -> h | method | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio "
              "| fwd+bwd CPU-time ratio | peak MiB | peak ratio |",

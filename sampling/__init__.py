@@ -2,14 +2,15 @@
 
 The bottom of the package graph: depends on torch and numpy only.
 
-Public names (DESIGN.md): :func:`grid_sample` (a drop-in for
+Public names: :func:`grid_sample` (a drop-in for
 ``torch.nn.functional.grid_sample`` with ``method="bilinear" | "linearized" |
-"multiscale"``), :func:`linearized_grid_sample`, :func:`multiscale_grid_sample`, and
+"multiscale"``, the samplers of :mod:`sampling.registry`, where each name is defined
+once; :data:`METHODS` lists them), :func:`linearized_grid_sample`, :func:`multiscale_grid_sample`, and
 the affine core :mod:`sampling.geometry`, and the one warp every caller uses,
 :func:`affine_grid` / :func:`warp_affine` (:mod:`sampling.warp`).
 """
 
-from . import geometry
+from . import geometry, registry
 from .api import METHODS, grid_sample
 from .checks import ShapeError
 from .linearized import linearized_grid_sample
@@ -18,6 +19,7 @@ from .warp import affine_grid, warp_affine
 
 __all__ = [
     "geometry",
+    "registry",
     "affine_grid",
     "warp_affine",
     "grid_sample",

@@ -77,15 +77,17 @@ _lock = threading.Lock()
 #: kernel is compiled with ``--fmad=false`` for the same reason as ``-ffp-contract=off``.
 KERNELS = {
     "cpu": dict(source=SOURCE, cflags=_CFLAGS, cuda_cflags=[], ldflags=_LDFLAGS,
-                ops=("fit", "simd")),
+                ops=("fit", "simd", "sample", "fit_calls")),
     "cuda": dict(source=SOURCE.with_name("linearized_fit_cuda.cu"), cflags=["-O3"],
                  cuda_cflags=["-O3", "--fmad=false"], ldflags=[], ops=("fit",)),
 }
 
 
 def _fresh() -> dict:
+    # fused_calls counts the Python calls of fit(); fit_calls_base is the C++ counter of
+    # the backward passes of ops.sample (see :func:`status`) at the last reset.
     return {"tried": False, "ops": None, "error": None, "build_seconds": None, "name": None,
-            "fused_calls": 0}
+            "fused_calls": 0, "fit_calls_base": None}
 
 
 _states: dict = {kind: _fresh() for kind in KERNELS}
@@ -220,6 +222,8 @@ def load(kind: str = "cpu"):
                     if kind == "cuda" and not torch.cuda.is_available():
                         raise RuntimeError("CUDA is not available")
                     st["ops"] = _build(kind)
+                    if kind == "cpu":
+                        st["fit_calls_base"] = st["ops"].fit_calls()
                 except Exception as exc:  # no compiler, no ninja, a compile error, ...
                     text = str(exc).strip().splitlines()
                     reason = f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
@@ -233,14 +237,19 @@ def load(kind: str = "cpu"):
     return st["ops"]
 
 
-def fit(kind: str, *args):
+def fit(kind: str, *args, noise_scale: tuple = ()):
     """Run the ``kind`` kernel's ``fit`` (no autograd) and count the call, or return ``None``
-    when the kernel is unavailable (the caller then takes the eager path)."""
+    when the kernel is unavailable (the caller then takes the eager path).
+
+    ``noise_scale`` (CPU only): ``(sigma, 1/ux, 1/uy)``, the scale of the raw ``N(0, 1)``
+    noise variates that the CPU kernel applies itself (the CUDA one takes them scaled)."""
     ops = load(kind)
     if ops is None:
         return None
     _states[kind]["fused_calls"] += 1
-    extra = (int(isa),) if kind == "cpu" else ()
+    extra = (int(isa), *noise_scale) if kind == "cpu" else ()
+    if not torch.is_grad_enabled():  # the usual case: called from a backward
+        return ops.fit(*args, *extra)
     with torch.no_grad():
         return ops.fit(*args, *extra)
 
@@ -259,7 +268,10 @@ def status(kind: str = "cpu") -> dict:
     :func:`reset`; ``build_seconds`` is the time :func:`load` took (compile, or a cache hit).
     """
     st = _states[kind]
+    calls = st["fused_calls"]
+    if st["ops"] is not None and hasattr(st["ops"], "fit_calls"):
+        calls += st["ops"].fit_calls() - (st["fit_calls_base"] or 0)
     return {"tried": st["tried"], "available": st["ops"] is not None,
             "error": st["error"], "build_seconds": st["build_seconds"],
-            "name": st["name"], "fused_calls": st["fused_calls"],
+            "name": st["name"], "fused_calls": calls,
             "disabled": disabled()}

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .checks import check_choice, check_sampler_inputs
+from . import registry
+from .checks import check_sampler_inputs
 
 __all__ = ["grid_sample", "METHODS", "check_sampler_inputs"]
 
-METHODS = ("bilinear", "linearized", "multiscale")
-#: torch < 2.13 has the vmap bug worked around in :func:`grid_sample` on CPU too.
-_OLD_TORCH = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13)
+#: The sampler names, read from :data:`sampling.registry.SAMPLERS` (defined there once).
+METHODS = registry.names()
+
+
+def _may_branch() -> bool:
+    """Whether a data-dependent Python branch is allowed here: not under a ``torch.func``
+    transform (private torch API; assume one is active if it is absent) nor while
+    ``torch.compile`` traces."""
+    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
+    if probe is None or probe():
+        return False
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return not (compiling is not None and compiling())
 
 
 def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilinear",
@@ -27,9 +37,10 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
     Args:
         input: ``(N, C, H, W)`` images or feature maps.
         grid: ``(N, h, w, 2)`` sampling locations.
-        method: ``"bilinear"`` (``F.grid_sample``), ``"linearized"``
-            (:func:`sampling.linearized_grid_sample`) or ``"multiscale"``
-            (:func:`sampling.multiscale_grid_sample`).
+        method: a name in :data:`sampling.registry.SAMPLERS`: ``"bilinear"``
+            (``F.grid_sample``), ``"linearized"`` (:func:`sampling.linearized_grid_sample`)
+            or ``"multiscale"`` (:func:`sampling.multiscale_grid_sample`); an unknown name
+            raises one line listing the known ones.
         align_corners: as in ``F.grid_sample``.
         padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
         **method_options: passed to the chosen method.
@@ -39,7 +50,7 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
         every padding mode; those locations pass no gradient).
     """
     fn = "grid_sample"
-    check_choice(method, METHODS, name="method", fn=fn)
+    sampler = registry.get(method, fn=fn)
     if (isinstance(input, torch.Tensor) and isinstance(grid, torch.Tensor)
             and input.is_floating_point() and grid.is_floating_point()
             and torch.is_autocast_enabled(input.device.type)):
@@ -54,34 +65,22 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, *, method: str = "bilin
                                align_corners=align_corners, padding_mode=padding_mode,
                                **method_options)
     check_sampler_inputs(input, grid, fn=fn, padding_mode=padding_mode)
-    if method == "bilinear" and method_options:
-        raise ValueError(f"{fn}: method 'bilinear' takes no options, got "
+    if method_options and not sampler.takes_options:
+        raise ValueError(f"{fn}: method {method!r} takes no options, got "
                          f"{sorted(method_options)}")
     # Non-finite locations: sample them at 0 and return NaN there. F.grid_sample (torch
     # 2.13, CPU) returns finite values for NaN locations with padding_mode="border" and
-    # segfaults in backward; a diverging STN must see NaN, not a crash. No data-dependent
-    # branch, so this also works under torch.func.vmap.
+    # segfaults in backward; a diverging STN must see NaN, not a crash.
+    # The common case, every location finite, is told by one reduction: the sum of the
+    # grid is finite only if every entry is (NaN and +-inf propagate; a finite grid whose
+    # sum overflows only takes the masked path below, which gives the same numbers).
+    # That is a data-dependent branch, so under torch.func transforms (vmap) and
+    # torch.compile the masked path always runs: it has no branch.
+    if _may_branch() and bool(torch.isfinite(grid.detach().sum())):
+        return sampler.fn(input, grid, align_corners=align_corners,
+                          padding_mode=padding_mode, **method_options)
     bad = ~torch.isfinite(grid).all(-1, keepdim=True)  # (N, h, w, 1)
     grid = torch.where(bad, torch.zeros_like(grid), grid)
-    if method == "bilinear":
-        if (input.is_cuda or _OLD_TORCH) and not input.requires_grad:
-            # Work around a PyTorch bug (seen with torch 2.11 on CPU and on CUDA 13 / H100;
-            # not on CPU with torch 2.13): under torch.func.vmap(grad(...)),
-            # grid_sampler_2d_backward with no input gradient requested fails with
-            # "Expected a proper Tensor but got None".
-            # Tying the input to the (finite) grid by an exact zero makes autograd ask for
-            # the input gradient; values are unchanged and the grid gets an exact zero
-            # from it. Costs one input-sized add and the input gradient, only where the
-            # bug exists (CUDA, or torch < 2.13).
-            input = input + 0 * grid[:, :1, :1, :1]  # (N, 1, 1, 1)
-        out = F.grid_sample(input, grid, mode="bilinear", padding_mode=padding_mode,
-                            align_corners=align_corners)
-    elif method == "linearized":
-        from .linearized import linearized_grid_sample
-        out = linearized_grid_sample(input, grid, align_corners=align_corners,
-                                     padding_mode=padding_mode, **method_options)
-    else:
-        from .multiscale import multiscale_grid_sample
-        out = multiscale_grid_sample(input, grid, align_corners=align_corners,
-                                     padding_mode=padding_mode, **method_options)
+    out = sampler.fn(input, grid, align_corners=align_corners, padding_mode=padding_mode,
+                     **method_options)
     return out.masked_fill(bad.permute(0, 3, 1, 2), float("nan"))  # (N, 1, h, w) mask

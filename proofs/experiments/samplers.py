@@ -38,6 +38,7 @@ import torch
 
 from models import runio
 from models.data import images
+from sampling import METHODS  # the sampler names, from sampling.registry
 from sampling import experiments as ex
 
 from . import readme
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 EXPERIMENTS = ("gradient-field", "alignment", "ablation-sigma", "ablation-k", "ablation-collapse")
-METHODS = ("bilinear", "linearized", "multiscale")
 NATURAL_IMAGES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins")
 DOWNSAMPLES = (1, 2, 4, 8)
 #: Recall thresholds on the mean corner error, input normalized units (width 2).

@@ -10,15 +10,20 @@
 //     all C channels with F.grid_sample's unnormalization, y_k = sum_c grad_out_c
 //     I_c(x_p + o_k) - y0, and the 5 running sums of the 2x2 normal equations,
 //   * the closed-form Tikhonov solve with the same `det > 0` guard.
-// The noise field (4, K, h, w) is drawn and scaled in Python (same generator, seed and
-// order as the eager path), so both paths see the same random numbers.
+// The noise field (4, K, h, w) holds the raw N(0, 1) variates of the eager path (the same
+// window of the same pool): the kernel scales them itself (sigma, one input pixel), so
+// Python passes a view and allocates nothing.
 //
-// Floating point: every operation is the eager path's, on the same operands, in the
-// tensor's dtype (F.grid_sample's unnormalization and corner weights included); the
-// only differences are the order of the sums over the auxiliaries (sequential here,
-// torch's reduction there) and the fused multiply-adds that torch's own vectorized
-// kernels may use (this file is compiled with -ffp-contract=off, so its result does
-// not depend on the CPU: the AVX2 and portable copies agree bit for bit). Values stay
+// Floating point: the eager path's operations in the tensor's dtype, up to rounding: the
+// fit in input pixels (the eager path: normalized units, so the noise and footprint are
+// scaled in another order), the bilinear value of the kInside path at C = 1 as three
+// lerps (lerp2; F.grid_sample: four corner weights), one reciprocal instead of two
+// divisions in the solve, the order of the sums over the auxiliaries (sequential here, torch's
+// reduction there) and the fused multiply-adds that torch's own vectorized kernels may
+// use. Each is a few ulp of the operands; the tests bound the result against a float64
+// evaluation (tests/sampling/test_linearized_fused.py). This file is compiled with
+// -ffp-contract=off, so its result does not depend on the CPU: the AVX-512, AVX2 and
+// portable copies agree bit for bit. Values stay
 // exact for finite inputs; an auxiliary that fails the mask reads a clamped (finite)
 // pixel instead of a zero-padded one, which its zero weight removes either way.
 //
@@ -35,7 +40,12 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/grid_sampler_2d.h>
+#include <ATen/ops/grid_sampler_2d_backward.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
+
+#include <atomic>
 
 #include "linearized_fit_common.h"
 
@@ -133,6 +143,22 @@ static inline __attribute__((always_inline)) void prologue(
   }
 }
 
+// The bilinear value of the corners (p00, p01; p10, p11) at fractions (dw, dn), as two
+// lerps along x and one along y: 9 operations instead of the 13 of the four corner
+// weights, exact where neighbours are equal. Used at C = 1 only (with more channels the
+// four weights, computed once per auxiliary, cost 7 operations a channel, the lerps 9).
+// Every copy (portable, AVX2, AVX-512) makes the same choice and uses these operations in
+// this order, so they agree bit for bit; the eager path (F.grid_sample's corner weights)
+// differs by rounding only (a few ulp of the values).
+template <typename scalar_t>
+static inline __attribute__((always_inline)) scalar_t lerp2(scalar_t p00, scalar_t p01,
+                                                            scalar_t p10, scalar_t p11,
+                                                            scalar_t dw, scalar_t dn) {
+  const scalar_t top = p00 + (p01 - p00) * dw;
+  const scalar_t bot = p10 + (p11 - p10) * dw;
+  return top + (bot - top) * dn;
+}
+
 // Closed-form solve of (S + diag(eps_x, eps_y)) J = b, J = 0 where det <= 0, for pixels
 // [p0, p0 + len) of image n from their five sums (kInside: sums in px^2, so eps_x sx^2
 // and eps_y sy^2, and J scaled back to normalized units by sx, sy).
@@ -150,9 +176,10 @@ static inline __attribute__((always_inline)) void solve(
     const scalar_t dd = syy[j] + eps_y;
     const scalar_t det0 = aa * dd - sxy[j] * sxy[j];
     const bool ok = det0 > scalar_t(0);
-    const scalar_t det = ok ? det0 : one;
-    scalar_t jx = (dd * bxs[j] - sxy[j] * bys[j]) / det;
-    scalar_t jy = (aa * bys[j] - sxy[j] * bxs[j]) / det;
+    // One division per pixel (the reciprocal), no branch: the compiler vectorizes it.
+    const scalar_t inv = one / (ok ? det0 : one);
+    scalar_t jx = (dd * bxs[j] - sxy[j] * bys[j]) * inv;
+    scalar_t jy = (aa * bys[j] - sxy[j] * bxs[j]) * inv;
     if (kInside) {
       jx = jx * a.sx;
       jy = jy * a.sy;
@@ -177,10 +204,10 @@ static inline __attribute__((always_inline)) void to_pixels(const FitArgs<scalar
   for (int64_t j = 0; j < len; ++j) {
     gx[j] = (gx[j] + one) * a.sx - a.half;
     gy[j] = (gy[j] + one) * a.sy - a.half;
-    dcx[j] = dcx[j] * a.sx;
-    drx[j] = drx[j] * a.sx;
-    dcy[j] = dcy[j] * a.sy;
-    dry[j] = dry[j] * a.sy;
+    dcx[j] = dcx[j] * a.fsx;
+    drx[j] = drx[j] * a.fsx;
+    dcy[j] = dcy[j] * a.fsy;
+    dry[j] = dry[j] * a.fsy;
   }
 }
 
@@ -223,7 +250,6 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
   const scalar_t lo_y = kInside ? scalar_t(0) : scalar_t(-2);
   const scalar_t hi_x = static_cast<scalar_t>(kInside ? W - 1 : W + 1);
   const scalar_t hi_y = static_cast<scalar_t>(kInside ? H - 1 : H + 1);
-  const scalar_t cs_x = kInside ? a.sx : one, cs_y = kInside ? a.sy : one;
   for (int64_t k = 0; k < a.K; ++k) {
     const scalar_t* z0 = a.noise + k * hw + p0;
     const scalar_t* z1 = a.noise + (a.K + k) * hw + p0;
@@ -231,13 +257,17 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
     const scalar_t* cy = a.noise + (3 * a.K + k) * hw + p0;
     // Offsets, mask, bilinear corners and weights.
     for (int64_t j = 0; j < len; ++j) {
-      scalar_t ox = dcx[j] * z0[j];
-      ox = ox + drx[j] * z1[j];
-      scalar_t oy = dcy[j] * z0[j];
-      oy = oy + dry[j] * z1[j];
+      // kInside: footprint already times sigma (to_pixels), collapse noise one input
+      // pixel = the raw variate. General path: the eager path's scaled noise field.
+      const scalar_t zz0 = kInside ? z0[j] : z0[j] * a.sigma;
+      const scalar_t zz1 = kInside ? z1[j] : z1[j] * a.sigma;
+      scalar_t ox = dcx[j] * zz0;
+      ox = ox + drx[j] * zz1;
+      scalar_t oy = dcy[j] * zz0;
+      oy = oy + dry[j] * zz1;
       if (kCollapse) {
-        ox = ox + (kInside ? cx[j] * cs_x : cx[j]);
-        oy = oy + (kInside ? cy[j] * cs_y : cy[j]);
+        ox = ox + (kInside ? cx[j] : cx[j] * a.ncx);
+        oy = oy + (kInside ? cy[j] : cy[j] * a.ncy);
       }
       const scalar_t px = ox + gx[j];
       const scalar_t py = oy + gy[j];
@@ -251,16 +281,19 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
         y = (y < hi_y) ? y : hi_y;
         const int32_t ix = std::min(static_cast<int32_t>(x), W - 2);
         const int32_t iy = std::min(static_cast<int32_t>(y), H - 2);
-        const scalar_t dw = x - static_cast<scalar_t>(ix), de = one - dw;
-        const scalar_t dn = y - static_cast<scalar_t>(iy), ds = one - dn;
+        const scalar_t dw = x - static_cast<scalar_t>(ix);
+        const scalar_t dn = y - static_cast<scalar_t>(iy);
         o00[j] = iy * W + ix;
-        o01[j] = iy * W + ix + 1;
-        o10[j] = (iy + 1) * W + ix;
-        o11[j] = (iy + 1) * W + ix + 1;
-        w00[j] = ds * de;
-        w01[j] = ds * dw;
-        w10[j] = dn * de;
-        w11[j] = dn * dw;
+        if (a.C == 1) {  // the lerp fractions (see lerp2)
+          w01[j] = dw;
+          w10[j] = dn;
+        } else {  // the four corner weights, shared by the channels
+          const scalar_t de = one - dw, ds = one - dn;
+          w00[j] = ds * de;
+          w01[j] = ds * dw;
+          w10[j] = dn * de;
+          w11[j] = dn * dw;
+        }
       } else {
         const scalar_t m =
             ((std::abs(px) <= a.bx) & (std::abs(py) <= a.by)) ? scalar_t(1) : scalar_t(0);
@@ -289,11 +322,23 @@ static inline __attribute__((always_inline)) void fit_block(const FitArgs<scalar
         w11[j] = (vx1 & vy1) ? dn * dw : scalar_t(0);
       }
     }
-    // y_k = sum_c grad_out_c * I_c(aux), the corners in F.grid_sample's order.
+    // y_k = sum_c grad_out_c * I_c(aux). kInside: the lerp form (lerp2, the same
+    // operations as the SIMD copies); general path: F.grid_sample's corners and weights.
     for (int64_t ch = 0; ch < a.C; ++ch) {
       const scalar_t* __restrict plane = a.input + (n * a.C + ch) * a.H * a.W;
       const scalar_t* __restrict go = a.grad_out + (n * a.C + ch) * hw + p0;
-      if (ch == 0) {
+      if (kInside && a.C == 1) {
+        for (int64_t j = 0; j < len; ++j) {
+          const scalar_t* q = plane + o00[j];
+          yv[j] = lerp2(q[0], q[1], q[W], q[W + 1], w01[j], w10[j]) * go[j];
+        }
+      } else if (kInside) {
+        for (int64_t j = 0; j < len; ++j) {
+          const scalar_t* q = plane + o00[j];
+          const scalar_t v = q[0] * w00[j] + q[1] * w01[j] + q[W] * w10[j] + q[W + 1] * w11[j];
+          yv[j] = ch == 0 ? v * go[j] : yv[j] + v * go[j];
+        }
+      } else if (ch == 0) {
         for (int64_t j = 0; j < len; ++j) {
           const scalar_t v = plane[o00[j]] * w00[j] + plane[o01[j]] * w01[j] +
                              plane[o10[j]] * w10[j] + plane[o11[j]] * w11[j];
@@ -401,7 +446,7 @@ static inline __attribute__((target("avx2,fma"), always_inline)) void pairs8(
   second = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(sd), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-template <bool kCollapse>
+template <bool kCollapse, bool kC1>
 __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>& a,
                                                             int64_t n, int64_t p0,
                                                             int64_t len) {
@@ -419,7 +464,6 @@ __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>
     const __m256 zero = _mm256_setzero_ps();
     const __m256 x_max = _mm256_set1_ps(static_cast<float>(a.W - 1));
     const __m256 y_max = _mm256_set1_ps(static_cast<float>(a.H - 1));
-    const __m256 csx = _mm256_set1_ps(a.sx), csy = _mm256_set1_ps(a.sy);
     const __m256i vW = _mm256_set1_epi32(static_cast<int>(a.W));
     const __m256i Wm2 = _mm256_set1_epi32(static_cast<int>(a.W) - 2);
     const __m256i Hm2 = _mm256_set1_epi32(static_cast<int>(a.H) - 2);
@@ -439,8 +483,8 @@ __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>
         __m256 ox = _mm256_add_ps(_mm256_mul_ps(vdcx, z0), _mm256_mul_ps(vdrx, z1));
         __m256 oy = _mm256_add_ps(_mm256_mul_ps(vdcy, z0), _mm256_mul_ps(vdry, z1));
         if (kCollapse) {
-          ox = _mm256_add_ps(ox, _mm256_mul_ps(_mm256_loadu_ps(nz + (2 * a.K + k) * hw), csx));
-          oy = _mm256_add_ps(oy, _mm256_mul_ps(_mm256_loadu_ps(nz + (3 * a.K + k) * hw), csy));
+          ox = _mm256_add_ps(ox, _mm256_loadu_ps(nz + (2 * a.K + k) * hw));  // 1 px
+          oy = _mm256_add_ps(oy, _mm256_loadu_ps(nz + (3 * a.K + k) * hw));
         }
         const __m256 px = _mm256_add_ps(ox, vgx), py = _mm256_add_ps(oy, vgy);
         const __m256 in = _mm256_and_ps(
@@ -451,24 +495,35 @@ __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>
         const __m256 y = _mm256_min_ps(_mm256_max_ps(py, zero), y_max);
         const __m256i ix = _mm256_min_epi32(_mm256_cvttps_epi32(x), Wm2);
         const __m256i iy = _mm256_min_epi32(_mm256_cvttps_epi32(y), Hm2);
-        const __m256 dw = _mm256_sub_ps(x, _mm256_cvtepi32_ps(ix)), de = _mm256_sub_ps(one, dw);
-        const __m256 dn = _mm256_sub_ps(y, _mm256_cvtepi32_ps(iy)), ds = _mm256_sub_ps(one, dn);
+        const __m256 dw = _mm256_sub_ps(x, _mm256_cvtepi32_ps(ix));
+        const __m256 dn = _mm256_sub_ps(y, _mm256_cvtepi32_ps(iy));
         const __m256i r0 = _mm256_add_epi32(_mm256_mullo_epi32(iy, vW), ix);
         const __m256i r1 = _mm256_add_epi32(r0, vW);
-        const __m256 w00 = _mm256_mul_ps(ds, de), w01 = _mm256_mul_ps(ds, dw);
-        const __m256 w10 = _mm256_mul_ps(dn, de), w11 = _mm256_mul_ps(dn, dw);
         __m256 yv = _mm256_setzero_ps();
-        for (int64_t ch = 0; ch < a.C; ++ch) {
-          const float* plane = planes + ch * plane_size;
+        if (kC1) {  // three lerps (lerp2)
           __m256 p00, p01, p10, p11;
-          pairs8(plane, r0, p00, p01);
-          pairs8(plane, r1, p10, p11);
-          __m256 v = _mm256_mul_ps(p00, w00);
-          v = _mm256_add_ps(v, _mm256_mul_ps(p01, w01));
-          v = _mm256_add_ps(v, _mm256_mul_ps(p10, w10));
-          v = _mm256_add_ps(v, _mm256_mul_ps(p11, w11));
-          const __m256 t = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + ch * hw + j));
-          yv = ch == 0 ? t : _mm256_add_ps(yv, t);
+          pairs8(planes, r0, p00, p01);
+          pairs8(planes, r1, p10, p11);
+          const __m256 top = _mm256_add_ps(p00, _mm256_mul_ps(_mm256_sub_ps(p01, p00), dw));
+          const __m256 bot = _mm256_add_ps(p10, _mm256_mul_ps(_mm256_sub_ps(p11, p10), dw));
+          const __m256 v = _mm256_add_ps(top, _mm256_mul_ps(_mm256_sub_ps(bot, top), dn));
+          yv = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + j));
+        } else {  // four corner weights, shared by the channels
+          const __m256 de = _mm256_sub_ps(one, dw), ds = _mm256_sub_ps(one, dn);
+          const __m256 w00 = _mm256_mul_ps(ds, de), w01 = _mm256_mul_ps(ds, dw);
+          const __m256 w10 = _mm256_mul_ps(dn, de), w11 = _mm256_mul_ps(dn, dw);
+          for (int64_t ch = 0; ch < a.C; ++ch) {
+            const float* plane = planes + ch * plane_size;
+            __m256 p00, p01, p10, p11;
+            pairs8(plane, r0, p00, p01);
+            pairs8(plane, r1, p10, p11);
+            __m256 v = _mm256_mul_ps(p00, w00);
+            v = _mm256_add_ps(v, _mm256_mul_ps(p01, w01));
+            v = _mm256_add_ps(v, _mm256_mul_ps(p10, w10));
+            v = _mm256_add_ps(v, _mm256_mul_ps(p11, w11));
+            const __m256 t = _mm256_mul_ps(v, _mm256_loadu_ps(go0 + ch * hw + j));
+            yv = ch == 0 ? t : _mm256_add_ps(yv, t);
+          }
         }
         const __m256 r = _mm256_sub_ps(yv, vy0);
         s_xx = _mm256_add_ps(s_xx, _mm256_mul_ps(mx, mx));
@@ -488,16 +543,16 @@ __attribute__((target("avx2,fma"))) void fit_block_avx2_f32(const FitArgs<float>
   if (jv < len) fit_block<float, kCollapse, true>(a, n, p0 + jv, len - jv);
 }
 
-template <bool kCollapse>
+template <bool kCollapse, bool kC1>
 __attribute__((target("avx2,fma"))) void fit_range_avx2_f32(const FitArgs<float>& a,
                                                             int64_t begin, int64_t end) {
-  for_each_block<float, fit_block_avx2_f32<kCollapse>>(a, begin, end);
+  for_each_block<float, fit_block_avx2_f32<kCollapse, kC1>>(a, begin, end);
 }
 
 
 // The same as fit_block_avx2_f32 with AVX-512 (sixteen pixels per vector, masks for the
 // comparisons, gathers of the corner pairs); the rest of a block goes to the AVX2 copy.
-template <bool kCollapse>
+template <bool kCollapse, bool kC1>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
     const FitArgs<float>& a, int64_t n, int64_t p0, int64_t len) {
   const int64_t hw = a.h * a.w;
@@ -513,7 +568,6 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
     const __m512 y_lo = _mm512_set1_ps(a.y_lo), y_hi = _mm512_set1_ps(a.y_hi);
     const __m512 x_max = _mm512_set1_ps(static_cast<float>(a.W - 1));
     const __m512 y_max = _mm512_set1_ps(static_cast<float>(a.H - 1));
-    const __m512 csx = _mm512_set1_ps(a.sx), csy = _mm512_set1_ps(a.sy);
     const __m512i vW = _mm512_set1_epi32(static_cast<int>(a.W));
     const __m512i Wm2 = _mm512_set1_epi32(static_cast<int>(a.W) - 2);
     const __m512i Hm2 = _mm512_set1_epi32(static_cast<int>(a.H) - 2);
@@ -536,8 +590,8 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
         __m512 ox = _mm512_add_ps(_mm512_mul_ps(vdcx, z0), _mm512_mul_ps(vdrx, z1));
         __m512 oy = _mm512_add_ps(_mm512_mul_ps(vdcy, z0), _mm512_mul_ps(vdry, z1));
         if (kCollapse) {
-          ox = _mm512_add_ps(ox, _mm512_mul_ps(_mm512_loadu_ps(nz + (2 * a.K + k) * hw), csx));
-          oy = _mm512_add_ps(oy, _mm512_mul_ps(_mm512_loadu_ps(nz + (3 * a.K + k) * hw), csy));
+          ox = _mm512_add_ps(ox, _mm512_loadu_ps(nz + (2 * a.K + k) * hw));  // 1 px
+          oy = _mm512_add_ps(oy, _mm512_loadu_ps(nz + (3 * a.K + k) * hw));
         }
         const __m512 px = _mm512_add_ps(ox, vgx), py = _mm512_add_ps(oy, vgy);
         const __mmask16 in = _mm512_cmp_ps_mask(px, x_lo, _CMP_GE_OQ) &
@@ -549,25 +603,37 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
         const __m512 y = _mm512_min_ps(_mm512_max_ps(py, zero), y_max);
         const __m512i ix = _mm512_min_epi32(_mm512_cvttps_epi32(x), Wm2);
         const __m512i iy = _mm512_min_epi32(_mm512_cvttps_epi32(y), Hm2);
-        const __m512 dw = _mm512_sub_ps(x, _mm512_cvtepi32_ps(ix)), de = _mm512_sub_ps(one, dw);
-        const __m512 dn = _mm512_sub_ps(y, _mm512_cvtepi32_ps(iy)), ds = _mm512_sub_ps(one, dn);
+        const __m512 dw = _mm512_sub_ps(x, _mm512_cvtepi32_ps(ix));
+        const __m512 dn = _mm512_sub_ps(y, _mm512_cvtepi32_ps(iy));
         const __m512i r0 = _mm512_add_epi32(_mm512_mullo_epi32(iy, vW), ix);
         const __m512i r1 = _mm512_add_epi32(r0, vW);
-        const __m512 w00 = _mm512_mul_ps(ds, de), w01 = _mm512_mul_ps(ds, dw);
+        const __m512 de = _mm512_sub_ps(one, dw), ds = _mm512_sub_ps(one, dn);
+        const __m512 w00 = _mm512_mul_ps(ds, de), w01 = _mm512_mul_ps(ds, dw);  // C > 1
         const __m512 w10 = _mm512_mul_ps(dn, de), w11 = _mm512_mul_ps(dn, dw);
         const __m256i r0l = _mm512_castsi512_si256(r0), r0h = _mm512_extracti64x4_epi64(r0, 1);
         const __m256i r1l = _mm512_castsi512_si256(r1), r1h = _mm512_extracti64x4_epi64(r1, 1);
         __m512 yv = zero;
-        for (int64_t ch = 0; ch < a.C; ++ch) {
+        for (int64_t ch = 0; ch < (kC1 ? 1 : a.C); ++ch) {
           const double* plane = reinterpret_cast<const double*>(planes + ch * plane_size);
           const __m512 a0 = _mm512_castpd_ps(_mm512_i32gather_pd(r0l, plane, 4));
           const __m512 a1 = _mm512_castpd_ps(_mm512_i32gather_pd(r0h, plane, 4));
           const __m512 c0 = _mm512_castpd_ps(_mm512_i32gather_pd(r1l, plane, 4));
           const __m512 c1 = _mm512_castpd_ps(_mm512_i32gather_pd(r1h, plane, 4));
-          __m512 v = _mm512_mul_ps(_mm512_permutex2var_ps(a0, even, a1), w00);
-          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_permutex2var_ps(a0, odd, a1), w01));
-          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_permutex2var_ps(c0, even, c1), w10));
-          v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_permutex2var_ps(c0, odd, c1), w11));
+          const __m512 p00 = _mm512_permutex2var_ps(a0, even, a1);
+          const __m512 p01 = _mm512_permutex2var_ps(a0, odd, a1);
+          const __m512 p10 = _mm512_permutex2var_ps(c0, even, c1);
+          const __m512 p11 = _mm512_permutex2var_ps(c0, odd, c1);
+          __m512 v;
+          if (kC1) {  // three lerps (lerp2)
+            const __m512 top = _mm512_add_ps(p00, _mm512_mul_ps(_mm512_sub_ps(p01, p00), dw));
+            const __m512 bot = _mm512_add_ps(p10, _mm512_mul_ps(_mm512_sub_ps(p11, p10), dw));
+            v = _mm512_add_ps(top, _mm512_mul_ps(_mm512_sub_ps(bot, top), dn));
+          } else {  // four corner weights, shared by the channels
+            v = _mm512_mul_ps(p00, w00);
+            v = _mm512_add_ps(v, _mm512_mul_ps(p01, w01));
+            v = _mm512_add_ps(v, _mm512_mul_ps(p10, w10));
+            v = _mm512_add_ps(v, _mm512_mul_ps(p11, w11));
+          }
           const __m512 t = _mm512_mul_ps(v, _mm512_loadu_ps(go0 + ch * hw + j));
           yv = ch == 0 ? t : _mm512_add_ps(yv, t);
         }
@@ -586,13 +652,13 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_block_avx512_f32(
     }
     solve<float, true>(a, n, p0, jv, sxx, sxy, syy, bxs, bys);
   }
-  if (jv < len) fit_block_avx2_f32<kCollapse>(a, n, p0 + jv, len - jv);
+  if (jv < len) fit_block_avx2_f32<kCollapse, kC1>(a, n, p0 + jv, len - jv);
 }
 
-template <bool kCollapse>
+template <bool kCollapse, bool kC1>
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void fit_range_avx512_f32(
     const FitArgs<float>& a, int64_t begin, int64_t end) {
-  for_each_block<float, fit_block_avx512_f32<kCollapse>>(a, begin, end);
+  for_each_block<float, fit_block_avx512_f32<kCollapse, kC1>>(a, begin, end);
 }
 
 static bool cpu_has_avx512() {
@@ -624,11 +690,14 @@ void fit_range_dispatch(const FitArgs<scalar_t>& a, int64_t begin, int64_t end,
 #ifdef STNLAB_HAVE_AVX2_COPY
   if (isa < 2 && cpu_has_avx2()) {
     if constexpr (std::is_same_v<scalar_t, float> && kInside) {
+      // C = 1: the channel loop and its accumulator compiled away (fewer live vectors).
       if (isa < 1 && cpu_has_avx512()) {
-        fit_range_avx512_f32<kCollapse>(a, begin, end);
+        if (a.C == 1) fit_range_avx512_f32<kCollapse, true>(a, begin, end);
+        else fit_range_avx512_f32<kCollapse, false>(a, begin, end);
         return;
       }
-      fit_range_avx2_f32<kCollapse>(a, begin, end);
+      if (a.C == 1) fit_range_avx2_f32<kCollapse, true>(a, begin, end);
+      else fit_range_avx2_f32<kCollapse, false>(a, begin, end);
       return;
     }
     fit_range_avx2<scalar_t, kCollapse, kInside>(a, begin, end);
@@ -641,16 +710,27 @@ void fit_range_dispatch(const FitArgs<scalar_t>& a, int64_t begin, int64_t end,
 at::Tensor fit(const at::Tensor& input, const at::Tensor& grid, const at::Tensor& grad_out,
                const at::Tensor& output, const at::Tensor& noise, bool collapse_noise,
                double eps_x, double eps_y, double bx, double by, bool align_corners,
-               int64_t isa) {
+               int64_t isa, double sigma, double noise_cx, double noise_cy) {
   TORCH_CHECK(input.device().is_cpu(), "linearized_fit: CPU tensors only");
   stnlab_fit::check_inputs("linearized_fit", input, grid, grad_out, output, noise);
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int64_t h = grid.size(1), w = grid.size(2), K = noise.size(1);
   auto result = at::empty({N, h, w, 2}, grid.options());
   if (result.numel() == 0) return result;
+  // The noise is a window of the pool at any offset; every image of the batch reads all of
+  // it, with vector loads that straddle two cache lines unless it starts on a 64-byte
+  // boundary (measured: 3-13 % of the kernel at C = 3 and 64). One aligned copy per call
+  // (4 K h w values, what the Python side used to allocate) is cheaper than that.
+  const at::Tensor noise_a =
+      reinterpret_cast<uintptr_t>(noise.const_data_ptr()) % 64 == 0 ? noise : noise.clone();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "linearized_fit", [&] {
-    const FitArgs<scalar_t> a = stnlab_fit::make_args<scalar_t>(
-        input, grid, grad_out, output, noise, result, eps_x, eps_y, bx, by, align_corners);
+    FitArgs<scalar_t> a = stnlab_fit::make_args<scalar_t>(
+        input, grid, grad_out, output, noise_a, result, eps_x, eps_y, bx, by, align_corners);
+    a.sigma = static_cast<scalar_t>(sigma);
+    a.ncx = static_cast<scalar_t>(noise_cx);
+    a.ncy = static_cast<scalar_t>(noise_cy);
+    a.fsx = a.sx * a.sigma;
+    a.fsy = a.sy * a.sigma;
     const int64_t grain = std::max<int64_t>(kBlock, 32768 / std::max<int64_t>(1, K * (C + 2)));
     // kInside (see fit_block): W, H >= 2 and the bounds within kInsideSlack pixels of
     // [0, W-1] x [0, H-1]. The unnormalization is monotone, so checking the bounds
@@ -684,6 +764,80 @@ std::string simd() {
   return "portable";
 }
 
+// The whole sampler as one op with a C++ autograd node (sample): forward F.grid_sample's
+// bilinear value, backward the bilinear input gradient and fit()'s grid gradient, the
+// same calls as sampling/linearized.py's Python Function (_backward), so the same bits,
+// without its Python work per call (the Function, the context, the backward's Python,
+// ~40-60 us a call on a 2-core EPYC). sampling.linearized uses it outside torch.func
+// transforms and torch.compile only; a call of fit() from it is counted in fit_calls.
+std::atomic<int64_t> fit_calls_{0};
+
+struct Sample : public torch::autograd::Function<Sample> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            const at::Tensor& grid, const at::Tensor& noise,
+                            bool collapse_noise, double eps_x, double eps_y, double bx,
+                            double by, bool align_corners, int64_t padding_mode, int64_t isa,
+                            double sigma, double noise_cx, double noise_cy) {
+    at::Tensor out = at::grid_sampler_2d(input, grid, 0, padding_mode, align_corners);
+    ctx->save_for_backward({input, grid, out, noise});
+    ctx->saved_data["collapse_noise"] = collapse_noise;
+    ctx->saved_data["align_corners"] = align_corners;
+    ctx->saved_data["padding_mode"] = padding_mode;
+    ctx->saved_data["isa"] = isa;
+    ctx->saved_data["scalars"] = std::vector<double>{eps_x, eps_y, bx, by, sigma, noise_cx,
+                                                     noise_cy};
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &input = saved[0], &grid = saved[1], &out = saved[2], &noise = saved[3];
+    const bool align_corners = ctx->saved_data["align_corners"].toBool();
+    const int64_t padding_mode = ctx->saved_data["padding_mode"].toInt();
+    const auto v = ctx->saved_data["scalars"].toDoubleVector();
+    // The Python Function is once_differentiable; here a differentiable backward
+    // (create_graph=True) is refused outright rather than silently treating the fitted
+    // gradient as a constant.
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "linearized_grid_sample: its backward is not differentiable "
+                "(create_graph=True / double backward is not supported)");
+    const at::Tensor go = grads[0].contiguous();
+    at::Tensor grad_input, grad_grid;
+    if (ctx->needs_input_grad(0)) {
+      grad_input = std::get<0>(at::grid_sampler_2d_backward(go, input, grid, 0, padding_mode,
+                                                            align_corners, {true, false}));
+    }
+    if (ctx->needs_input_grad(1)) {
+      fit_calls_.fetch_add(1);
+      grad_grid = fit(input.contiguous(), grid.contiguous(), go, out.contiguous(), noise,
+                      ctx->saved_data["collapse_noise"].toBool(), v[0], v[1], v[2], v[3],
+                      align_corners, ctx->saved_data["isa"].toInt(), v[4], v[5], v[6]);
+    }
+    torch::autograd::variable_list result(14);
+    result[0] = grad_input;
+    result[1] = grad_grid;
+    return result;
+  }
+};
+
+at::Tensor sample(const at::Tensor& input, const at::Tensor& grid, const at::Tensor& noise,
+                  bool collapse_noise, double eps_x, double eps_y, double bx, double by,
+                  bool align_corners, int64_t padding_mode, int64_t isa, double sigma,
+                  double noise_cx, double noise_cy) {
+  return Sample::apply(input, grid, noise, collapse_noise, eps_x, eps_y, bx, by,
+                       align_corners, padding_mode, isa, sigma, noise_cx, noise_cy);
+}
+
+// Without autograd (inference mode): the bilinear value.
+at::Tensor sample_value(const at::Tensor& input, const at::Tensor& grid, const at::Tensor&,
+                        bool, double, double, double, double, bool align_corners,
+                        int64_t padding_mode, int64_t, double, double, double) {
+  return at::grid_sampler_2d(input, grid, 0, padding_mode, align_corners);
+}
+
+int64_t fit_calls() { return fit_calls_.load(); }
+
 }  // namespace
 
 #define STNLAB_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
@@ -691,9 +845,17 @@ std::string simd() {
 STNLAB_LIBRARY(STNLAB_OPS_NAMESPACE, m) {
   m.def("fit(Tensor input, Tensor grid, Tensor grad_out, Tensor output, Tensor noise, "
         "bool collapse_noise, float eps_x, float eps_y, float bx, float by, "
-        "bool align_corners, int isa=0) -> Tensor");
+        "bool align_corners, int isa=0, float sigma=1., float noise_cx=1., "
+        "float noise_cy=1.) -> Tensor");
   m.def("simd() -> str", &simd);
+  m.def("sample(Tensor input, Tensor grid, Tensor noise, bool collapse_noise, float eps_x, "
+        "float eps_y, float bx, float by, bool align_corners, int padding_mode, int isa, "
+        "float sigma, float noise_cx, float noise_cy) -> Tensor");
+  m.def("fit_calls() -> int", &fit_calls);
 }
+
+TORCH_LIBRARY_IMPL(STNLAB_OPS_NAMESPACE, Autograd, m) { m.impl("sample", &sample); }
+TORCH_LIBRARY_IMPL(STNLAB_OPS_NAMESPACE, CPU, m) { m.impl("sample", &sample_value); }
 
 // A backend kernel (not a catch-all): torch.func transforms then unwrap their tensors
 // before it runs (grad: the op is only ever called under no_grad; vmap: the batched

@@ -24,6 +24,11 @@ struct FitArgs {
   scalar_t bx, by;           // stencil bounds (normalized)
   scalar_t sx, sy, half;     // unnormalization: pixel = (g + 1) * s - half
   scalar_t x_lo, x_hi, y_lo, y_hi;  // pixel coordinates of the bounds (-bx, bx), (-by, by)
+  // CPU kernel only (the CUDA kernel takes the scaled field): the noise is the raw N(0, 1)
+  // variates, scaled in the kernel. z by sigma, c by (ncx, ncy) = (1/ux, 1/uy) in
+  // normalized units; in input pixels the footprint is scaled by (fsx, fsy) = sigma (sx, sy)
+  // and c is already one input pixel.
+  scalar_t sigma = 1, ncx = 1, ncy = 1, fsx = 1, fsy = 1;
 };
 
 // Shapes, dtypes, devices and contiguity of the five inputs, as the Python caller
@@ -82,6 +87,8 @@ FitArgs<scalar_t> make_args(const at::Tensor& input, const at::Tensor& grid,
     a.sy = static_cast<scalar_t>(a.H) / 2;
     a.half = scalar_t(0.5);
   }
+  a.fsx = a.sx;
+  a.fsy = a.sy;
   a.x_lo = (-a.bx + scalar_t(1)) * a.sx - a.half;
   a.x_hi = (a.bx + scalar_t(1)) * a.sx - a.half;
   a.y_lo = (-a.by + scalar_t(1)) * a.sy - a.half;

@@ -180,3 +180,64 @@ def test_samplers_run_in_float32_under_autocast(method):
     ref = grid_sample(x.float(), grid.float(), method=method, **opts)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_finite_grids_take_the_unmasked_path_with_the_same_numbers(method, monkeypatch):
+    """A finite grid skips the mask (one reduction decides); its numbers and gradients are
+    those of the masked path, also for a finite grid whose sum overflows to inf (which
+    takes the masked path), and a NaN among huge finite values is still caught."""
+    import sampling.api as api
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 6, 6, generator=g, dtype=torch.float64)
+    grid = torch.rand(2, 3, 3, 2, generator=g, dtype=torch.float64) * 1.6 - 0.8
+    huge = grid.clone()
+    huge[0, 0, 0] = 1e308  # sum overflows: the masked path, same numbers as F.grid_sample
+    huge[0, 0, 1] = 1e308
+    nan_huge = huge.clone()
+    nan_huge[1, 2, 2, 0] = float("nan")
+    opts = {"linearized": dict(generator=None)}.get(method, {})
+
+    def run(gr, masked):
+        monkeypatch.setattr(api, "_may_branch", lambda: not masked)
+        gr = gr.clone().requires_grad_(True)
+        if method == "linearized":
+            torch.manual_seed(3)
+        out = grid_sample(x, gr, method=method, padding_mode="border", **opts)
+        (gg,) = torch.autograd.grad(out.nan_to_num(0.0).sum(), gr)
+        return out, gg
+
+    for gr in (grid, huge):
+        fast, slow = run(gr, masked=False), run(gr, masked=True)
+        assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+        assert torch.isfinite(fast[0]).all()
+    out, gg = run(nan_huge, masked=False)
+    assert torch.isnan(out[1, :, 2, 2]).all() and torch.isfinite(out[0]).all()
+    assert (gg[1, 2, 2] == 0).all()
+
+
+def test_the_finite_check_is_skipped_under_vmap():
+    """Under torch.func transforms the masked path (no data-dependent branch) runs."""
+    from torch.func import vmap
+
+    import sampling.api as api
+
+    assert api._may_branch()
+    seen = []
+    orig = api._may_branch
+
+    def spy():
+        seen.append(orig())
+        return seen[-1]
+
+    x = torch.rand(3, 1, 1, 5, 5)
+    grid = torch.rand(3, 1, 2, 2, 2) * 2 - 1
+    grid[1, 0, 0, 0, 0] = float("nan")
+    api_may_branch, api._may_branch = api._may_branch, spy
+    try:
+        out = vmap(lambda a, b: grid_sample(a, b))(x, grid)
+    finally:
+        api._may_branch = api_may_branch
+    assert seen == [False]
+    assert torch.isnan(out[1, 0, :, 0, 0]).all() and torch.isfinite(out[0]).all()

@@ -642,3 +642,64 @@ def test_fit_vmap_rule_equals_one_call_per_slice(ops, batched):
     assert torch._C._dispatch_has_kernel_for_dispatch_key(f"{ext.status()['name']}::fit",
                                                           "FuncTorchBatched")
     assert not torch.equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize("c", [1, 2])
+@pytest.mark.parametrize("sigma,collapse", [(1.0, True), (0.5, True), (2.0, False)])
+def test_c1_specialization_and_in_kernel_noise_scaling_match_eager(ops, monkeypatch, dtype,
+                                                                   isa, c, sigma, collapse):
+    """The CPU kernel scales the raw pool variates itself (sigma, one input pixel) and has a
+    C = 1 copy of its SIMD loops (float32): each copy, at C = 1 and C = 2, with sigma != 1
+    and without collapse noise, matches the eager path (the reference) by the module
+    docstring's criterion, on output sizes that fill 16- and 8-wide vectors and leave
+    remainders (29 x 23 pixels)."""
+    monkeypatch.setattr(ext, "isa", isa)
+    g = torch.Generator().manual_seed(5)
+    n, h_in, w_in, h, w = 3, 30, 26, 29, 23
+    x = torch.rand(n, c, h_in, w_in, generator=g, dtype=dtype)
+    grid = _affine_grid(n, h, w, 0.4, 0.85, (0.03, -0.02), dtype).contiguous()
+    go = torch.randn(n, c, h, w, generator=g, dtype=dtype)
+    _assert_matches_eager(x, grid, go, seed=11, num_samples=8, sigma=sigma,
+                          collapse_noise=collapse, eps=DEFAULT_EPS, align_corners=False,
+                          padding_mode="zeros")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_the_cpp_autograd_op_equals_the_python_function(ops, monkeypatch, dtype, padding_mode,
+                                                        input_grad):
+    """Outside torch.func transforms linearized_grid_sample runs ops.sample (forward and
+    backward in C++); it must give the Python Function's value and both gradients bit for
+    bit, count its kernel calls, and give the value alone under inference mode."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 2, 13, 11, generator=g, dtype=dtype).requires_grad_(input_grad)
+    grid = (_affine_grid(3, 7, 9, 0.3, 0.9, (0.05, -0.05), dtype) * 1.1).requires_grad_(True)
+    go = torch.randn(3, 2, 7, 9, generator=g, dtype=dtype)
+
+    def run():
+        out = linearized_grid_sample(x, grid, padding_mode=padding_mode,
+                                     generator=torch.Generator().manual_seed(9))
+        wrt = (x, grid) if input_grad else (grid,)
+        return (out, *torch.autograd.grad(out, wrt, go))
+
+    before = ext.status()["fused_calls"]
+    fast = run()
+    assert ext.status()["fused_calls"] == before + 1
+    assert "CppNode" in fast[0].grad_fn.name()  # the C++ node, not the Python Function
+    monkeypatch.setattr(lin, "_fused_sample", lambda *a, **k: None)
+    slow = run()
+    assert ext.status()["fused_calls"] == before + 2
+    assert "CppNode" not in slow[0].grad_fn.name()
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow, strict=True))
+    monkeypatch.undo()
+    out = linearized_grid_sample(x, grid, padding_mode=padding_mode)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.autograd.grad(out, grid, go, create_graph=True)
+    with torch.inference_mode():
+        ref = F.grid_sample(x.detach(), grid.detach(), padding_mode=padding_mode,
+                            align_corners=False)
+        assert torch.equal(linearized_grid_sample(x.detach(), grid.detach(),
+                                                  padding_mode=padding_mode), ref)
