@@ -60,11 +60,19 @@ claim(
 )
 claim(
     "INV-3",
-    "T_g = T_h^{-1} is necessary: receptive-field centres agree only for "
-    "T_g = T_h^{-1} (sympy), and the minimiser of the alignment error over a dense affine "
-    "family of T_g sits at T_h^{-1} (numerical).",
-    source="000 Sec. II-B1, eqs. 5-6",
+    "Using T_g = T_h^{-1} is a necessary condition to align CNN feature maps with an ST: the "
+    "feature at x of T_g Γ T_h f is computed from a region centred at T_g^{-1} T_h^{-1} x, so "
+    "the regions agree only if T_g = T_h^{-1}, 'the only candidate transformation' (000 eq. 6; "
+    "sympy). stnlab's own claim, beyond 000 (labelled): the minimiser of the alignment error "
+    "over a dense affine family of T_g lies nearer T_h^{-1} than the identity.",
+    source="000 Sec. II-B1, eqs. 5-6 (the minimiser: stnlab)",
     kind="symbolic",
+    note="Restated (issue 23): 000 says T_g = T_h^{-1} is necessary and the only candidate "
+    "(eq. 6), not that it minimises the alignment error -- for a random CNN it need not "
+    "(000 shows it is not sufficient). The minimiser part is stnlab's own claim; its angle "
+    "bound, |angle of T_h| / 2 + 1°, is the one the claim implies (nearer T_h^{-1} than the "
+    "identity, the no-alignment alternative), not fitted to a result -- though it replaced "
+    "an earlier bound (2° + 0.4 |angle|) that had been set after seeing a ~37 % pull.",
 )
 claim(
     "INV-4",
@@ -122,6 +130,13 @@ claim(
     "bounded powers); shears and scalings fail.",
     source="000 Sec. II-B3, [28]",
     kind="symbolic",
+    note="Issue 23: besides the 13 named maps (whose expected class the check's authors "
+    "wrote), each seed draws 10 maps at random from five families under random "
+    "conjugations (cond < 10) and classifies them by an independent criterion, numerical "
+    "boundedness of powers (max ||A^{+-n}|| over n in (2048, 4096] at most 1.5x that over "
+    "n <= 2048, fixed a priori from the bounded / Jordan / |λ| != 1 cases); the exact "
+    "criterion must agree on every one. The rot90 group-average filter is true by "
+    "construction (a code sanity check, not evidence for the claim).",
 )
 
 

@@ -306,3 +306,24 @@ def test_inv7_fails_with_the_former_norm_heuristic(monkeypatch):
     assert inv_s.measure_inv7(maps, {"conj30": True}).status == "verified"
     monkeypatch.setattr(inv_s, "is_conjugate_to_orthogonal", heuristic)
     assert inv_s.measure_inv7(maps, {"conj30": True}).status == "failed"
+
+
+def test_inv7_random_maps_catch_a_det_only_criterion(tmp_path, monkeypatch):
+    """Random maps classified by boundedness of powers: a criterion that looks at |det| only
+    (shears and hyperbolic maps have det 1) disagrees on them and fails INV-7."""
+    ctx = CheckContext(out_dir=tmp_path, quick=True, seed=0)
+    assert inv_s.inv7_det_and_powers(ctx).status == "verified"
+    monkeypatch.setattr(inv_s, "is_conjugate_to_orthogonal",
+                        lambda m, **k: abs(abs(float(torch.linalg.det(m))) - 1) < 1e-9)
+    ev = inv_s.inv7_det_and_powers(ctx)
+    assert ev.status == "failed"
+    assert ev.numbers["random_maps_exact_vs_power_criterion_disagreements"]["min"] >= 2
+
+
+def test_powers_bounded_on_the_three_cases():
+    rot = torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
+    assert inv_s.powers_bounded(rot)[0]
+    shear = torch.tensor([[1.0, 0.3], [0.0, 1.0]], dtype=torch.float64)
+    ok, ratio = inv_s.powers_bounded(shear)
+    assert not ok and ratio == pytest.approx(2.0, rel=0.01)  # linear growth
+    assert not inv_s.powers_bounded(1.01 * rot)[0]
