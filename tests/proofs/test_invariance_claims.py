@@ -327,3 +327,21 @@ def test_powers_bounded_on_the_three_cases():
     ok, ratio = inv_s.powers_bounded(shear)
     assert not ok and ratio == pytest.approx(2.0, rel=0.01)  # linear growth
     assert not inv_s.powers_bounded(1.01 * rot)[0]
+
+
+def test_inv3_joint_nearer_criterion_fails_when_the_search_returns_the_identity(monkeypatch):
+    """The minimiser part (stnlab's own claim, 'nearer T_h^-1 than the identity') fails
+    when the search cannot move: the identity is nearer the identity."""
+    imgs = inv.natural_images(2, 48, blur=inv.BLUR)
+    net = random_cnn(3, 8, pool_after=(1,), padding_mode="zeros", seed=0, dtype=torch.float64)
+    space = SearchSpace.affine(max_angle_deg=60, angle_step_deg=10, max_log_scale=0.6,
+                               log_scale_step=0.15, shears=(-0.3, 0.0, 0.3))
+    params = [(math.radians(30), 0.3, 0.1, 0.04, -0.03)]
+    good = inv.measure_inv3(net, imgs, params, space=space, tol=inv.INV3_TOL_RANDOM_CNN)
+    assert good.status == "verified"
+    real = inv.search_alignment
+    monkeypatch.setattr(inv, "search_alignment", lambda m, r, sp=None, **kw: real(
+        m, r, SearchSpace(refine=()), **{**kw, "refine_iters": 0}))
+    bad = inv.measure_inv3(net, imgs, params, space=space, tol=inv.INV3_TOL_RANDOM_CNN)
+    assert bad.status == "failed"
+    assert bad.numbers["min_nearer_T_h_inverse_than_identity_margin"] < 0
