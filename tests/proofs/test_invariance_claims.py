@@ -345,3 +345,15 @@ def test_inv3_joint_nearer_criterion_fails_when_the_search_returns_the_identity(
     bad = inv.measure_inv3(net, imgs, params, space=space, tol=inv.INV3_TOL_RANDOM_CNN)
     assert bad.status == "failed"
     assert bad.numbers["min_nearer_T_h_inverse_than_identity_margin"] < 0
+
+
+def test_inv2_subpixel_judges_the_error_at_the_inverse_translation(images):
+    """Sub-pixel shifts: 000's statement (aligned by the inverse translation) is judged on the
+    error at T_h^-1: an extractor that mirrors the image (so a translation is undone by the
+    *opposite* one, which the search still finds) fails it."""
+    net = random_cnn(3, 8, pool_after=(1,), padding_mode="zeros", seed=1, dtype=torch.float64)
+    good = inv.measure_inv2(net, images, (2.5, 1.5), tol=inv.INTERP_TOL)
+    assert good.status == "verified" and "translation_deviation_px_reported" in good.numbers
+    bad = inv.measure_inv2(Flipped(net), images, (2.5, 1.5), tol=inv.INTERP_TOL)
+    assert bad.status == "failed"
+    assert bad.numbers["error_at_T_h_inverse"] > inv.INTERP_TOL
