@@ -28,7 +28,8 @@ from .warps import transform
 
 __all__ = ["RADIUS", "SCALES", "ReceptiveFieldCentres", "ScaleAlignment", "MapClass",
            "MapPowersSymbolic", "receptive_field_centres", "scale_alignment",
-           "interpolation_floor", "map_powers_symbolic", "classify_maps", "similarity"]
+           "interpolation_floor", "control_scale_alignment", "map_powers_symbolic",
+           "classify_maps", "similarity", "LOG_SCALE_GRID"]
 
 #: Central disk (normalized) where both sides of 000 eq. 4 are defined.
 RADIUS = 0.35
@@ -163,15 +164,26 @@ def scale_alignment(
     """
     with torch.no_grad():
         ref = net(images)
-    rows = []
-    ls_grid = tuple(0.1 * i for i in range(-9, 10))
-    for s in scales:
-        th = similarity(0.0, math.log(s))
+
+    def moved_for(s):
         with torch.no_grad():
-            moved = net(transform(images, th))
+            return net(transform(images, similarity(0.0, math.log(s))))
+
+    return _scale_rows(moved_for, ref, scales, modes, refine_iters)
+
+
+#: The log-scale grid of the scale search (INV-5, INV-6, INV-8 and their controls).
+LOG_SCALE_GRID = tuple(0.1 * i for i in range(-9, 10))
+
+
+def _scale_rows(moved_for, ref, scales, modes, refine_iters) -> list[ScaleAlignment]:
+    """The one scale search every scale measurement and its positive control share."""
+    rows = []
+    for s in scales:
+        moved = moved_for(s)
         row = ScaleAlignment(s, abs(math.log(s)))
         for mode in modes:
-            space = SearchSpace(log_scales=ls_grid, refine=("log_scale", "tx", "ty"))
+            space = SearchSpace(log_scales=LOG_SCALE_GRID, refine=("log_scale", "tx", "ty"))
             res = search_alignment(
                 moved,
                 ref,
@@ -204,6 +216,42 @@ def interpolation_floor(net, images: torch.Tensor, *, mode: str = "mix") -> floa
     return search_alignment(
         moved, ref, SearchSpace(refine=("tx", "ty")), mode=mode, radius=RADIUS
     ).error
+
+
+def _control_features(images: torch.Tensor, mix: torch.Tensor | None) -> torch.Tensor:
+    """``[f, f^2]`` (pointwise, so ``F(T f) = T F(f)`` exactly), channel-mixed by ``mix``."""
+    feats = torch.cat([images, images**2], dim=1)
+    if mix is not None:
+        feats = torch.einsum("dc,nchw->ndhw", mix.to(feats), feats)
+    return feats
+
+
+def control_scale_alignment(images: torch.Tensor, scales=SCALES, *, mode: str = "spatial",
+                            mix: torch.Tensor | None = None, refine_iters: int = 20
+                            ) -> tuple[list[ScaleAlignment], float]:
+    """Positive control of the scale search: a case where alignment is known to exist.
+
+    The features are pointwise functions of the image, ``F(f) = [f, f^2]`` (a receptive
+    field of one pixel, so ``F(T_s f) = T_s F(f)``: the scaling *is* alignable, by
+    ``T_g = T_s^{-1}``); with ``mix`` (``(2, 2)``, invertible) the transformed side is
+    also channel-mixed, ``M F(T_s f)``, so that only ``T_g`` *plus* a channel mix aligns it
+    (the control of the ``"mix"`` mode). The search is the same as :func:`scale_alignment`'s
+    (same grid, refinement and region), so a search that cannot scale fails it.
+
+    Returns:
+        ``(rows, floor)``: one :class:`ScaleAlignment` per ``s`` and the half-pixel
+        interpolation floor of the same features (:func:`interpolation_floor`'s rule).
+    """
+    ref = _control_features(images, None)
+
+    def moved_for(s, t=(0.0, 0.0)):
+        return _control_features(transform(images, similarity(0.0, math.log(s), t=t)), mix)
+
+    rows = _scale_rows(moved_for, ref, scales, (mode,), refine_iters)
+    size = images.shape[-1]
+    floor = search_alignment(moved_for(1.0, (1.0 / size, 1.0 / size)), ref,
+                             SearchSpace(refine=("tx", "ty")), mode=mode, radius=RADIUS).error
+    return rows, floor
 
 
 def map_powers_symbolic() -> MapPowersSymbolic:

@@ -49,6 +49,7 @@ __all__ = [
     "seed_mean_ci",
     "paired_seed_ci",
     "clopper_pearson",
+    "units_mean_ci",
     "decide",
     "decide_paired",
     "family_level",
@@ -229,6 +230,30 @@ def paired_seed_ci(a, b, *, level: float = 0.95) -> Interval:
     fn = "paired_seed_ci"
     _check_level(level, fn)
     return _paired(fn, a, b, lambda d: seed_mean_ci(d, level=level))
+
+
+def units_mean_ci(values, *, level: float = 0.95, seed: int = 0) -> Interval:
+    """Interval of the grand mean of ``(S, T)`` values (seeds x trials) by the module's rule:
+    the seed is the independent unit, so with ``S >= 2`` the Student-t interval of the ``S``
+    per-seed means (:func:`seed_mean_ci`; the project's rule below n = 30, never a percentile
+    bootstrap over a handful of seeds); with one seed, the trials are the units: the
+    percentile bootstrap when ``T >= 30`` (:func:`bootstrap_mean_ci`), else Student-t over
+    the trials. A 1-D input is one seed's trials."""
+    fn = "units_mean_ci"
+    _check_level(level, fn)
+    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if v.ndim != 2 or v.size == 0:
+        raise StatsError(f"{fn}: expected values of shape (seeds, trials), got {v.shape}")
+    if not np.isfinite(v).all():
+        raise StatsError(f"{fn}: expected finite values, got {int((~np.isfinite(v)).sum())} "
+                         "non-finite")
+    if v.shape[0] >= 2:
+        return seed_mean_ci(v.mean(axis=1), level=level)
+    if v.shape[1] >= 30:
+        return bootstrap_mean_ci(v[0], level=level, seed=seed)
+    ci = seed_mean_ci(v[0], level=level)
+    return Interval(ci.estimate, ci.lo, ci.hi, level, f"student-t over {v.shape[1]} trials "
+                    "(one seed)", v.shape[1])
 
 
 def clopper_pearson(successes: int, trials: int, *, level: float = 0.95) -> Interval:

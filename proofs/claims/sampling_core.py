@@ -22,23 +22,56 @@ from proofs.registry import Evidence, check, claim
 from sampling import _ext
 from sampling.warp import affine_grid
 
-claim("SMP-1", "The linearized multi-sampler's forward value equals bilinear sampling "
-      "(F.grid_sample), while its backward (grid gradient) is not bilinear's.",
-      source="003 Sec. 4, eq. 2", kind="numerical")
+claim("SMP-1", "stnlab's design (labelled; not 003's statement): the linearized multi-sampler's "
+      "forward value equals bilinear sampling (F.grid_sample), while its backward (grid "
+      "gradient) is not bilinear's: in expectation it is 003's fitted gradient (eqs. 3, 5-7) "
+      "with the auxiliary samples spread over the output pixel's footprint.",
+      source="stnlab design; contrast 003 Sec. 4 eqs. 2, 6 and Sec. 6.5, 7", kind="numerical",
+      note="Restated (issue 23). 003 does not say the forward equals bilinear: eq. 6's row of "
+      "ones fits an intercept (the official release adds it to the output), Sec. 6.5 says a "
+      "larger sigma gives 'a blurrier image', and Sec. 7 that replacing the sampler by "
+      "bilinear at inference 'would result in a minor change in the sampling outcome'. The "
+      "exactly-bilinear forward is stnlab's own choice (sampling/linearized.py) and is checked "
+      "as such. Part (d), added: the Monte Carlo mean (256 calls) of the shipped grid gradient "
+      "at 4x downsampling on a sinusoid equals that of an independent reference written from "
+      "003 eqs. 3, 5-9 (own NumPy noise, eq. 6's row of ones, T_theta given directly) within 3 "
+      "standard errors + 5 % (a priori); removing the footprint spread or swapping in "
+      "bilinear fails it.")
 claim("SMP-3", "On an affine image the linearized sampler's gradient w.r.t. the sampling "
       "locations equals the true image gradient (exactly with eps = 0; within the Tikhonov "
       "bias eps / (lambda_min + eps) otherwise); on a non-affine image it equals an "
-      "independent NumPy implementation of eqs. 5-6 with the same auxiliary offsets.",
+      "independent NumPy implementation of eqs. 5-6 with the same auxiliary offsets, and in "
+      "expectation an independent implementation of 003 eqs. 3, 5-9 with its own noise and "
+      "eq. 6's row of ones, at sigma = 0.5 and 1 (which differ).",
       source="003 Sec. 4, eqs. 2-7",
-      kind="numerical")
+      kind="numerical",
+      note="Issue 23: the NumPy reference of proofs/reference/linearized_numpy.py shares the "
+      "project's anchored fit (no row of ones) and its variates, so it cannot see a change "
+      "to the noise; the added part (d) compares expectations with "
+      "proofs/reference/linearized_003.py (own noise, intercept column, footprint from T_theta) "
+      "at 4x downsampling, sigma = 0.5 and 1, tolerance 3 SE + 5 % fixed a priori; its "
+      "validity part requires the reference's gradient to change with sigma.")
 claim("SMP-4", "Out-of-bound auxiliary samples are masked (on a partly out-of-bounds "
       "footprint where masking changes the result, the sampler equals the masked NumPy "
       "reference); when all are out of bounds the gradient is exactly zero; the gradient is "
       "never NaN or Inf.", source="003 Sec. 6.1",
-      kind="numerical")
+      kind="numerical",
+      note="Issue 23, a fidelity finding: at a border the masked auxiliary cloud is one-sided, "
+      "and there stnlab's anchored fit (no eq. 6 row of ones) and 003's intercept fit differ "
+      "in expectation -- against the independent reference proofs/reference/linearized_003.py "
+      "(own noise, 256 calls, 4x down) by up to ~0.5 of the gradient's norm in some random "
+      "geometries with the output centres inside the image (seed 3009: 0.51 +- 0.10), and "
+      "more with them outside, where 003's intercept absorbs the zero-padded centre value. "
+      "That comparison was first judged (3 SE + 5 %) and failed in 3 of the first 10 base "
+      "seeds of the sweep; it is now reported (border_centre_inside/outside_rel_diff), not "
+      "judged, since it tests the fit's design, not masking. Masking is judged against the "
+      "masked NumPy reference (part d).")
 claim("SMP-5", "Without collapse prevention the least-squares fit becomes ill-conditioned "
       "under zoom-in; with it, the fit stays conditioned and the gradients stay bounded.",
-      source="003 Sec. 5, eqs. 8-9, Fig. 4", kind="numerical")
+      source="003 Sec. 5, eqs. 8-9, Fig. 4", kind="numerical",
+      note="Issue 23: a part checks that the shipped entry point's gradient is the fit's "
+      "(sampling.linearized_grid_sample vs fit_local_gradient with the same noise seed), so "
+      "a bilinear substitute gives a decided 'failed', not 'not run'.")
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -177,6 +210,109 @@ def with_fused(ev: Evidence, fused_ran: dict) -> Evidence:
     return out
 
 
+# ------------------------------------ 003's defining step: auxiliaries over the footprint
+#: Monte Carlo calls per side (shipped sampler, independent reference).
+FOOT_CALLS = 256
+FOOT_IN, FOOT_OUT, FOOT_DOWN = 96, 12, 4  # 96 px input, 12 px output at 4x downsampling
+#: Spatial frequency (rad / input px) of the test image: under the footprint's blur
+#: (std sigma * 4 px, plus 1 px collapse noise) the expected gradient is attenuated by
+#: exp(-w^2 s^2 / 2): 0.82 at sigma = 0.5, 0.50 at sigma = 1, 0.96 with no spread.
+FOOT_OMEGA = 0.285
+FOOT_TOL = 0.05
+FOOT_SRC = ("a priori (fixed before any run): the Monte Carlo means of the shipped sampler "
+            "and of the independent 003 reference (own noise, eq. 6's row of ones) over "
+            f"{FOOT_CALLS} calls each may differ by 3 standard errors plus 5 % of the "
+            "gradient's norm -- the allowance for stnlab's anchored fit (no intercept) vs "
+            "003's intercept fit, which agree exactly on affine images (SMP-3 (a)) but not "
+            "at finite K on a curved one")
+
+
+#: ``border``'s shift: the left output column's centres ~3.8 input px inside the image, so
+#: their footprints (std ~4 px) cross the edge and masking matters while the centre sample
+#: I^0 is a real value. (First tried: -0.62, centres *outside* the image, where 003's
+#: intercept absorbs the zero-padded I^0 and stnlab's anchored fit does not: rel. difference
+#: 0.49 +- 0.17 at seed 0 -- a design difference, reported by SMP-4 as
+#: ``border_centre_outside_rel_diff``, not judged.)
+BORDER_SHIFT = {"inside": -0.45, "outside": -0.62}
+
+
+def _foot_case(seed: int, border):
+    """A sinusoid (random direction and phase per seed) on a 96 px image, and T_theta at 4x
+    downsampling (random rotation); ``border`` (a key of :data:`BORDER_SHIFT`): shifted so
+    that part of the footprints leave the image on the left (masking matters), the image
+    offset so zero padding is a jump."""
+    rng = np.random.default_rng(seed + 4242)
+    ang, phase, rot = rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.5)
+    yy, xx = np.meshgrid(np.arange(FOOT_IN, dtype=np.float64),
+                         np.arange(FOOT_IN, dtype=np.float64), indexing="ij")
+    img = np.sin(FOOT_OMEGA * (np.cos(ang) * xx + np.sin(ang) * yy) + phase)
+    if border:
+        img = img + 1.5
+    sc = FOOT_DOWN * FOOT_OUT / FOOT_IN  # normalized extent of the output in the input
+    theta = np.array([[sc * np.cos(rot), -sc * np.sin(rot),
+                       BORDER_SHIFT[border] if border else 0.0],
+                      [sc * np.sin(rot), sc * np.cos(rot), 0.0]])
+    go = rng.standard_normal((FOOT_OUT, FOOT_OUT))
+    return img, theta, go
+
+
+def footprint_expectation(seed: int, *, sigma: float, border=None) -> dict:
+    """Monte Carlo mean of the shipped ``sampling.linearized_grid_sample`` grid gradient vs
+    that of :mod:`proofs.reference.linearized_003` (own noise, eq. 6's row of ones), at one
+    sigma. Returns ``rel`` (||mean_ship - mean_ref|| / ||mean_ref||), ``se`` (the two
+    means' combined standard error, relative), ``excess`` = rel - 3 se, and the means."""
+    import sampling
+    from proofs.reference.linearized_003 import monte_carlo_003
+    from sampling.linearized import DEFAULT_EPS
+
+    img, theta, go = _foot_case(seed, border)
+    x = torch.from_numpy(img)[None, None]
+    th = torch.from_numpy(theta)[None]
+    grid = affine_grid(th, (FOOT_OUT, FOOT_OUT), align_corners=False)
+    g_out = torch.from_numpy(go)[None, None]
+    gen = _gen(seed + 77)
+    draws = []
+    for _ in range(FOOT_CALLS):
+        gr = grid.clone().requires_grad_(True)
+        out = sampling.linearized_grid_sample(x, gr, sigma=sigma, generator=gen)
+        (gg,) = torch.autograd.grad(out, gr, g_out)
+        draws.append(gg[0].double().numpy())
+    d = np.stack(draws)
+    m_ship, se_ship = d.mean(0), d.std(0, ddof=1) / math.sqrt(FOOT_CALLS)
+    m_ref, se_ref = monte_carlo_003(img, theta, (FOOT_OUT, FOOT_OUT), go, calls=FOOT_CALLS,
+                                    seed=seed + 91, sigma=sigma, eps=DEFAULT_EPS)
+    norm = float(np.linalg.norm(m_ref))
+    rel = float(np.linalg.norm(m_ship - m_ref)) / norm
+    se = float(np.sqrt((se_ship**2 + se_ref**2).sum())) / norm
+    return {"rel": rel, "se": se, "excess": rel - 3 * se, "m_ref": m_ref, "se_ref": se_ref,
+            "norm_ref": norm}
+
+
+def footprint_parts(seed: int, sigmas=(1.0,), *, border=None,
+                    sensitivity: bool = False) -> tuple[list[Part], dict]:
+    """SMP parts: the shipped gradient equals 003's in expectation at each sigma (and, with
+    ``sensitivity``, the reference itself changes with sigma, so the check can tell)."""
+    res = {sg: footprint_expectation(seed, sigma=sg, border=border) for sg in sigmas}
+    tag = "border_" if border else ""
+    parts = [Part(f"{tag}footprint_excess_vs_003_reference_sigma_{sg:g}", r["excess"], "<=",
+                  FOOT_TOL, FOOT_SRC) for sg, r in res.items()]
+    nums = {f"{tag}footprint_rel_diff_sigma_{sg:g}": r["rel"] for sg, r in res.items()}
+    nums.update({f"{tag}footprint_rel_se_sigma_{sg:g}": r["se"] for sg, r in res.items()})
+    if sensitivity:
+        a, b = (res[sg] for sg in sigmas[:2])
+        gap = float(np.linalg.norm(a["m_ref"] - b["m_ref"])) / b["norm_ref"]
+        se = float(np.sqrt((a["se_ref"] ** 2 + b["se_ref"] ** 2).sum())) / b["norm_ref"]
+        parts.append(Part("footprint_reference_change_with_sigma_minus_3se", gap - 3 * se,
+                          ">=", CLEAR, CLEAR_SRC + " (validity: 003's gradient depends on "
+                          "sigma, as its footprint blur predicts)"))
+    return parts, nums
+
+
+def runs_nums(ev) -> list[dict]:
+    """Every seed's reported numbers of an :func:`over_seeds` Evidence."""
+    return list(ev.numbers["per_seed"].values())
+
+
 def _affine_image(n, c, h, w, coef, dtype):
     v, u = torch.meshgrid(torch.arange(h, dtype=dtype), torch.arange(w, dtype=dtype),
                           indexing="ij")
@@ -201,9 +337,11 @@ def _analytic(coef, grad_out, h_in, w_in, align_corners):
 
 @check("SMP-1")
 def smp1_forward_is_bilinear(ctx):
-    """(a) forward = F.grid_sample on random inputs; (b) on a non-affine image the grid
-    gradient of every shipped path is not bilinear's (a bilinear substitute fails (b));
-    (c) fused kernel = eager path. Each must hold in every seed of ``ctx.seeds``."""
+    """(a) forward = F.grid_sample on random inputs (stnlab's design); (b) on a non-affine
+    image the grid gradient of every shipped path is not bilinear's (a bilinear substitute
+    fails (b)); (c) fused kernel = eager path; (d) in expectation (256 calls, 4x down,
+    sigma = 1) the grid gradient is the independent 003 reference's (own noise, eq. 6's row of
+    ones), which needs the footprint spread. Each must hold in every seed of ``ctx.seeds``."""
     from sampling import linearized_grid_sample
 
     def body(seed):
@@ -237,13 +375,15 @@ def smp1_forward_is_bilinear(ctx):
                 diff = min(diff, _rel(lin, bil))
             d, r = fused_vs_eager(img, grid, go, seed=seed, align_corners=ac)
             fe, ran = max(fe, d), ran and r
+        foot, foot_nums = footprint_parts(seed, (1.0,))
         return SeedRun([
             Part("max_abs_diff_forward", max(worst.values()), "<=", 1e-6,
                  "a priori: float32 rounding of values in [0, 1] (~8 ulp)"),
             Part("min_rel_diff_backward_vs_bilinear", diff, ">=", CLEAR, CLEAR_SRC),
             Part("max_rel_diff_fused_vs_eager", fe, "<=", FUSED_RTOL, FUSED_SRC),
+            *foot,
         ], {"max_abs_diff_float32": worst["float32"], "max_abs_diff_float64": worst["float64"],
-            "trials": trials, "fused_ran": ran})
+            "trials": trials, "fused_ran": ran, **foot_nums})
 
     def summary(runs, ev):
         n = ev.numbers
@@ -252,7 +392,10 @@ def smp1_forward_is_bilinear(ctx):
                 f"most {n['max_abs_diff_forward']['max']:.1e}; on a non-affine image the "
                 f"grid gradient differs from bilinear's by >= "
                 f"{n['min_rel_diff_backward_vs_bilinear']['min']:.2f} (relative); fused "
-                f"kernel vs eager {n['max_rel_diff_fused_vs_eager']['max']:.1e}")
+                f"kernel vs eager {n['max_rel_diff_fused_vs_eager']['max']:.1e}; in expectation "
+                f"(4x down, sigma 1) vs the independent 003 reference: rel. difference - 3 SE "
+                f"<= {n['footprint_excess_vs_003_reference_sigma_1']['max']:.3f} (<= "
+                f"{FOOT_TOL:g})")
 
     ev = over_seeds(ctx, body, summary=summary)
     return with_fused(ev, {k: v["fused_ran"] for k, v in ev.numbers["per_seed"].items()})
@@ -308,11 +451,14 @@ def smp3_affine_gradient_is_exact(ctx):
     """(a) affine images: exact (eps = 0) and within the Tikhonov bound; (b) a non-affine
     image: every CPU path (fused, eager) equals the NumPy reference of 003 eqs. 5-6 with the
     same auxiliary offsets, while bilinear's gradient does not (a bilinear substitute fails
-    (b)); (c) fused = eager on every device. In every seed of ``ctx.seeds``."""
+    (b)); (c) fused = eager on every device; (d) in expectation (256 calls, 4x down) equal to
+    the independent 003 reference (own noise, eq. 6's row of ones) at sigma = 0.5 and 1,
+    whose gradients differ. In every seed of ``ctx.seeds``."""
     from sampling.linearized import DEFAULT_EPS
 
     def body(seed):
         aff = smp3_affine(seed)
+        foot, foot_nums = footprint_parts(seed, (0.5, 1.0), sensitivity=True)
         ref_err, bil_gap, fe, ran = 0.0, math.inf, 0.0, True
         for ac in (False, True):
             for scale in (0.6, 0.25):
@@ -339,8 +485,9 @@ def smp3_affine_gradient_is_exact(ctx):
             Part("max_rel_error_vs_numpy_reference", ref_err, "<=", REF_RTOL, REF_SRC),
             Part("bilinear_rel_gap_to_reference", bil_gap, ">=", CLEAR, CLEAR_SRC),
             Part("max_rel_diff_fused_vs_eager", fe, "<=", FUSED_RTOL, FUSED_SRC),
+            *foot,
         ], {"max_rel_error_default_eps": aff["rel_default_eps"], "affine_trials": aff["trials"],
-            "fused_ran": ran})
+            "fused_ran": ran, **foot_nums})
 
     def summary(runs, ev):
         n = ev.numbers
@@ -351,7 +498,12 @@ def smp3_affine_gradient_is_exact(ctx):
                 f"and eager equal the NumPy reference of eqs. 5-6 to "
                 f"{n['max_rel_error_vs_numpy_reference']['max']:.1e}, bilinear misses it by "
                 f">= {n['bilinear_rel_gap_to_reference']['min']:.2f}; fused vs eager "
-                f"{n['max_rel_diff_fused_vs_eager']['max']:.1e}")
+                f"{n['max_rel_diff_fused_vs_eager']['max']:.1e}; in expectation vs the "
+                f"independent 003 reference (4x down), rel. difference - 3 SE <= "
+                f"{n['footprint_excess_vs_003_reference_sigma_0.5']['max']:.3f} (sigma 0.5) / "
+                f"{n['footprint_excess_vs_003_reference_sigma_1']['max']:.3f} (sigma 1), the "
+                f"reference's own change with sigma - 3 SE >= "
+                f"{n['footprint_reference_change_with_sigma_minus_3se']['min']:.2f}")
 
     ev = over_seeds(ctx, body, summary=summary)
     return with_fused(ev, {k: v["fused_ran"] for k, v in ev.numbers["per_seed"].items()})
@@ -386,7 +538,8 @@ def smp4_masking_and_finiteness(ctx):
     """(a) an affine image 0.3 px from a zero-padded border: masked, interior gradient;
     (b) every auxiliary out of bounds: exactly 0 on every path; (c) never NaN/Inf;
     (d) a partly out-of-bounds footprint where masking changes the result: every path equals
-    the masked NumPy reference (a bilinear substitute fails (d)); fused = eager. Every seed."""
+    the masked NumPy reference (a bilinear substitute fails (d)); fused = eager; reported:
+    the expectation at a border against the masked independent 003 reference. Every seed."""
     from sampling import linearized_grid_sample
     from sampling.linearized import fit_local_gradient
 
@@ -439,6 +592,13 @@ def smp4_masking_and_finiteness(ctx):
                         cases += 1
         # (d) masking that matters
         m = [smp4_masking(seed, ac) for ac in (False, True)]
+        # (e) reported, not judged: the expectation at a border vs the masked independent 003
+        # reference. Masking leaves a one-sided auxiliary cloud, where stnlab's anchored fit
+        # and 003's intercept fit (eq. 6's row of ones) differ by design (sweep of 40 base
+        # seeds: up to 0.5 of the gradient's norm in some geometries), so it is not a test of
+        # masking; the masked NumPy reference (d) is.
+        inside = footprint_expectation(seed, sigma=1.0, border="inside")
+        outside = footprint_expectation(seed, sigma=1.0, border="outside")
         return SeedRun([
             Part("border_rel_error", border_err, "<=", 1e-9,
                  "a priori: float64 least squares on exact affine data"),
@@ -453,7 +613,11 @@ def smp4_masking_and_finiteness(ctx):
             Part("max_rel_diff_fused_vs_eager", max(d["fe"] for d in m), "<=", FUSED_RTOL,
                  FUSED_SRC),
         ], {"cases": cases, "partly_out_fraction": min(d["partly_out_fraction"] for d in m),
-            "fused_ran": all(d["ran"] for d in m)})
+            "fused_ran": all(d["ran"] for d in m),
+            "border_centre_inside_rel_diff": inside["rel"],
+            "border_centre_inside_rel_se": inside["se"],
+            "border_centre_outside_rel_diff": outside["rel"],
+            "border_centre_outside_rel_se": outside["se"]})
 
     def summary(runs, ev):
         n = ev.numbers
@@ -464,7 +628,13 @@ def smp4_masking_and_finiteness(ctx):
                 f"path; 64 extreme cases: {int(n['nonfinite_entries']['max'])} NaN/Inf; a "
                 f"footprint past the border where masking changes the gradient by "
                 f">= {n['masking_effect_rel']['min']:.2f}: fused and eager equal the masked "
-                f"NumPy reference to {n['max_rel_error_vs_masked_reference']['max']:.1e}")
+                f"NumPy reference to {n['max_rel_error_vs_masked_reference']['max']:.1e}; "
+                f"reported, not judged: in expectation at a border (4x down) stnlab's anchored "
+                f"fit differs from the masked independent 003 reference (intercept fit) by up "
+                f"to {max(v['border_centre_inside_rel_diff'] for v in runs_nums(ev)):.2f} of "
+                f"the gradient's norm with the output centres inside the image, "
+                f"{max(v['border_centre_outside_rel_diff'] for v in runs_nums(ev)):.2f} with "
+                f"them outside (a design difference, see the claim's note)")
 
     ev = over_seeds(ctx, body, summary=summary)
     return with_fused(ev, {k: v["fused_ran"] for k, v in ev.numbers["per_seed"].items()})
@@ -473,7 +643,7 @@ def smp4_masking_and_finiteness(ctx):
 def smp5_measure(seed: int) -> dict:
     """Zoom-in from 1 to 1e-4 input px per output px, K = 8, float32 eager diagnostics
     (normal matrices), plus fused vs eager (float64) through the shipped sampler."""
-    from sampling.linearized import fit_local_gradient
+    from sampling.linearized import draw_seed, fit_local_gradient
     from sampling.multiscale import gaussian_blur
 
     x = gaussian_blur(torch.rand(1, 1, 32, 32, generator=_gen(seed)), 1.5)  # float32
@@ -481,7 +651,7 @@ def smp5_measure(seed: int) -> dict:
     zooms = (1.0, 10.0, 100.0, 1e3, 1e4)
     lam = {False: [], True: []}
     grad = {False: [], True: []}
-    fe, ran = 0.0, True
+    fe, ran, sf = 0.0, True, 0.0
     for zoom in zooms:
         # zoom 1: 16 output px over the central 16 input px, all inside the image
         grid = _affine_grid(1, 16, 16, 0.3, 0.5 / zoom, (0.123, -0.0571), torch.float32)
@@ -495,12 +665,20 @@ def smp5_measure(seed: int) -> dict:
         d, ok = fused_vs_eager(x.double(), grid.double(), ones.double(), seed=seed,
                                num_samples=8, eps=1e-3)
         fe, ran = max(fe, d), ran and ok
+        # the shipped entry point's gradient is this fit's (same noise seed, collapse on)
+        got, _ = sampler_grid_grad(x.double(), grid.double(), ones.double(), seed=seed,
+                                   eager=True, num_samples=8, eps=1e-3)
+        want = fit_local_gradient(x.double(), grid.double(), ones.double(),
+                                  seed=draw_seed(_gen(seed)), num_samples=8, sigma=1.0,
+                                  collapse_noise=True, eps=1e-3, align_corners=False,
+                                  padding_mode="zeros")
+        sf = max(sf, _rel(got, want.numpy()))
     # The image's own steepest slope (per pixel), the scale a gradient should have.
     dx = (x[..., :, 1:] - x[..., :, :-1]).abs().max()
     dy = (x[..., 1:, :] - x[..., :-1, :]).abs().max()
     slope = float(torch.hypot(dx, dy))
     return {"zooms": list(zooms), "lam": lam, "grad": grad, "slope": slope, "fe": fe,
-            "ran": ran}
+            "ran": ran, "sampler_vs_fit": sf}
 
 
 @check("SMP-5")
@@ -524,6 +702,8 @@ def smp5_collapse_prevention(ctx):
             Part("min_grad_with_noise_over_image_slope", min(grad[True]) / slope, ">=", 0.05,
                  "a priori: at least 5 % of the image's steepest slope (not collapsed)"),
             Part("max_rel_diff_fused_vs_eager", m["fe"], "<=", FUSED_RTOL, FUSED_SRC),
+            Part("max_rel_diff_sampler_vs_fit", m["sampler_vs_fit"], "<=", FUSED_RTOL,
+                 FUSED_SRC + " (the entry point's backward is this fit)"),
         ], {"lambda_min_px2_without": lam[False], "lambda_min_px2_with": lam[True],
             "fused_ran": m["ran"]},
             data={"zooms": m["zooms"], "lambda_min_px2": {"without": lam[False],

@@ -109,3 +109,70 @@ def test_masking_part_fails_when_masking_is_switched_off(ctx, monkeypatch):
     ev = core.smp4_masking_and_finiteness(ctx)
     assert ev.status == "failed"
     assert ev.numbers["max_rel_error_vs_masked_reference"]["min"] > core.REF_RTOL
+
+
+# -- issue 23: 003's defining step (auxiliaries spread over the output pixel's footprint)
+FOOT_PARTS = {
+    "SMP-1": ["footprint_excess_vs_003_reference_sigma_1"],
+    "SMP-3": ["footprint_excess_vs_003_reference_sigma_0.5",
+              "footprint_excess_vs_003_reference_sigma_1"],
+}
+
+
+def _no_spread(monkeypatch):
+    """The footprint offsets (eq. 3) removed: only the collapse noise is left."""
+    real = lin._noise_field
+
+    def flat(*a, **k):
+        noise = real(*a, **k).clone()
+        noise[:2] = 0.0
+        return noise
+
+    monkeypatch.setattr(lin, "_noise_field", flat)
+
+
+@pytest.mark.parametrize("cid", sorted(FOOT_PARTS) + ["SMP-4"])
+def test_removing_the_footprint_spread_fails_smp1_smp3_smp4(ctx, monkeypatch, cid):
+    """With the spread removed the shipped gradient no longer matches the independent 003
+    reference in expectation (its own noise, eq. 6's row of ones): the footprint parts fail
+    in every seed (with the spread they pass: test_smp_checks_verify_on_the_shipped_sampler)."""
+    _no_spread(monkeypatch)
+    ev = CHECKS[cid](ctx)
+    assert ev.status == "failed", ev.summary
+    if cid == "SMP-4":  # its masked NumPy reference applies the footprint itself
+        assert ev.numbers["max_rel_error_vs_masked_reference"]["min"] > core.REF_RTOL
+    for part in FOOT_PARTS.get(cid, []):
+        assert ev.numbers[part]["min"] > core.FOOT_TOL, (part, ev.numbers[part])
+
+
+@pytest.mark.parametrize("cid", sorted(FOOT_PARTS))
+def test_bilinear_substitute_fails_the_footprint_parts(ctx, monkeypatch, cid):
+    monkeypatch.setattr(sampling, "linearized_grid_sample", _bilinear)
+    ev = CHECKS[cid](ctx)
+    assert ev.status == "failed"
+    for part in FOOT_PARTS[cid]:
+        assert ev.numbers[part]["min"] > core.FOOT_TOL, (part, ev.numbers[part])
+
+
+def test_bilinear_substitute_gives_smp5_a_decided_status(ctx, monkeypatch):
+    """SMP-5 under the swap: 'failed' (the entry point's gradient is not the fit's), not
+    'not run'."""
+    monkeypatch.setattr(sampling, "linearized_grid_sample", _bilinear)
+    ev = core.smp5_collapse_prevention(ctx)
+    assert ev.status == "failed", ev.summary
+    assert ev.numbers["max_rel_diff_sampler_vs_fit"]["min"] > core.FUSED_RTOL
+
+
+def test_reference_003_is_exact_on_an_affine_image():
+    """The independent reference's intercept fit recovers an affine image's gradient exactly
+    (eps = 0), whatever its noise -- and bilinear_zero is bilinear."""
+    import numpy as np
+
+    from proofs.reference.linearized_003 import fitted_gradient_003
+
+    yy, xx = np.meshgrid(np.arange(40.0), np.arange(40.0), indexing="ij")
+    img = 0.3 * xx - 0.2 * yy + 1.0
+    theta = np.array([[0.4, 0.1, 0.05], [-0.1, 0.4, 0.0]])
+    g = fitted_gradient_003(img, theta, (6, 6), np.ones((6, 6)), np.random.default_rng(0),
+                            eps=0.0)
+    assert np.allclose(g[..., 0], 0.3 * 20) and np.allclose(g[..., 1], -0.2 * 20)
