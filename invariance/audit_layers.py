@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-__all__ = ["Captured", "Frame", "capture", "calibrate", "frame_matrix", "model_input_channels"]
+__all__ = ["Captured", "Frame", "capture", "calibrate", "frame_matrix", "model_input_channels",
+           "fx_module_calls"]
 
 
 @dataclass
@@ -284,3 +285,19 @@ def calibrate(model: nn.Module, channels: int, side: int, *, dtype=torch.float64
                               "receptive field cut by the border at every canvas the model "
                               "runs on (or map under 2 px): the shared frame is assumed")
     return frames
+
+
+def fx_module_calls(model: nn.Module) -> tuple[list[str] | None, str]:
+    """The module calls of ``model`` in order, from ``torch.fx.symbolic_trace``.
+
+    A cross-check of :func:`capture`'s call order (fx also sees functional adds, which hooks
+    cannot: they appear as ``call_function`` nodes and are not listed here). Returns
+    ``(None, reason)`` when the model cannot be traced (data-dependent control flow, ...).
+    """
+    try:
+        import torch.fx as fx
+
+        g = fx.symbolic_trace(model).graph
+    except Exception as e:  # noqa: BLE001 - untraceable models are common; say why
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return [str(n.target) for n in g.nodes if n.op == "call_module"], ""

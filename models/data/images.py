@@ -110,13 +110,14 @@ def _to_channels(a: np.ndarray, channels: int) -> np.ndarray:
 
 
 def load_natural_crops(n: int, size: int, *, channels: int = 1, seed: int = 0,
-                       dtype=torch.float32) -> torch.Tensor:
+                       blur: float = 0.0, dtype=torch.float32) -> torch.Tensor:
     """``n`` square crops of the :data:`NATURAL` photographs: ``(n, channels, size, size)``.
 
     Crop ``i`` is taken from image ``i mod len(NATURAL)``: the centre square for the first
     round, then squares of side 40-100 % of the shorter side at positions drawn from
     ``numpy.random.default_rng(seed)``; resized with anti-aliasing to ``size``; values in
-    [0, 1]. Grey photographs are repeated to 3 channels when ``channels == 3``.
+    [0, 1]. Grey photographs are repeated to 3 channels when ``channels == 3``. ``blur``:
+    Gaussian sigma in output pixels after resizing (0: none).
 
     Raises:
         ValueError: ``channels`` is not 1 or 3.
@@ -148,6 +149,10 @@ def load_natural_crops(n: int, size: int, *, channels: int = 1, seed: int = 0,
             y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
         crop = a[:, y0:y0 + s, x0:x0 + s]
         crop = skimage.transform.resize(crop, (crop.shape[0], size, size), anti_aliasing=True)
+        if blur > 0:
+            import skimage.filters
+
+            crop = np.stack([skimage.filters.gaussian(c, sigma=blur) for c in crop])
         out.append(crop)
     return torch.tensor(np.stack(out), dtype=dtype)  # (n, c, size, size)
 
