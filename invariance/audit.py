@@ -326,9 +326,10 @@ def audit(model: nn.Module, images: torch.Tensor, *, transforms=DEFAULT_TRANSFOR
     layer_objs: dict[str, _Layer] = {}
     for cp in ref_caps:
         if cp.tensor.dim() == 4:
-            fr = frames.get(cp.name) or Frame((side / cp.tensor.shape[-2],
-                                               side / cp.tensor.shape[-1]),
-                                              (0.0, 0.0), "assumed", side, "not calibrated")
+            hh, ww = cp.tensor.shape[-2:]
+            fr = frames.get(cp.name) or Frame(
+                (side / hh, side / ww), ((side / hh - 1) / 2, (side / ww - 1) / 2), "assumed",
+                side, "not measured at any canvas: the shared frame is assumed")
             layer_objs[cp.name] = _Layer(cp.name, cp.module, cp.tensor.shape, fr, side, radius)
     refs = {cp.name: cp.tensor for cp in ref_caps}
     rows: list[dict] = []

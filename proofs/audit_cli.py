@@ -170,24 +170,25 @@ def load_model(spec: str, *, factory: str | None = None, trust: bool = False):
                      f"package.module:factory or an existing file, got {spec!r}")
 
 
-def load_images(src: str, n: int, size: int | None, channels: int, seed: int):
-    """``(images (n, channels, S, S) float32, label)`` from ``--images``."""
+def load_images(src: str, n: int, size: int | None, channels: int | None, seed: int):
+    """``(images (n, channels, S, S) float32, label)`` from ``--images`` (``channels`` None:
+    as the source gives them; photographs then have 3)."""
     import torch.nn.functional as F
 
     from models.data import images as im
 
     if src == "mnist":
-        if channels != 1:
+        if channels not in (None, 1):
             raise UsageError(f"--images: mnist has 1 channel, the model expects {channels}")
         x = im.load_mnist_digits(n, seed=seed, canvas=28)
         label = f"mnist test digits (seed {seed})"
     elif src == "skimage":
-        x = im.load_natural_crops(n, size or 64, channels=channels, seed=seed)
+        x = im.load_natural_crops(n, size or 64, channels=channels or 3, seed=seed)
         label = "skimage.data photographs (crops)"
     else:
         p = Path(src)
         if p.is_dir():
-            x = im.load_image_files(p, n, size or 64, channels=channels)
+            x = im.load_image_files(p, n, size or 64, channels=channels or 3)
             label = f"files in {p.name}/"
         elif p.is_file():
             try:
@@ -203,7 +204,7 @@ def load_images(src: str, n: int, size: int | None, channels: int, seed: int):
         else:
             raise UsageError(f"--images: expected mnist, skimage, a directory or a .pt file, "
                              f"got {src!r}")
-    if x.shape[1] != channels:
+    if channels is not None and x.shape[1] != channels:
         raise UsageError(f"--images: expected images with {channels} channels (the model's "
                          f"input), got {x.shape[1]}")
     if x.shape[0] < 4:
@@ -246,12 +247,13 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     net, name, chans, side = load_model(args.model, factory=args.factory, trust=args.trust)
     net.eval()
-    chans = chans or model_input_channels(net)
-    if chans is None:
-        raise UsageError(f"MODEL: {name} has no Conv2d to read its input channels from")
+    chans = chans or model_input_channels(net)  # None: as the image source gives them
     p = next(iter(net.parameters()), None)
     dtype = p.dtype if p is not None else torch.float32
-    nominal = size or side or (28 if args.images == "mnist" else 64)
+    nominal = size or side or {"mnist": 28, "skimage": 64}.get(args.images)
+    if nominal is None and Path(args.images).is_file():  # a tensor file: its own side
+        nominal = load_images(args.images, args.n, None, chans, args.seed)[0].shape[-1]
+    nominal = nominal or 64
     frames = None
     if size_auto:
         _say("calibrating layer frames for --size auto ...")
@@ -259,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         size = auto_size(net, chans, frames, nominal, dtype=dtype)
         _say(f"--size auto: {size} px")
     images, label = load_images(args.images, args.n, size or nominal, chans, args.seed)
+    chans = images.shape[1]
     if frames is not None:  # measured frames do not depend on the side; assumed ones do
         frames = {k: v for k, v in frames.items() if v.method == "measured"}
     out = Path(args.out) if args.out else Path("audit-out") / name.split(" ")[0].replace("/", "_")
