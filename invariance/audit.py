@@ -320,8 +320,10 @@ def audit(model: nn.Module, images: torch.Tensor, *, transforms=DEFAULT_TRANSFOR
         frames = calibrate(model, c, side, dtype=dtype, seed=seed)
     for t in tlist:
         if t.kind == "shift" and t.value == 0:
+            # the largest measured stride <= side / 8: a larger roll puts the wrap-around seam
+            # of a zero-padded network into the central region
             strides = [int(f.stride[1]) for f in frames.values() if f.method == "measured"
-                       and f.stride[1] == int(f.stride[1])]
+                       and f.stride[1] == int(f.stride[1]) and f.stride[1] <= side / 8]
             object.__setattr__(t, "value", float(max(strides or [1])))
     layer_objs: dict[str, _Layer] = {}
     for cp in ref_caps:

@@ -5,8 +5,9 @@ Transforms (``T_h``, names as on the command line):
 * ``rotA`` -- rotation by ``A`` degrees counter-clockwise on screen (``rot90`` is
   ``torch.rot90(x, 1, dims=(-2, -1))``, an exact index operation on the image);
 * ``scaleS`` -- isotropic scaling by ``S`` about the image centre (bilinear);
-* ``shiftD`` -- integer shift by ``D`` pixels along x (``torch.roll``, exact); ``shift`` alone
-  shifts by the largest measured stride.
+* ``shiftD`` -- integer shift by ``D`` pixels along x (``torch.roll``, exact; circular, so a
+  zero-padded network sees a seam ``D`` pixels from the right border); ``shift`` alone shifts
+  by the largest measured stride that is at most 1/8 of the image side.
 
 Intervals (:func:`interval`): over images, Student-t 95 % on the mean for ``n < 30`` and the
 percentile bootstrap (2000 resamples, ``numpy.random.default_rng(seed)``) for ``n >= 30``,

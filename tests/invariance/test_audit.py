@@ -55,7 +55,7 @@ def test_circular_cnn_stride_multiple_shifts_align_exactly_at_every_layer(smooth
         assert r["verdict"] == "alignable"
     strides = {li["name"]: li["stride"] for li in rep.layers}
     assert strides["0"] == [1.0, 1.0] and strides["2"] == [2.0, 2.0]
-    assert rep.meta["transforms"][2]["value"] == 2.0  # "shift": the largest stride
+    assert rep.meta["transforms"][2]["value"] == 2.0  # "shift": the largest stride <= 32 / 8
 
 
 def test_an_odd_shift_is_not_exact_after_the_pool(smooth32):
