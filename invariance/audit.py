@@ -524,19 +524,33 @@ def _lie(model, x, kind, refs, layer_objs, n_fit, ridge, row):
             {"pixels": L.pixels, "eps": eps, "fit_images": n_fit})
 
 
+_RANK = {"alignable": 3, "undecided": 2, "not alignable": 1, "n/a": 0}
+
+
 def summarize(rows: list[dict], order: list[str], tlist) -> list[dict]:
-    """Per transform: the deepest layer alignable spatially / by permutation / by mix."""
+    """Per transform and kind of alignment (spatially, by permutation, by mix): the deepest
+    layer (call order) that is alignable and the first that is not (a layer's verdict is
+    the best of its modes of that kind)."""
     out = []
     names = [t.name for t in tlist] + sorted({r["transform"] for r in rows
                                               if r["transform"].startswith("lie:")})
+    kinds = (("spatially", ("spatial", "spatial_search", "lie")),
+             ("by permutation", ("permutation",)), ("by mix", ("mix", "lie_mix")))
     for tn in names:
-        deep = {}
-        for label, modes in (("spatially", ("spatial", "spatial_search", "lie")),
-                             ("by permutation", ("permutation",)),
-                             ("by mix", ("mix", "lie_mix"))):
-            ok = [order.index(r["layer"]) for r in rows if r["transform"] == tn and
-                  r["mode"] in modes and r["verdict"] == "alignable" and r["layer"] in order]
+        deep, first_fail, parts = {}, {}, []
+        for label, modes in kinds:
+            best: dict[str, str] = {}
+            for r in rows:
+                if r["transform"] == tn and r["mode"] in modes and r["layer"] in order:
+                    v = best.get(r["layer"], "n/a")
+                    best[r["layer"]] = max(v, r["verdict"], key=_RANK.__getitem__)
+            ok = [order.index(k) for k, v in best.items() if v == "alignable"]
+            bad = [order.index(k) for k, v in best.items() if v == "not alignable"]
             deep[label] = order[max(ok)] if ok else None
-        line = "; ".join(f"deepest layer alignable {k}: {v or 'none'}" for k, v in deep.items())
-        out.append({"transform": tn, "deepest": deep, "line": line})
+            first_fail[label] = order[min(bad)] if bad else None
+            if best:
+                parts.append(f"{label}: deepest alignable {deep[label] or 'none'}, first not "
+                             f"alignable {first_fail[label] or 'none'}")
+        out.append({"transform": tn, "deepest": deep, "first_not_alignable": first_fail,
+                    "line": "; ".join(parts)})
     return out

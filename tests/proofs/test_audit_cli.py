@@ -54,7 +54,7 @@ def test_end_to_end_writes_json_markdown_and_figures(tmp_path, images_pt, capsys
     for f in ("audit_heatmap.png", "audit_vs_angle.png", "audit_vs_log_scale.png"):
         assert (out / f).stat().st_size > 1000
     printed = capsys.readouterr()
-    assert "rot90: deepest layer alignable" in printed.out
+    assert "rot90: spatially: deepest alignable" in printed.out
     assert "[1/2] rot90" in printed.err  # progress lines
     first = (out / "audit.json").read_bytes()
     assert main(argv) == 0
