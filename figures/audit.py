@@ -5,7 +5,8 @@
   floor is 0, are drawn at 1 when alignable and hatched grey when n/a);
 * ``audit_vs_angle.png`` / ``audit_vs_log_scale.png`` -- error / floor against the rotation
   angle and against |log s|, one curve per (sampled) layer, spatial mode with the best
-  ``T_g`` (search when it ran).
+  ``T_g`` (search when it ran); exact operations (floor 0, e.g. ``rot90`` on a centred map)
+  have no ratio and appear in the heatmap only.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def audit_curves(report: dict, path, kind: str) -> Path | None:
     xs = {t["name"]: (t["value"] if kind == "rot" else abs(math.log(t["value"]))) for t in ts}
     best: dict = {}
     for r in report["rows"]:
-        if r["transform"] in xs and r["mode"] in ("spatial", "spatial_search"):
+        if r["transform"] in xs and r["mode"] in ("spatial", "spatial_search") and \
+                not r.get("exact"):  # exact operations have no floor: in the heatmap only
             v = _value(r)
             key = (r["layer"], r["transform"])
             if not math.isnan(v):

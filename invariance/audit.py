@@ -347,6 +347,9 @@ def audit(model: nn.Module, images: torch.Tensor, *, transforms=DEFAULT_TRANSFOR
         v = "n/a" if reason else verdict(e, ratio, exact, dtype)
         r = {"layer": layer, "transform": tname, "mode": mode, "error": e, "floor": fl,
              "ratio": ratio, "exact": bool(exact), "verdict": v, "reason": reason}
+        if layer in layer_objs:  # the frame the row was measured in
+            r["stride"] = list(layer_objs[layer].frame.stride)
+            r["offset"] = list(layer_objs[layer].frame.offset)
         r.update(extra or {})
         rows.append(r)
 

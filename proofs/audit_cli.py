@@ -5,7 +5,7 @@
     stnlab audit MODEL --images mnist|skimage|DIR|FILE.pt [--n 64] [--size auto|N]
         [--transforms rot90,rot30,scale1.41,...] [--layers a,b] [--search local|none]
         [--modes spatial,permutation,mix,lie] [--factory F] [--trust] [--seed 0]
-        [--out DIR] [--json [PATH]] [--no-figures]
+        [--blur SIGMA] [--out DIR] [--json [PATH]] [--no-figures]
 
 ``MODEL`` is a built-in name (:data:`models.audit_nets.BUILTINS`: ``resnet18``,
 ``mtcnn-pnet``, ``mtcnn-rnet``, ``mtcnn-onet``, ``stn-c0``, ``stn-c1``), ``package.module:factory``
@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mnist, skimage, a directory of image files, or a FILE.pt holding "
                         "an (N, C, H, W) tensor (default: skimage)")
     parser.add_argument("--n", type=int, default=64, help="images (default 64)")
+    parser.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian smoothing of skimage crops, in pixels of the input side "
+                        "(default 0; a smaller interpolation floor resolves smaller "
+                        "misalignments)")
     parser.add_argument("--size", default=None, metavar="auto|N",
                         help="input side: N pixels, or auto (the side where most layers have "
                         "a centred frame, so 90° rotations are exact); default: the built-in's "
@@ -170,7 +174,8 @@ def load_model(spec: str, *, factory: str | None = None, trust: bool = False):
                      f"package.module:factory or an existing file, got {spec!r}")
 
 
-def load_images(src: str, n: int, size: int | None, channels: int | None, seed: int):
+def load_images(src: str, n: int, size: int | None, channels: int | None, seed: int,
+                blur: float = 0.0):
     """``(images (n, channels, S, S) float32, label)`` from ``--images`` (``channels`` None:
     as the source gives them; photographs then have 3)."""
     import torch.nn.functional as F
@@ -183,8 +188,8 @@ def load_images(src: str, n: int, size: int | None, channels: int | None, seed: 
         x = im.load_mnist_digits(n, seed=seed, canvas=28)
         label = f"mnist test digits (seed {seed})"
     elif src == "skimage":
-        x = im.load_natural_crops(n, size or 64, channels=channels or 3, seed=seed)
-        label = "skimage.data photographs (crops)"
+        x = im.load_natural_crops(n, size or 64, channels=channels or 3, seed=seed, blur=blur)
+        label = "skimage.data photographs (crops)" + (f", blur {blur:g} px" if blur else "")
     else:
         p = Path(src)
         if p.is_dir():
@@ -260,7 +265,11 @@ def run(args: argparse.Namespace) -> int:
         frames = calibrate(net, chans, nominal, dtype=dtype, seed=args.seed)
         size = auto_size(net, chans, frames, nominal, dtype=dtype)
         _say(f"--size auto: {size} px")
-    images, label = load_images(args.images, args.n, size or nominal, chans, args.seed)
+    if args.blur < 0 or (args.blur > 0 and args.images != "skimage"):
+        raise UsageError(f"--blur: expected a sigma >= 0, for --images skimage only, got "
+                         f"{args.blur:g} with --images {args.images}")
+    images, label = load_images(args.images, args.n, size or nominal, chans, args.seed,
+                                args.blur)
     chans = images.shape[1]
     if frames is not None:  # measured frames do not depend on the side; assumed ones do
         frames = {k: v for k, v in frames.items() if v.method == "measured"}
