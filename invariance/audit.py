@@ -58,6 +58,9 @@ SCHEMA = "stnlab.audit/1"
 MODES = ("spatial", "permutation", "mix", "lie")
 LIE_EPS = {"rot": math.radians(2.0), "scale": 0.02}
 MIN_PIXELS = 4
+#: a floor this large (relative error of interpolation alone) makes "alignable" vacuous:
+#: marked † in audit.md
+COARSE_FLOOR = 0.25
 
 
 def tensor_hash(x: torch.Tensor) -> str:
@@ -115,8 +118,9 @@ def _fmt(r: dict) -> str:
         return "n/a"
     ratio = r.get("ratio")
     mark = {"alignable": "✓", "not alignable": "✗", "undecided": "?"}.get(r["verdict"], "")
+    coarse = (r.get("floor") or {}).get("mean") or 0.0
     if ratio and ratio.get("mean") is not None:
-        return f"{ratio['mean']:.2f} {mark}"
+        return f"{ratio['mean']:.2f} {mark}" + (" †" if coarse >= COARSE_FLOOR else "")
     e = r["error"]["mean"]
     return f"{e:.1e} {mark}" if e is not None else "n/a"
 
@@ -129,8 +133,10 @@ def markdown(d: dict) -> str:
              f"{m['images_sha256'][:12]}), seed {m['seed']}, torch {m['torch']}, search "
              f"{m['search']}. Cells: error / interpolation floor (mean over images), ✓ "
              f"alignable (95 % interval <= {FLOOR_FACTOR:g}), ✗ not alignable, ? undecided; "
-             "an exact operation (floor 0) shows the error itself.", "", "## Where an ST could "
-             "live", ""]
+             "an exact operation (floor 0) shows the error itself; † marks a floor >= "
+             f"{COARSE_FLOOR:g} (interpolation alone loses that much: the cell cannot resolve "
+             "a misalignment smaller than that; smoother images or a larger --size lower it).",
+             "", "## Where an ST could live", ""]
     for s in d["summary"]:
         lines.append(f"- **{s['transform']}**: {s['line']}")
     modes = []
