@@ -160,6 +160,14 @@ def load_model(spec: str, *, factory: str | None = None, trust: bool = False):
         else:
             net, chans, side = _factory(factory, "--factory")
             name = f"{factory} ({path.name})"
+        own = net.state_dict()
+        if set(sd) == set(own) and all(sd[k].dim() == own[k].dim() + 1 and
+                                       tuple(sd[k].shape[1:]) == tuple(own[k].shape) and
+                                       sd[k].shape[0] == next(iter(sd.values())).shape[0]
+                                       for k in own):
+            # `stnlab train` stacks the parameters of its seeds (vmap): take the first seed
+            sd = {k: v[0] for k, v in sd.items()}
+            name = f"{name}, seed index 0"
         try:
             net.load_state_dict(sd, strict=True)
         except RuntimeError as e:
