@@ -45,7 +45,7 @@ def _err_line(capsys) -> str:
 def test_end_to_end_writes_json_markdown_and_figures(tmp_path, images_pt, capsys):
     out = tmp_path / "a"
     argv = ["audit", f"{HERE}:tiny_cnn", "--images", str(images_pt), "--n", "6",
-            "--transforms", "rot90,scale1.41", "--search", "none", "--out", str(out)]
+            "--transforms", "rot90,rot30,scale1.41", "--search", "none", "--out", str(out)]
     assert main(argv) == 0
     d = json.loads((out / "audit.json").read_text())
     assert d["schema"] == "stnlab.audit/1" and d["meta"]["n_images"] == 6
@@ -55,7 +55,7 @@ def test_end_to_end_writes_json_markdown_and_figures(tmp_path, images_pt, capsys
         assert (out / f).stat().st_size > 1000
     printed = capsys.readouterr()
     assert "rot90: spatially: deepest alignable" in printed.out
-    assert "[1/2] rot90" in printed.err  # progress lines
+    assert "[1/3] rot90" in printed.err  # progress lines
     first = (out / "audit.json").read_bytes()
     assert main(argv) == 0
     assert (out / "audit.json").read_bytes() == first  # same seed: byte-identical
@@ -123,3 +123,15 @@ def test_wrong_channels_and_non_image_files(tmp_path, capsys):
     assert "is not a readable image" in _err_line(capsys)
     assert main(["audit", f"{HERE}:tiny_cnn", "--images", "mnist", "--n", "2"]) == 2
     assert "--n: expected at least 4" in _err_line(capsys)
+
+
+def test_a_train_checkpoint_with_stacked_seed_parameters(tmp_path, images_pt):
+    """``stnlab train`` saves ``{"params": {name: (S, ...)}, ...}``: the first seed is used."""
+    sd = {k: torch.stack([v, v + 1]) for k, v in tiny_cnn().state_dict().items()}
+    ck = tmp_path / "checkpoint.pt"
+    torch.save({"format": 1, "params": sd}, ck)
+    out = tmp_path / "c"
+    assert main(["audit", str(ck), "--factory", f"{HERE}:tiny_cnn", "--images", str(images_pt),
+                 "--transforms", "shift2", "--modes", "spatial", "--search", "none",
+                 "--no-figures", "--out", str(out)]) == 0
+    assert "seed index 0" in json.loads((out / "audit.json").read_text())["meta"]["model"]
