@@ -29,7 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sampling import geometry
+
 from .measures import similarity
+from .warps import transform
 
 __all__ = ["FLOOR_FACTOR", "EXACT_TOL", "Transform", "parse_transforms", "interval", "verdict",
            "DEFAULT_TRANSFORMS"]
@@ -70,8 +73,6 @@ class Transform:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``T_h x`` (exact ops by index, else :func:`invariance.warps.transform`)."""
-        from .warps import transform
-
         if self.kind == "rot" and self.value % 90 == 0:
             return torch.rot90(x, int(self.value // 90) % 4, dims=(-2, -1))
         if self.kind == "shift":
@@ -80,10 +81,6 @@ class Transform:
 
     def round_trip(self, x: torch.Tensor) -> torch.Tensor:
         """``T_h^{-1} T_h x`` (what resampling the image twice leaves)."""
-        from sampling import geometry
-
-        from .warps import transform
-
         if self.exact_on_image:
             return x
         m = self.matrix(x.shape[-1]).to(x.dtype)

@@ -190,8 +190,7 @@ def _mtcnn(cls, name: str) -> nn.Module:
     from .data.facenet import load_mtcnn_state_dict
 
     net = cls()
-    missing = net.load_state_dict(load_mtcnn_state_dict(name), strict=True)
-    del missing
+    net.load_state_dict(load_mtcnn_state_dict(name), strict=True)  # raises on any mismatch
     return net.eval()
 
 
