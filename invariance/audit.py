@@ -16,7 +16,8 @@ interpolation floor, with a 95 % interval over images:
   product of equal cycles (an orientation shift);
 * ``mix`` -- a ridge channel mix fitted on the first half of the images and scored on the
   other half (skipped with a reason when the fit has fewer than 5 samples per channel
-  weight, ``samples < 5 C``);
+  weight, ``samples < 5 C``); its floor also holds the ridge's own bias (the held-out error
+  of the mix fitted from ``Γ f`` to itself), so a mix is never judged in the exact regime;
 * ``lie`` / ``lie_mix`` -- the Lie derivative ``(A(ε) − A(−ε)) / 2ε`` of
   ``A(t) = T_g(t) Γ(T_h(t) f)`` (central finite differences; torch has no forward-mode
   rule for ``grid_sampler_2d``), relative to ``‖Γ f‖``, and its residual after the best
@@ -429,9 +430,12 @@ def audit(model: nn.Module, images: torch.Tensor, *, transforms=DEFAULT_TRANSFOR
                     bf = ch.flatten_region(ref[:n_fit], L.mask)
                     mix = ch.best_channel_mix(bf, af, ridge=ridge)
                     err = _per_image(ch.apply_mix(best[n_fit:], mix), ref[n_fit:], L.mask)
-                    row(lname, t.name, "mix", err, floor[n_fit:], exact,
+                    # the mix's own floor: what the ridge fit leaves when nothing moved
+                    own = _per_image(ch.apply_mix(ref[n_fit:], ch.best_channel_mix(
+                        bf, bf, ridge=ridge)), ref[n_fit:], L.mask)
+                    row(lname, t.name, "mix", err, torch.maximum(floor[n_fit:], own), False,
                         {**base, "fit_images": n_fit, "scored_images": n - n_fit,
-                         "ridge": ridge})
+                         "ridge": ridge, "ridge_floor": float(own.mean())})
         del moved, rt
         _progress(progress, f"[{ti + 1}/{len(tlist)}] {t.name}: {len(refs)} layers done")
     if "lie" in modes:

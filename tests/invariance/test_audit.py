@@ -70,15 +70,17 @@ def test_an_odd_shift_is_not_exact_after_the_pool(smooth32):
 # ------------------------------------------------------------------ INV-4: rot90, channels
 def test_oriented_bank_rot90_needs_the_orientation_shift(smooth32):
     bank = OrientedBank((1.0, 2.0), dtype=torch.float64)
-    rep = audit(bank, smooth32, transforms="rot90", modes=("spatial", "permutation"))
+    rep = audit(bank, smooth32, transforms="rot90", modes=("spatial", "permutation", "mix"))
     sp = _one(rep, mode="spatial")
     pm = _one(rep, mode="permutation")
+    mix = _one(rep, mode="mix")  # a mix holds every permutation; judged against its ridge bias
+    assert mix["verdict"] == "alignable" and mix["error"]["mean"] < 1e-4
     assert sp["error"]["mean"] > 1.1 and sp["verdict"] == "not alignable"
     assert pm["error"]["hi"] <= 1e-12 and pm["verdict"] == "alignable"
     assert pm["permutation"] == bank.orientation_shift(1).tolist()
     assert pm["is_cycle"] and pm["cycle_lengths"] == [4, 4]
     assert rep.summary[0]["deepest"] == {"spatially": None, "by permutation": "<model>",
-                                         "by mix": None}
+                                         "by mix": "<model>"}
 
 
 def test_a_broken_bank_fails_the_orientation_shift_check(smooth32):
