@@ -14,12 +14,15 @@ fields change (scalings). This package measures it numerically:
 * :mod:`invariance.conjugacy` -- whether a 2x2 map is conjugate to an orthogonal one
   (the exact criterion behind compactly supported invariant receptive fields);
 * :mod:`invariance.extractors` -- random CNNs, oriented and isotropic filter banks,
-  hooks into trained networks.
+  hooks into trained networks;
+* :mod:`invariance.audit` -- a per-layer audit of any ``nn.Module`` (layers by hooks,
+  frames calibrated, every mode with a floor and an interval; ``stnlab audit``).
 
 Depends on :mod:`sampling` only; no file I/O, no plotting.
 """
 
 from .alignment import MODES, AlignmentError, alignment_error, feature_alignment_error
+from .audit import AuditReport, audit
 from .channels import best_channel_mix, best_permutation, channel_similarity
 from .conjugacy import conjugacy_report, is_conjugate_to_orthogonal
 from .extractors import FeatureExtractor, FeatureHook, IsotropicBank, OrientedBank, random_cnn
@@ -27,6 +30,8 @@ from .search import SearchResult, SearchSpace, search_alignment
 from .warps import central_mask, transform, warp
 
 __all__ = [
+    "AuditReport",
+    "audit",
     "FeatureExtractor",
     "MODES",
     "AlignmentError",

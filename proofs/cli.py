@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.cli", "train STN models (MNIST suite, ...)"),
     "report": ("proofs.suite_report", "render run directories or suites as Markdown + figures"),
     "bench": ("proofs.bench", "benchmark the samplers against F.grid_sample"),
+    "audit": ("proofs.audit_cli", "per-layer invariance audit of any PyTorch model: where "
+              "could a spatial transformer live?"),
     "experiment": ("proofs.experiments.cli",
                    "run a sampler experiment (gradient field, alignment, ablations)"),
 }

