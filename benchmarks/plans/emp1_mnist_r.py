@@ -70,22 +70,20 @@ def build(pilot: Path) -> dict:
     err = {k: _per_seed(pilot, k, "error") for k in NETS + ("CNN",)}
     slope = {k: _per_seed(pilot, k, "fig6_slope") for k in NETS}
     primary = []
-    for other in ("STN-C0", "STN-DL1", "STN-SL1"):
-        d = [a - b for a, b in zip(pose["STN-C1"], pose[other])]
-        primary.append(dict(
-            id=f"R-pose-C1-{other[4:]}", claim="EMP-1", metric="pose_std", unit="degrees",
-            high="STN-C1", low=other, direction=">", null=0.0,
-            paper=f"000 Table I (R): STN-C1 {POSE['STN-C1']} deg vs {other} {POSE[other]} deg",
-            paper_effect=round(POSE["STN-C1"] - POSE[other], 2), pilot_diffs=d,
-            pilot_sd=_sd(d)))
-    for other in ("STN-C0", "STN-DL1", "STN-SL1"):
-        d = [a - b for a, b in zip(err["STN-C1"], err[other])]
-        primary.append(dict(
-            id=f"R-err-C1-{other[4:]}", claim="EMP-1", metric="error", unit="fraction",
-            high="STN-C1", low=other, direction=">", null=0.0,
-            paper=f"000 Table II (R): STN-C1 {ERR['STN-C1']} % vs {other} {ERR[other]} %",
-            paper_effect=round((ERR["STN-C1"] - ERR[other]) / 100, 6), pilot_diffs=d,
-            pilot_sd=_sd(d)))
+    # (id stem, metric, unit, pilot values, 000's table, its label, unit of the table, scale)
+    for stem, metric, unit, vals, paper, table, u, scale in (
+            ("pose", "pose_std", "degrees", pose, POSE, "Table I", "deg", 1),
+            ("err", "error", "fraction", err, ERR, "Table II", "%", 100)):
+        for other in ("STN-C0", "STN-DL1", "STN-SL1"):
+            d = [a - b for a, b in zip(vals["STN-C1"], vals[other])]
+            effect = paper["STN-C1"] - paper[other]
+            primary.append(dict(
+                id=f"R-{stem}-C1-{other[4:]}", claim="EMP-1", metric=metric, unit=unit,
+                high="STN-C1", low=other, direction=">", null=0.0,
+                paper=f"000 {table} (R): STN-C1 {paper['STN-C1']} {u} vs {other} "
+                      f"{paper[other]} {u}",
+                paper_effect=round(effect, 2) if scale == 1 else round(effect / scale, 6),
+                pilot_diffs=d, pilot_sd=_sd(d)))
     primary.append(dict(
         id="R-slope-C1", claim="EMP-1", metric="fig6_slope", unit="slope", net="STN-C1",
         direction="<", null=0.5,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .mnist import DataError, _resolve
+from .mnist import DataError, _resolve, _sha256_file
 
 __all__ = ["WHEEL", "WHEEL_FILE", "WHEEL_SHA256", "MEMBER_SHA256", "fetch_facenet_wheel",
            "load_mtcnn_state_dict"]
@@ -37,14 +37,6 @@ MEMBER_SHA256 = {
     "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
     "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
 }
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch_facenet_wheel(cache_dir=None, *, progress=None) -> Path:

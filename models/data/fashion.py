@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -44,7 +43,7 @@ import torch
 
 from .idx import MNIST_IDX_FILES, read_mnist_idx_dir
 from .mnist import (DataError, Progress, _atomic_write, _check_writable, _class_counts,
-                    _resolve, _say, _sha256_file)
+                    _resolve, _say, _sha256_file, read_split)
 
 __all__ = ["NAME", "CLASSES", "IDX_SHA256", "DEB_PACKAGE", "fetch_fashion", "verify_fashion",
            "fashion_info", "load_fashion", "is_cached", "FETCH_HINT"]
@@ -243,14 +242,6 @@ def load_fashion(split: str, cache_dir=None) -> tuple[torch.Tensor, torch.Tensor
         raise ValueError(f"{fn}: expected split in {list(SPLITS)}, got {split!r}")
     d = _resolve(cache_dir)
     verify_fashion(d, fn=fn)
-    parts = ("train", "val") if split == "train60k" else (split,)
-    try:
-        with np.load(d / NPZ_NAME) as z:
-            x = np.concatenate([z[f"{p}_images"] for p in parts])
-            y = np.concatenate([z[f"{p}_labels"] for p in parts])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(f"{fn}: {d / NPZ_NAME} is unreadable ({e}); {REPAIR_HINT}") from None
-    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-
+    return read_split(d / NPZ_NAME, split, fn=fn, repair=REPAIR_HINT)
 
 assert set(IDX_SHA256) == {stem for stem, _ in MNIST_IDX_FILES.values()}

@@ -477,11 +477,18 @@ def load_mnist(split: str, cache_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
     check_choice(split, SPLITS, name="split", fn=fn)
     d = _resolve(cache_dir)
     verify_mnist(d, fn=fn)
+    return read_split(d / NPZ_NAME, split, fn=fn, repair=REPAIR_HINT)
+
+
+def read_split(npz: Path, split: str, *, fn: str, repair: str):
+    """``(images uint8, labels int64)`` of ``split`` from a verified cache ``npz`` holding
+    ``{train,val,test}_{images,labels}`` (``train60k``: train + val, in order); an
+    unreadable file is one :class:`DataError` naming ``repair``."""
     parts = ("train", "val") if split == "train60k" else (split,)
     try:
-        with np.load(d / NPZ_NAME) as z:
+        with np.load(npz) as z:
             x = np.concatenate([z[f"{p}_images"] for p in parts])
             y = np.concatenate([z[f"{p}_labels"] for p in parts])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(f"{fn}: {d / NPZ_NAME} is unreadable ({e}); {REPAIR_HINT}") from None
+        raise DataError(f"{fn}: {npz} is unreadable ({e}); {repair}") from None
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
