@@ -250,7 +250,8 @@ def emp1_rotation_pose_order(ctx):
     differences; failed at the family level over EMP-1's 7)."""
     ev = judge_planned(ctx, "EMP-1", _specs(("R-pose-C1-C0", "R-pose-C1-DL1",
                                              "R-pose-C1-SL1"), PRIMARY))
-    ev.summary += " (R) final-angle std: STN-C1 minus each input-transforming STN."
+    ev.summary = (ev.summary + " (R) final-angle std: STN-C1 minus each input-transforming "
+                  "STN.").strip()
     return ev
 
 
@@ -260,7 +261,8 @@ def emp1_error_order(ctx):
     input-transforming network's (primaries R-err-C1-*)."""
     ev = judge_planned(ctx, "EMP-1", _specs(("R-err-C1-C0", "R-err-C1-DL1", "R-err-C1-SL1"),
                                             PRIMARY))
-    ev.summary += " (R) test error: STN-C1 minus each input-transforming STN."
+    ev.summary = (ev.summary + " (R) test error: STN-C1 minus each input-transforming "
+                  "STN.").strip()
     return ev
 
 
@@ -269,7 +271,8 @@ def emp1_fig6_c1_slope(ctx):
     """(R): the 95 % interval of STN-C1's Fig. 6 slope lies below 0.5 (primary
     R-slope-C1; 0.5 the midpoint of no rotation and full counter-rotation, a priori)."""
     ev = judge_planned(ctx, "EMP-1", _specs(("R-slope-C1",), PRIMARY))
-    ev.summary += " (R) STN-C1's orthogonal-regression slope of predicted vs applied angle."
+    ev.summary = (ev.summary + " (R) STN-C1's orthogonal-regression slope of predicted vs "
+                  "applied angle.").strip()
     return ev
 
 
@@ -286,8 +289,8 @@ def emp1f_counter_rotation_counts(ctx):
             d = E.seed_interval(f"R: Fig. 6 slope {n} (diagnostic)", vals, null=E.SLOPE_SPLIT,
                                 direction=">", prov=provs["R"])
             ev.numbers.update(d.numbers)
-    ev.summary += (" (R) seeds that counter-rotate (slope > 0.5); slope intervals are "
-                   "diagnostic.")
+    ev.summary = (ev.summary + " (R) seeds that counter-rotate (slope > 0.5); slope "
+                  "intervals are diagnostic.").strip()
     return ev
 
 
@@ -321,6 +324,7 @@ def _unplanned(ctx, claim_id, variant, key, pairs, direction=">") -> Evidence:
             parts.append(E.ordering(name, b, a, prov=prov, family=claim_family(claim_id)))
     ev = Evidence.all_of(parts, provenance=E._joint(provs))
     dirs = sorted({p["results"] for p in provs.values()})
+    ev.data = {"protocol": "blocked"}
     return _blocked(ev, [f"no pre-registered plan for {' / '.join(dirs)} (proofs/plan.py)"])
 
 
