@@ -270,3 +270,21 @@ def test_the_committed_plan_matches_the_checks():
         got = plan.primary_named(pid)
         assert {k: got[k] for k in spec} == spec
     assert plan.data["claims"] == {"EMP-1": 7, "EMP-1F": 2}
+
+
+def test_the_fashion_study_is_judged_by_its_own_plan_and_is_not_run_without_it(tmp_path):
+    plan = _plan(claims={"EMP-1X": 7, "EMP-1XF": 2})
+    for p in plan["primary"]:
+        p["claim"] = {"EMP-1": "EMP-1X", "EMP-1F": "EMP-1XF"}[p["claim"]]
+    _write(tmp_path, suite="fashion-emp1-r", plan=plan)
+    out = _run(tmp_path, tmp_path, ids=("EMP-1X", "EMP-1XF"))
+    assert out["EMP-1X"][0] == "verified" and out["EMP-1XF"][0] == "verified"
+    # an MNIST plan (claims EMP-1 / EMP-1F) in the fashion suite does not judge EMP-1X
+    _write(tmp_path / "wrong", suite="fashion-emp1-r")
+    status, ev = _run(tmp_path / "wrong", tmp_path, ids=("EMP-1X",))["EMP-1X"]
+    assert status == "inconclusive" and "differs from the check's" in \
+        ev["error_order"]["summary"]
+    # no fashion suite: not run (never read from the MNIST suites)
+    _write(tmp_path / "mnist-only")
+    status, ev = _run(tmp_path / "mnist-only", tmp_path, ids=("EMP-1X",))["EMP-1X"]
+    assert status == "not run" and "fashion-emp1-r" in ev["error_order"]["summary"]
