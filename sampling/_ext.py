@@ -237,21 +237,29 @@ def load(kind: str = "cpu"):
     return st["ops"]
 
 
-def fit(kind: str, *args, noise_scale: tuple = ()):
+def fit(kind: str, *args):
     """Run the ``kind`` kernel's ``fit`` (no autograd) and count the call, or return ``None``
     when the kernel is unavailable (the caller then takes the eager path).
 
-    ``noise_scale`` (CPU only): ``(sigma, 1/ux, 1/uy)``, the scale of the raw ``N(0, 1)``
-    noise variates that the CPU kernel applies itself (the CUDA one takes them scaled)."""
+    ``args``: the op's arguments up to ``align_corners``; on CPU optionally followed by
+    ``(sigma, 1/ux, 1/uy)``, the scale of the raw ``N(0, 1)`` noise variates that the CPU
+    kernel applies itself (the CUDA one takes them scaled); ``isa`` is inserted here."""
     ops = load(kind)
     if ops is None:
         return None
     _states[kind]["fused_calls"] += 1
-    extra = (int(isa), *noise_scale) if kind == "cpu" else ()
+    if kind == "cpu":
+        args = (*args[:11], int(isa), *args[11:])
     if not torch.is_grad_enabled():  # the usual case: called from a backward
-        return ops.fit(*args, *extra)
+        return ops.fit(*args)
     with torch.no_grad():
-        return ops.fit(*args, *extra)
+        return ops.fit(*args)
+
+
+#: This module's own :func:`fit`: ``sampling.linearized`` runs its C++ autograd op
+#: (``ops.sample``, which calls the kernel without this function) only while ``fit`` is
+#: this one, so a wrapped ``fit`` (a test's fault injection, a probe) sees every call.
+_OWN_FIT = fit
 
 
 def reset(kind: str | None = None) -> None:

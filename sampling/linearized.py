@@ -372,7 +372,7 @@ def fit_local_gradient(input: torch.Tensor, grid: torch.Tensor, grad_out: torch.
                          grad_out.contiguous(), output.contiguous(), noise,
                          bool(collapse_noise), float(eps / safe_ux**2),
                          float(eps / safe_uy**2), float(bx), float(by), bool(align_corners),
-                         noise_scale=extra)
+                         *extra)
         if fused is not None:
             return fused
     noise = _noise_field(seed, K, h, w, sigma, safe_ux, safe_uy, dtype, device)
@@ -539,12 +539,15 @@ def _fused_sample(input, grid, seed, num_samples, sigma, collapse_noise, eps, al
     """The CPU kernel's whole-sampler op (``ops.sample``: forward and backward in C++, the
     same calls and bits as the Python Function below), or ``None`` where the Python
     Function runs instead: another device or dtype, an empty batch, no kernel
-    (``STNLAB_NO_EXT=1``, no compiler), or while ``torch.compile`` traces."""
+    (``STNLAB_NO_EXT=1``, no compiler), ``_ext.fit`` wrapped by a caller, or while
+    ``torch.compile`` traces."""
     if (input.device.type != "cpu" or grid.dtype not in (torch.float32, torch.float64)
             or input.numel() == 0 or grid.numel() == 0):
         return None
     compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
     if compiling is not None and compiling():
+        return None
+    if _ext.fit is not _ext._OWN_FIT:  # wrapped (e.g. fault injection): every call through it
         return None
     ops = _ext.load("cpu")
     if ops is None:
