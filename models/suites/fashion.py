@@ -43,4 +43,10 @@ class FashionSuite(MnistSuite):
                          test_digits=cfg.test_digits, arrays=arrays)
 
 
+    def report(self, suite_dir) -> list[str]:
+        return ["**Data: real Fashion-MNIST** (Debian's dataset-fashion-mnist). The columns "
+                "labelled *paper* are 000's numbers **for MNIST**, shown for scale only: 000 "
+                "reports no Fashion-MNIST result.", ""] + super().report(suite_dir)
+
+
 SUITE = FashionSuite()
