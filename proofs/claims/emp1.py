@@ -364,7 +364,7 @@ def emp1t_sts_improve_on_cnn(ctx):
 
 
 #: The pre-registered Fashion-MNIST suite of EMP-1X / EMP-1XF (beyond 000).
-PLANNED_FASHION = ("fashion-emp1-r",)
+PLANNED_FASHION = ("fashion-emp1-r-medium", "fashion-emp1-r")
 
 claim("EMP-1X", "Beyond 000, on real Fashion-MNIST garments (R): the networks that transform "
       "the input spread the final angle less and err less than STN-C1, and STN-C1 does not "
