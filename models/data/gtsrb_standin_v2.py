@@ -28,8 +28,11 @@ v2 keeps 003's networks and mechanism and is learnable on a CPU:
   deterministically in ``data_seed``.
 * **10 classes** (GTSRB has 43; the networks keep 43 outputs as with v1).
 
-:func:`render` with ``textured=False`` is the textureless control 003 App. A.2 names:
-real MNIST digits, same poses and clutter (digit fragments), white on black.
+:func:`render` with ``kind="digits"`` paints real MNIST digits instead, their ink filled
+with a grey crop of the texture pool (a textured object; added after pilot 1, where no
+no-STN net on garments reached the pre-registered 30 % gate), and ``kind="control"`` is
+the textureless control 003 App. A.2 names: the same digits, poses and clutter (digit
+fragments), white on black -- the digits variant minus texture.
 
 Every result names its data set (:data:`STANDIN_NAME`, :data:`CONTROL_NAME`): a stand-in
 for GTSRB, never GTSRB.
@@ -56,14 +59,21 @@ from .gtsrb import standardize
 from .perturb import canvas_from_digit
 from .textures import TEXTURE_SPLITS, load_textures, random_crops
 
-__all__ = ["STANDIN_NAME", "CONTROL_NAME", "NUM_CLASSES", "CANVAS", "POSE", "CLUTTER",
+__all__ = ["STANDIN_NAME", "DIGITS_NAME", "CONTROL_NAME", "KINDS", "NAMES", "NUM_CLASSES", "CANVAS", "POSE", "CLUTTER",
            "POOL_SIZE", "POOL_SEED", "render", "background_pool", "RenderedSplit",
            "fixed_split"]
 
 STANDIN_NAME = ("gtsrb-standin-v2 (stand-in for GTSRB: Fashion-MNIST garments in clutter on "
                 "skimage textures, rendered per batch)")
+DIGITS_NAME = ("gtsrb-standin-v2-digits (stand-in for GTSRB: MNIST digits filled with texture, "
+               "in clutter on skimage textures, rendered per batch)")
 CONTROL_NAME = ("gtsrb-control-v2 (003 App. A.2's textureless control: MNIST digits in clutter "
                 "on black, rendered per batch)")
+#: ``fashion``: garments, their own grey levels as texture; ``digits``: MNIST digits whose
+#: ink is filled with a crop of the texture pool (a textured object that an MLP learns
+#: more easily than a garment; pilot 1 of issue 27); ``control``: the digits white on black.
+KINDS = ("fashion", "digits", "control")
+NAMES = {"fashion": None, "digits": None, "control": None}
 NUM_CLASSES = 10
 CANVAS = 50
 _OBJ = 28
@@ -77,6 +87,8 @@ _CROP_SCALE = (1.0, 3.0)
 _MIN_CONTRAST = 0.35
 _ALPHA_GAIN = 4.0
 _SPLITS = ("train", "val", "test")
+_CHUNK = 1000
+NAMES.update(fashion=STANDIN_NAME, digits=DIGITS_NAME, control=CONTROL_NAME)
 
 
 def _uniform(g, shape, lo, hi):
@@ -106,7 +118,7 @@ def _paint(canvas, alpha, tint):
     return canvas * (1 - alpha) + tint[:, :, None, None] * alpha
 
 
-def render(objects: torch.Tensor, g: torch.Generator, n: int, *, textured: bool = True,
+def render(objects: torch.Tensor, g: torch.Generator, n: int, *, kind: str = "fashion",
            pool: torch.Tensor | None = None, index: torch.Tensor | None = None):
     """``n`` images from ``objects`` (``(M, 28, 28)`` uint8) drawn with ``g``.
 
@@ -133,6 +145,11 @@ def render(objects: torch.Tensor, g: torch.Generator, n: int, *, textured: bool 
     c_tint = torch.rand(n, k, 3, generator=g, device=dev)
     b_idx = torch.randint(POOL_SIZE, (n,), generator=g, device=dev)
     flips = torch.rand(n, 2, generator=g, device=dev) < 0.5
+    if kind not in KINDS:
+        raise ValueError(f"render: expected kind in {list(KINDS)}, got {kind!r}")
+    textured = kind != "control"
+    fill = (torch.randint(POOL_SIZE, (n,), generator=g, device=dev)
+            if kind == "digits" else None)  # drawn last: the other kinds' streams unchanged
 
     m = canvas_from_digit(angle, scale, shift, canvas=CANVAS, digit=_OBJ)  # (n, 2, 3) px
     theta = pixel_matrix_to_normalized(invert(m), (_OBJ, _OBJ), (CANVAS, CANVAS))
@@ -169,17 +186,23 @@ def render(objects: torch.Tensor, g: torch.Generator, n: int, *, textured: bool 
         under = (canvas * obj_alpha).sum((-2, -1)) / w  # (n, 3): background under the object
         push = torch.where(under > 0.5, under - 0.5, under + 0.5)
         tint = torch.where((tint - under).abs() < _MIN_CONTRAST, push, tint)
-        images = canvas * (1 - obj_alpha) + tint[:, :, None, None] * (
-            0.3 + 0.7 * gray) * obj_alpha
+        if fill is None:  # a garment: its own grey levels are its texture
+            inside = 0.3 + 0.7 * gray
+        else:  # a digit: its ink filled with a grey crop of the pool
+            f = pool[fill]
+            inside = 0.3 + 0.7 * (0.2125 * f[:, 0:1] + 0.7154 * f[:, 1:2] + 0.0721 * f[:, 2:3])
+        images = canvas * (1 - obj_alpha) + tint[:, :, None, None] * inside * obj_alpha
     else:
         images = canvas * (1 - obj_alpha) + gray * obj_alpha
     return images.clamp(0, 1).contiguous(), idx
 
 
-def _objects(split: str, textured: bool, cache_dir):
+def _objects(split: str, kind: str, cache_dir):
     if split not in _SPLITS:
         raise ValueError(f"gtsrb_standin_v2: expected split in {list(_SPLITS)}, got {split!r}")
-    if textured:
+    if kind not in KINDS:
+        raise ValueError(f"gtsrb_standin_v2: expected kind in {list(KINDS)}, got {kind!r}")
+    if kind == "fashion":
         from .fashion import load_fashion
         return load_fashion(split, cache_dir)
     from .mnist import load_mnist
@@ -196,13 +219,13 @@ class RenderedSplit:
         val: the fixed validation split (set by the suite), or None.
     """
 
-    def __init__(self, split: str = "train", *, textured: bool = True, contrast: float = 1.0,
+    def __init__(self, split: str = "train", *, kind: str = "fashion", contrast: float = 1.0,
                  device="cpu", cache_dir=None):
-        x, y = _objects(split, textured, cache_dir)
+        x, y = _objects(split, kind, cache_dir)
         self.objects, self.labels = x.to(device), y.to(device)
-        self.textured, self.contrast = textured, float(contrast)
-        self.pool = background_pool(device, contrast=contrast) if textured else None
-        self.name = STANDIN_NAME if textured else CONTROL_NAME
+        self.kind, self.contrast = kind, float(contrast)
+        self.pool = background_pool(device, contrast=contrast) if kind != "control" else None
+        self.name = NAMES[kind]
         self.num_classes = NUM_CLASSES
         self.val = None
 
@@ -214,17 +237,20 @@ class RenderedSplit:
         rendering per seed's generator."""
         xs, ys = [], []
         for g in generators:
-            img, idx = render(self.objects, g, batch_size, textured=self.textured,
-                              pool=self.pool)
+            img, idx = render(self.objects, g, batch_size, kind=self.kind, pool=self.pool)
             xs.append(standardize(img))
             ys.append(self.labels[idx])
         return torch.stack(xs), torch.stack(ys)
 
 
-def fixed_split(split: str, n: int | None, *, seed: int, textured: bool = True,
-                contrast: float = 1.0, cache_dir=None, chunk: int = 1000):
+def fixed_split(split: str, n: int | None, *, seed: int, kind: str = "fashion",
+                contrast: float = 1.0, cache_dir=None):
     """``(images (n, 3, 50, 50) standardized, labels (n,), name)``: ``split`` rendered once,
-    deterministically in ``seed`` (validation and test).
+    deterministically in ``seed`` (validation and test), each object at most once.
+
+    Rendered in chunks of :data:`_CHUNK` images, each chunk's draws in :func:`render`'s
+    order: the images are a function of ``(split, n, seed)`` and of the chunk size, which
+    is therefore fixed here, not an argument.
 
     Raises:
         ValueError: unknown split, bad ``n`` / ``seed``.
@@ -232,20 +258,19 @@ def fixed_split(split: str, n: int | None, *, seed: int, textured: bool = True,
     fn = "fixed_split"
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"{fn}: expected seed an int >= 0, got {seed!r}")
-    x, y = _objects(split, textured, cache_dir)
+    x, y = _objects(split, kind, cache_dir)
     n = len(y) if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(y):
         raise ValueError(f"{fn}: expected n an int in [0, {len(y)}], got {n!r}")
     g = torch.Generator().manual_seed(1000 * seed + 1 + _SPLITS.index(split))
-    pool = background_pool(contrast=contrast) if textured else None
+    pool = background_pool(contrast=contrast) if kind != "control" else None
     order = torch.randperm(len(y), generator=g)[:n]  # each object at most once
     imgs, labels = [], []
-    for i in range(0, n, chunk):
-        part = order[i:i + chunk]
-        img, idx = render(x, g, len(part), textured=textured, pool=pool, index=part)
+    for i in range(0, n, _CHUNK):
+        part = order[i:i + _CHUNK]
+        img, idx = render(x, g, len(part), kind=kind, pool=pool, index=part)
         imgs.append(standardize(img))
         labels.append(y[idx])
     if not imgs:
-        return torch.zeros(0, 3, CANVAS, CANVAS), torch.zeros(0, dtype=torch.long), \
-            STANDIN_NAME if textured else CONTROL_NAME
-    return torch.cat(imgs), torch.cat(labels), STANDIN_NAME if textured else CONTROL_NAME
+        return torch.zeros(0, 3, CANVAS, CANVAS), torch.zeros(0, dtype=torch.long), NAMES[kind]
+    return torch.cat(imgs), torch.cat(labels), NAMES[kind]

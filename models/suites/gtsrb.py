@@ -13,8 +13,9 @@ and downsampling. The architectures are :mod:`models.gtsrb_nets`'.
 textureless control: the same digits on a black canvas, from the MNIST cache, whatever
 ``--data`` says) -- stand-in v1, superseded (``results/gtsrb-medium``: nothing learned);
 ``standin-v2`` (:mod:`models.data.gtsrb_standin_v2`: Fashion-MNIST garments in clutter on
-textures, rendered afresh every batch, whatever ``--data`` says) and ``control-v2`` (its
-textureless MNIST control). Every result names its data set (``metrics.json``
+textures, rendered afresh every batch, whatever ``--data`` says), ``standin-v2-digits``
+(MNIST digits filled with texture, same clutter and poses) and ``control-v2`` (the same
+digits white on black: textureless). Every result names its data set (``metrics.json``
 ``dataset``).
 
 **Training** (003 Sec. 6.2): Adam (:class:`models.optim.Adam`) with learning rate 1e-5 on
@@ -263,7 +264,8 @@ _V2_SETTINGS: dict[str, dict] = {
                   log_every=100),
 }
 _V2_COMMON = dict(lr_st=3e-4, localizer_width=128, texture_contrast=1.0)
-V2_VARIANTS = ("standin-v2", "control-v2")
+#: variant -> the renderer's object kind (:data:`models.data.gtsrb_standin_v2.KINDS`)
+V2_VARIANTS = {"standin-v2": "fashion", "standin-v2-digits": "digits", "control-v2": "control"}
 
 
 def preset(scale: str, variant: str, net: str, **overrides) -> GtsrbConfig:
@@ -391,8 +393,8 @@ def _load_v2(variant: str, cfg: GtsrbConfig, sizes: dict) -> tuple:
     objects drawn from), validation and test rendered once in ``cfg.data_seed``."""
     from ..data import gtsrb_standin_v2 as v2
 
-    textured = variant == "standin-v2"
-    train = v2.RenderedSplit("train", textured=textured, contrast=cfg.texture_contrast,
+    kind = V2_VARIANTS[variant]
+    train = v2.RenderedSplit("train", kind=kind, contrast=cfg.texture_contrast,
                              device=cfg.device)
     if sizes["train"] is not None and sizes["train"] < len(train):
         keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(
@@ -400,7 +402,7 @@ def _load_v2(variant: str, cfg: GtsrbConfig, sizes: dict) -> tuple:
         train.objects, train.labels = train.objects[keep], train.labels[keep]
     made = {}
     for split in ("val", "test"):
-        x, y, name = v2.fixed_split(split, sizes[split], seed=cfg.data_seed, textured=textured,
+        x, y, name = v2.fixed_split(split, sizes[split], seed=cfg.data_seed, kind=kind,
                                     contrast=cfg.texture_contrast)
         made[split] = TensorData(x.to(cfg.device), y.to(cfg.device), name, v2.NUM_CLASSES)
     train.val = made["val"]
