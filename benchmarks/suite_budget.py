@@ -90,7 +90,8 @@ def main(argv=None) -> dict:
         print(f"{net}: {step:.3f} s/step x {cfg.total_steps} = {step * cfg.total_steps:.0f} s",
               file=sys.stderr, flush=True)
     total = sum(r["projected_s"] for r in rows)
-    out = {"suite": a.suite, "variant": variant, "scale": a.scale, "seeds": list(seeds), "steps": [lo, hi],
+    out = {"suite": a.suite, "variant": variant, "scale": a.scale, "seeds": list(seeds),
+           "steps": [lo, hi],
            "cores": a.cores, "torch_threads": torch.get_num_threads(),
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
            "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
