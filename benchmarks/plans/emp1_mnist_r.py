@@ -290,9 +290,11 @@ def _df(p: dict) -> str:
     return f"{df} degree{'' if df == 1 else 's'} of freedom"
 
 
-FASHION_COMMAND = ("OMP_NUM_THREADS=1 stnlab train --suite fashion --variant R --net {nets} "
-                   "--scale small --seeds 10-14 --test-digits 10000 --test-perturb 10 --out "
-                   "results/fashion-emp1-r --drop-checkpoints --resume")
+FASHION_TEMPLATE = ("OMP_NUM_THREADS=1 stnlab train --suite fashion --variant R --net {nets} "
+                    "--scale {scale} --seeds {seeds} {steps}--test-digits 10000 --test-perturb 10 "
+                    "--out {out} --drop-checkpoints --resume")
+FASHION_COMMAND = FASHION_TEMPLATE.format(nets="{nets}", scale="small", seeds="10-14", steps="",
+                                          out="results/fashion-emp1-r")
 
 
 def fashion_plan(plan: dict, fpilot: Path, *, spreads: Path | None = None,
@@ -360,10 +362,9 @@ def fashion_plan(plan: dict, fpilot: Path, *, spreads: Path | None = None,
 
 
 FASHION_MEDIUM_SEEDS = (20, 21, 22, 23, 24)
-FASHION_MEDIUM_COMMAND = (
-    "OMP_NUM_THREADS=1 stnlab train --suite fashion --variant R --net {nets} --scale medium "
-    "--seeds 20-24 --iters 6400 --iters-low 1600 --test-digits 10000 --test-perturb 10 --out "
-    "results/fashion-emp1-r-medium --drop-checkpoints --resume")
+FASHION_MEDIUM_COMMAND = FASHION_TEMPLATE.format(
+    nets="{nets}", scale="medium", seeds="20-24", steps="--iters 6400 --iters-low 1600 ",
+    out="results/fashion-emp1-r-medium")
 
 
 def fashion_medium_plan(plan: dict, fpilot: Path, spreads: Path) -> dict:

@@ -56,8 +56,9 @@ from sampling.geometry import invert, pixel_matrix_to_normalized
 from sampling.warp import warp_affine
 
 from .gtsrb import standardize
-from .perturb import canvas_from_digit
-from .textures import TEXTURE_SPLITS, load_textures, random_crops
+from .gtsrb_standin import keep_contrast
+from .perturb import _uniform, canvas_from_digit
+from .textures import TEXTURE_SPLITS, load_textures, luminance, random_crops
 
 __all__ = ["STANDIN_NAME", "DIGITS_NAME", "CONTROL_NAME", "KINDS", "NAMES", "NUM_CLASSES", "CANVAS", "POSE", "CLUTTER",
            "POOL_SIZE", "POOL_SEED", "render", "background_pool", "RenderedSplit",
@@ -73,7 +74,7 @@ CONTROL_NAME = ("gtsrb-control-v2 (003 App. A.2's textureless control: MNIST dig
 #: ink is filled with a crop of the texture pool (a textured object that an MLP learns
 #: more easily than a garment; pilot 1 of issue 27); ``control``: the digits white on black.
 KINDS = ("fashion", "digits", "control")
-NAMES = {"fashion": None, "digits": None, "control": None}
+NAMES = {"fashion": STANDIN_NAME, "digits": DIGITS_NAME, "control": CONTROL_NAME}
 NUM_CLASSES = 10
 CANVAS = 50
 _OBJ = 28
@@ -84,15 +85,9 @@ CLUTTER = {"count": 4, "side": 6, "offset": (4, 18)}
 POOL_SIZE = 2048
 POOL_SEED = 27
 _CROP_SCALE = (1.0, 3.0)
-_MIN_CONTRAST = 0.35
 _ALPHA_GAIN = 4.0
 _SPLITS = ("train", "val", "test")
 _CHUNK = 1000
-NAMES.update(fashion=STANDIN_NAME, digits=DIGITS_NAME, control=CONTROL_NAME)
-
-
-def _uniform(g, shape, lo, hi):
-    return lo + (hi - lo) * torch.rand(shape, generator=g, device=g.device)
 
 
 _POOLS: dict = {}
@@ -133,9 +128,9 @@ def render(objects: torch.Tensor, g: torch.Generator, n: int, *, kind: str = "fa
     M = objects.shape[0]
     idx = torch.randint(M, (n,), generator=g, device=dev) if index is None else index.to(dev)
     a = math.radians(POSE["angle_deg"])
-    angle = _uniform(g, (n,), -a, a)
-    scale = _uniform(g, (n,), *POSE["scale"])
-    shift = _uniform(g, (n, 2), -POSE["shift_px"], POSE["shift_px"])
+    angle = _uniform(g, (n,), -a, a, dev)
+    scale = _uniform(g, (n,), *POSE["scale"], dev)
+    shift = _uniform(g, (n, 2), -POSE["shift_px"], POSE["shift_px"], dev)
     tint = torch.rand(n, 3, generator=g, device=dev)
     k, side = CLUTTER["count"], CLUTTER["side"]
     lo, hi = CLUTTER["offset"]
@@ -182,15 +177,11 @@ def render(objects: torch.Tensor, g: torch.Generator, n: int, *, kind: str = "fa
         else:
             canvas = canvas * (1 - f_alpha) + f_gray * f_alpha
     if textured:
-        w = obj_alpha.sum((-2, -1)).clamp_min(1e-6)  # (n, 1)
-        under = (canvas * obj_alpha).sum((-2, -1)) / w  # (n, 3): background under the object
-        push = torch.where(under > 0.5, under - 0.5, under + 0.5)
-        tint = torch.where((tint - under).abs() < _MIN_CONTRAST, push, tint)
+        tint = keep_contrast(tint, canvas, obj_alpha)
         if fill is None:  # a garment: its own grey levels are its texture
             inside = 0.3 + 0.7 * gray
         else:  # a digit: its ink filled with a grey crop of the pool
-            f = pool[fill]
-            inside = 0.3 + 0.7 * (0.2125 * f[:, 0:1] + 0.7154 * f[:, 1:2] + 0.0721 * f[:, 2:3])
+            inside = 0.3 + 0.7 * luminance(pool[fill], 1)
         images = canvas * (1 - obj_alpha) + tint[:, :, None, None] * inside * obj_alpha
     else:
         images = canvas * (1 - obj_alpha) + gray * obj_alpha
@@ -220,8 +211,11 @@ class RenderedSplit:
     """
 
     def __init__(self, split: str = "train", *, kind: str = "fashion", contrast: float = 1.0,
-                 device="cpu", cache_dir=None):
+                 device="cpu", cache_dir=None, limit: int | None = None, limit_seed: int = 0):
         x, y = _objects(split, kind, cache_dir)
+        if limit is not None and limit < len(y):  # a fixed subset of the objects to draw from
+            keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(limit_seed))
+            x, y = x[keep[:limit]], y[keep[:limit]]
         self.objects, self.labels = x.to(device), y.to(device)
         self.kind, self.contrast = kind, float(contrast)
         self.pool = background_pool(device, contrast=contrast) if kind != "control" else None

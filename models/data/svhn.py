@@ -450,6 +450,26 @@ def _standin_sources(split: str, cache_dir) -> tuple[torch.Tensor, torch.Tensor,
     return digits, labels, load_textures(split)
 
 
+def standin_draws(g: torch.Generator, textures: list, num_digits: int, n: int, size: int,
+                  max_digits: int, layout_uniforms: int) -> tuple:
+    """The stand-ins' random draws, in their fixed order (v1 and :mod:`models.data.svhn_v2`
+    alike): ``(background (n, 3, size, size), digits per image k (n,), digit indices
+    (n, max_digits) into the split's ``num_digits`` MNIST digits, layout uniforms
+    (n, layout_uniforms) float64, per-digit uniforms (n, max_digits, 3) float64,
+    tint (n, 3), contrast (n,))``."""
+    from .textures import random_crops
+
+    bg = random_crops(textures, n, size, generator=g, scale_range=(1.0, 4.0))
+    k = torch.randint(1, max_digits + 1, (n,), generator=g)  # digits per image
+    idx = torch.randint(num_digits, (n, max_digits), generator=g)
+    u = torch.rand(n, layout_uniforms, generator=g, dtype=torch.float64)
+    v = torch.rand(n, max_digits, 3, generator=g, dtype=torch.float64)
+    tint = torch.rand(n, 3, generator=g)
+    contrast = 0.4 + 0.4 * torch.rand(n, generator=g)
+    return bg, k, idx, u, v, tint, contrast
+
+
+
 def composite(bg: torch.Tensor, alpha: torch.Tensor, tint: torch.Tensor,
               contrast: torch.Tensor) -> torch.Tensor:
     """Tinted digits over a contrast-reduced texture (the stand-ins' colouring).
@@ -500,8 +520,6 @@ def standin(split: str, n: int, *, seed: int, size: int = SIZE, cache_dir=None
         :func:`channel_stats` of the training stand-in, as for the real data) and ``(n, 5)``
         int64 five-head labels (digits 0..9, :data:`NONE_CLASS` = 10 after the last digit).
     """
-    from .textures import random_crops
-
     fn = "svhn.standin"
     if split not in ("train", "test"):
         raise ValueError(f"{fn}: expected split 'train' or 'test', got {split!r}")
@@ -509,13 +527,8 @@ def standin(split: str, n: int, *, seed: int, size: int = SIZE, cache_dir=None
         raise ValueError(f"{fn}: expected n to be an int >= 0, got {n!r}")
     g = torch.Generator().manual_seed(int(seed))
     digits, dlabels, textures = _standin_sources(split, cache_dir)
-    bg = random_crops(textures, n, size, generator=g, scale_range=(1.0, 4.0))
-    k = torch.randint(1, MAX_DIGITS + 1, (n,), generator=g)  # digits per image
-    idx = torch.randint(len(digits), (n, MAX_DIGITS), generator=g)
-    u = torch.rand(n, 8, generator=g, dtype=torch.float64)
-    v = torch.rand(n, MAX_DIGITS, 3, generator=g, dtype=torch.float64)
-    tint = torch.rand(n, 3, generator=g)
-    contrast = 0.4 + 0.4 * torch.rand(n, generator=g)
+    bg, k, idx, u, v, tint, contrast = standin_draws(g, textures, len(digits), n, size,
+                                                     MAX_DIGITS, 8)
 
     # Layout in normalized output coordinates (the frame spans [-1, 1]); a digit patch of
     # half-size hs covers [c - hs, c + hs]; MNIST ink spans ~0.7 of the patch.

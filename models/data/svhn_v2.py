@@ -39,7 +39,7 @@ import torch
 from sampling import geometry
 from sampling.warp import warp_affine
 
-from .svhn import NONE_CLASS, SIZE, _standin_sources, composite
+from .svhn import NONE_CLASS, SIZE, _standin_sources, composite, standin_draws
 
 __all__ = ["NAME", "MAX_DIGITS_V2", "Pose", "POSE", "standin_v2"]
 
@@ -105,19 +105,12 @@ def standin_v2(split: str, n: int, *, seed: int, pose: Pose = POSE, size: int = 
     Raises:
         ValueError: a bad ``split``, ``n`` or ``pose`` (one line naming it).
     """
-    from .textures import random_crops
-
     fn = "svhn_v2.standin_v2"
     _check(split, n, pose, fn)
     g = torch.Generator().manual_seed(int(seed))
     digits, dlabels, textures = _standin_sources(split, cache_dir)
-    bg = random_crops(textures, n, size, generator=g, scale_range=(1.0, 4.0))
-    k = torch.randint(1, MAX_DIGITS_V2 + 1, (n,), generator=g)  # digits per image
-    idx = torch.randint(len(digits), (n, MAX_DIGITS_V2), generator=g)
-    u = torch.rand(n, 6, generator=g, dtype=torch.float64)
-    v = torch.rand(n, MAX_DIGITS_V2, 3, generator=g, dtype=torch.float64)
-    tint = torch.rand(n, 3, generator=g)
-    contrast = 0.4 + 0.4 * torch.rand(n, generator=g)
+    bg, k, idx, u, v, tint, contrast = standin_draws(g, textures, len(digits), n, size,
+                                                     MAX_DIGITS_V2, 6)
 
     # canonical row (v1's layout): width, spacing, digit half-size, centre advance
     kf = k.double()

@@ -395,11 +395,7 @@ def _load_v2(variant: str, cfg: GtsrbConfig, sizes: dict) -> tuple:
 
     kind = V2_VARIANTS[variant]
     train = v2.RenderedSplit("train", kind=kind, contrast=cfg.texture_contrast,
-                             device=cfg.device)
-    if sizes["train"] is not None and sizes["train"] < len(train):
-        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(
-            cfg.data_seed))[:sizes["train"]].to(cfg.device)
-        train.objects, train.labels = train.objects[keep], train.labels[keep]
+                             device=cfg.device, limit=sizes["train"], limit_seed=cfg.data_seed)
     made = {}
     for split in ("val", "test"):
         x, y, name = v2.fixed_split(split, sizes[split], seed=cfg.data_seed, kind=kind,
