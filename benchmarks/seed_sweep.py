@@ -117,7 +117,7 @@ def render(per_seed, inv5, pop, times, *, first, n, only, wall, when, previous=N
         rest = [c for c in THEORY if c not in only and all(c in v for v in old.values())]
         if rest:
             lines += ["", f"Not rerun here (checks unchanged since): the previous sweep's "
-                      f"{len(old)} base seeds ({previous.get("commit", "74d7276")}'s "
+                      f"{len(old)} base seeds ({previous.get('commit', '74d7276')}'s "
                       "checks):", "", "| claim | " + " | ".join(STATUSES) + " |",
                       "|---|" + "---|" * len(STATUSES)]
             for cid in rest:
