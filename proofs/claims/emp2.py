@@ -48,6 +48,7 @@ from pathlib import Path
 
 from proofs import registry as R
 from proofs.registry import Evidence, check
+from proofs.plan import reach
 from proofs.stats import decide_paired, family_level, paired_seed_ci
 
 __all__ = ["DATASETS", "find_suite", "difference", "MIN_SEEDS"]
@@ -157,7 +158,8 @@ def _judge(ctx, data: str, name: str, plus: list[str], minus: list[str]) -> Evid
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
     # number names are per data set and check: a claim's checks share one namespace
     # (run_claims refuses a name reported with two values)
-    numbers = {f"{data}: {name}": {**ci.as_dict(), "fail_interval": wide.as_dict()},
+    numbers = {f"{data}: {name}": {**ci.as_dict(), "fail_interval": wide.as_dict(),
+                                   "reach": reach(ci, m)},  # proofs.plan.reach
                f"{data}: {name} decision": verdict,
                f"{data}: {name} provenance": prov,
                **{f"{data}: {name} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
