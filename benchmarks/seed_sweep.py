@@ -160,8 +160,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=",".join(THEORY), help="claims (comma-separated)")
     p.add_argument("--out", type=Path, default=Path("seed-sweep.md"))
     p.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
-                   help="no run: merge the .json of sweeps over disjoint base seeds (chunks "
-                        "run one after another) into --out")
+                   help="no run: merge the .json of sweeps (chunks run one after another, "
+                        "over base seeds or claims) into --out")
+    p.add_argument("--note", default="", help="a sentence added under the heading (e.g. "
+                   "which commits' checks the merged chunks ran)")
     p.add_argument("--previous", type=Path, metavar="JSON",
                    help="an earlier sweep's .json: its statuses of the theory claims not in "
                         "--only are listed (checks unchanged since)")
@@ -177,13 +179,17 @@ def main(argv=None) -> int:
         wall = 0.0
         for path in a.merge:
             d = json.loads(path.read_text())
-            per_seed.update({int(b): v for b, v in d["statuses"].items()})
-            inv5.update({int(b): v for b, v in d.get("inv5", {}).items()})
-            pop.update({int(b): v for b, v in d.get("population", {}).items()})
-            times.update({int(b): v for b, v in d["seconds"].items()})
+            # chunks may split base seeds by claim too: merge each seed's entries
+            for b, v in d["statuses"].items():
+                per_seed.setdefault(int(b), {}).update(v)
+            inv5.update({int(b): v for b, v in d.get("inv5", {}).items() if v})
+            for b, v in d.get("population", {}).items():
+                pop.setdefault(int(b), {}).update(v)
+            for b, v in d["seconds"].items():
+                times[int(b)] = times.get(int(b), 0.0) + v
             wall += d.get("wall_s", sum(d["seconds"].values()))
             when = d.get("when", "")
-        only = [c for c in only if all(c in v for v in per_seed.values())]
+        only = [c for c in THEORY if all(c in v for v in per_seed.values())]
         first, n = min(per_seed), len(per_seed)
     else:
         with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +199,7 @@ def main(argv=None) -> int:
                 claims = run_claims(ctx, only)
                 per_seed[base] = {c["id"]: c["status"] for c in claims if c["id"] in only}
                 for c in claims:
-                    if c["id"] == "INV-5":
+                    if c["id"] == "INV-5" and "INV-5" in only:
                         inv5[base] = _inv5_stat(c)
                     st = _population_stat(c)
                     if st:
@@ -206,6 +212,9 @@ def main(argv=None) -> int:
     previous = json.loads(a.previous.read_text()) if a.previous else None
     text = render(per_seed, inv5, pop, times, first=first, n=n, only=only, wall=wall,
                   when=when, previous=previous)
+    if a.note:
+        head, rest = text.split("\n\n", 1)
+        text = f"{head}\n\n{a.note}\n\n{rest}"
     uniform = all(len({per_seed[b][cid] for b in per_seed}) == 1 for cid in only)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text)
