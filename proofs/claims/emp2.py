@@ -71,6 +71,7 @@ from pathlib import Path
 from proofs import registry as R
 from proofs.plan import PlanError, load_plan, protocol_blockers
 from proofs.registry import Evidence, check
+from proofs.plan import reach
 from proofs.stats import decide_paired, family_level, paired_seed_ci
 
 __all__ = ["DATASETS", "PLANNED", "CHECKS", "find_suite", "difference", "spec", "MIN_SEEDS"]
@@ -300,7 +301,8 @@ def _judge_unplanned(ctx, claim_id: str, data: str, name: str, plus: list[str],
     expr = f"{' + '.join(plus)} - ({' + '.join(minus)})"
     # number names are per data set and check: a claim's checks share one namespace
     # (run_claims refuses a name reported with two values)
-    numbers = {f"{data}: {name}": {**ci.as_dict(), "fail_interval": wide.as_dict()},
+    numbers = {f"{data}: {name}": {**ci.as_dict(), "fail_interval": wide.as_dict(),
+                                   "reach": reach(ci, m)},  # proofs.plan.reach
                f"{data}: {name} decision": verdict,
                f"{data}: {name} provenance": prov,
                **{f"{data}: {name} mean error {k}": sum(errs[k]) / len(errs[k]) for k in need}}
