@@ -62,6 +62,22 @@ def judge(parts: list[Part], numbers: dict | None = None, *, data: dict | None =
     return ev
 
 
+def _same_parts(who: str, what: str, keys, body):
+    """``body(k)`` for every key as a run, and the first run and its part names.
+
+    Raises:
+        ValueError: a key whose part names differ from the first key's.
+    """
+    runs = {k: _as_run(body(k)) for k in keys}
+    first = runs[keys[0]]
+    names = [p.name for p in first.parts]
+    for k, r in runs.items():
+        if [p.name for p in r.parts] != names:
+            raise ValueError(f"{who}: expected the parts {names} in every {what}, got "
+                             f"{[p.name for p in r.parts]} in {what} {k}")
+    return runs, first, names
+
+
 def over_seeds(ctx, body: Callable[[int], SeedRun], *, summary: str | Callable = "",
                ) -> Evidence:
     """Run ``body`` for every seed in ``ctx.seeds``; each part must hold in every seed.
@@ -80,13 +96,7 @@ def over_seeds(ctx, body: Callable[[int], SeedRun], *, summary: str | Callable =
         ValueError: a body whose part names differ between seeds.
     """
     seeds = tuple(ctx.seeds)
-    runs = {s: _as_run(body(s)) for s in seeds}
-    first = runs[seeds[0]]
-    names = [p.name for p in first.parts]
-    for s, r in runs.items():
-        if [p.name for p in r.parts] != names:
-            raise ValueError(f"over_seeds: expected the parts {names} in every seed, got "
-                             f"{[p.name for p in r.parts]} in seed {s}")
+    runs, first, names = _same_parts("over_seeds", "seed", seeds, body)
     evs = []
     for i, p in enumerate(first.parts):
         per_seed = {s: float(runs[s].parts[i].value) for s in seeds}
@@ -183,13 +193,7 @@ def over_population(ctx, body: Callable[[int], SeedRun], *, units_per_seed: int,
             not a part.
     """
     units = unit_seeds(ctx.seeds, units_per_seed)
-    runs = {u: _as_run(body(u)) for u in units}
-    first = runs[units[0]]
-    names = [p.name for p in first.parts]
-    for u, r in runs.items():
-        if [p.name for p in r.parts] != names:
-            raise ValueError(f"over_population: expected the parts {names} in every unit, got "
-                             f"{[p.name for p in r.parts]} in unit {u}")
+    runs, first, names = _same_parts("over_population", "unit", units, body)
     missing = set(population) - set(names)
     if missing:
         raise ValueError(f"over_population: expected population parts among {names}, got "

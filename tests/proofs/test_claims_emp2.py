@@ -94,14 +94,16 @@ def test_svhn_and_plankton_together_through_run_claims(tmp_path, scale, seeds, w
         assert st["plankton_slx_degrades_less_than_cx"] == "failed"
 
 
+#: C and SL swapped (SL8 made clearly worse: with EMP-2's ten intervals a failure needs the
+#: 99.75 % interval, t = 20 at 3 seeds, on the wrong side); test_reach.py reads it too.
+SWAPPED = {"STN-C0": PAPERLIKE["STN-SL3"], "STN-C8": PAPERLIKE["STN-SL8"],
+           "STN-SL3": PAPERLIKE["STN-C0"], "STN-SL8": [0.046, 0.047, 0.0455],
+           "STN-C0-it2": [0.030, 0.031, 0.0305]}
+
+
 def test_failed_when_the_order_is_reversed(tmp_path):
-    """The trivial substitute: C and SL swapped must fail every check."""
-    # (SL8 made clearly worse: with EMP-2's ten intervals a failure needs the 99.75 %
-    # interval, t = 20 at 3 seeds, on the wrong side)
-    swapped = {"STN-C0": PAPERLIKE["STN-SL3"], "STN-C8": PAPERLIKE["STN-SL8"],
-               "STN-SL3": PAPERLIKE["STN-C0"], "STN-SL8": [0.046, 0.047, 0.0455],
-               "STN-C0-it2": [0.030, 0.031, 0.0305]}
-    _suite(tmp_path, swapped)
+    """The trivial substitute: C and SL swapped (:data:`SWAPPED`) must fail every check."""
+    _suite(tmp_path, SWAPPED)
     assert {e.status for e in _run(tmp_path).values()} == {"failed"}
 
 

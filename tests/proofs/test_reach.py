@@ -47,10 +47,7 @@ def test_emp2_intervals_carry_their_reach_good_and_broken(tmp_path):
     for ev in t2._run(tmp_path / "good").values():
         (r,) = _reaches(ev.numbers)
         assert r["family"] == claim_family("EMP-2") and r["seeds"] == 3
-    swapped = {"STN-C0": t2.PAPERLIKE["STN-SL3"], "STN-C8": t2.PAPERLIKE["STN-SL8"],
-               "STN-SL3": t2.PAPERLIKE["STN-C0"], "STN-SL8": t2.PAPERLIKE["STN-C8"],
-               "STN-C0-it2": [0.030, 0.031, 0.0305]}
-    t2._suite(tmp_path / "bad", swapped)
+    t2._suite(tmp_path / "bad", t2.SWAPPED)
     for ev in t2._run(tmp_path / "bad").values():
         assert ev.status == "failed"
         ((name, iv),) = [(k, v) for k, v in ev.numbers.items()
