@@ -139,9 +139,9 @@ def evaluate(cfg, models, test_data: EvalSet, *, n_gallery: int = 8) -> dict:
     per_seed, hists, gallery = [], [], None
     held = test_data.heldout
     n = min(n_gallery, len(test_data))
+    cpu = _OnCPU(test_data), _OnCPU(held)  # CAM boxes are made with scipy on the CPU
     for i, m in enumerate(models):
-        m = copy.deepcopy(m).cpu().eval()  # CAM boxes are made with scipy on the CPU
-        cpu = _OnCPU(test_data), _OnCPU(held)
+        m = copy.deepcopy(m).cpu().eval()
         if is_cam:
             ev = evaluate_cam(m, cpu[1], cpu[0], batch_size=cfg.eval_batch)
             per_seed.append(_cam_row(ev))
