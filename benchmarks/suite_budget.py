@@ -51,6 +51,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", default="5,25", help="A,B: the two run lengths (default 5,25)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--nets", default="all", help="comma list (default: every network)")
+    ap.add_argument("--variant", default=None,
+                    help="the data variant (default: the suite's first stand-in variant)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     lo, hi = (int(s) for s in a.steps.split(","))
@@ -61,7 +63,9 @@ def main(argv=None) -> dict:
     nets = ((every(a.scale) if every else suite.nets) if a.nets == "all"
             else tuple(a.nets.split(",")))
     pick = getattr(suite, "variants_for", None)  # suites with a real and a stand-in variant
-    variant = pick(DataSource("standin"))[0] if pick else suite.variants[0]
+    variant = a.variant or (pick(DataSource("standin"))[0] if pick else suite.variants[0])
+    if variant not in suite.variants:
+        ap.error(f"--variant: expected one of {list(suite.variants)}, got {variant!r}")
     seeds = tuple(range(suite.default_seeds(a.scale)))
     data = None
     rows = []
@@ -86,7 +90,8 @@ def main(argv=None) -> dict:
         print(f"{net}: {step:.3f} s/step x {cfg.total_steps} = {step * cfg.total_steps:.0f} s",
               file=sys.stderr, flush=True)
     total = sum(r["projected_s"] for r in rows)
-    out = {"suite": a.suite, "scale": a.scale, "seeds": list(seeds), "steps": [lo, hi],
+    out = {"suite": a.suite, "variant": variant, "scale": a.scale, "seeds": list(seeds),
+           "steps": [lo, hi],
            "cores": a.cores, "torch_threads": torch.get_num_threads(),
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
            "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,

@@ -77,12 +77,17 @@ def tie_exact_convolutions(x: torch.Tensor):
         torch.backends.mkldnn.enabled = True
 
 
+@contextlib.contextmanager
+def _no_ties(x: torch.Tensor):
+    yield
+
+
 def _loss(base, params, x, y, loss_fn=F.cross_entropy):
     logits = functional_call(base, params, (x,))
     return loss_fn(logits, y), logits
 
 
-def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
+def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy, *, exact_ties: bool = True):
     """``step(params, x (S, B, C, H, W), y (S, B)) -> (grads, loss (S,), logits (S, B, K))``.
 
     Args:
@@ -90,7 +95,11 @@ def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
         use_vmap: one ``vmap``-ed step over the seeds, else seed by seed.
         loss_fn: ``loss_fn(output, y) -> scalar``, the suite's training loss hook
             (functional: it runs under ``vmap``).
+        exact_ties: wrap the step in :func:`tie_exact_convolutions` (the suite's
+            ``TrainHooks.exact_conv_ties``); False keeps oneDNN's convolutions.
     """
+    ties = tie_exact_convolutions if exact_ties else _no_ties
+
     if use_vmap:
         # randomness="different": each seed draws its own dropout masks (nets without
         # randomness, e.g. MNIST's, are unaffected)
@@ -98,7 +107,7 @@ def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
                        randomness="different")
 
         def step(params, x, y):
-            with tie_exact_convolutions(x):
+            with ties(x):
                 grads, (loss, logits) = batched(params, x, y)
             return grads, loss, logits
         return step
@@ -107,7 +116,7 @@ def make_step(base, use_vmap: bool, loss_fn=F.cross_entropy):
         # Plain autograd, seed by seed: serves samplers whose autograd.Function has no
         # functorch support (torch.func.grad / vmap refuse those).
         grads, losses, logits = {k: [] for k in params}, [], []
-        with tie_exact_convolutions(x):
+        with ties(x):
             for i in range(x.shape[0]):
                 p = {k: v[i].detach().requires_grad_(True) for k, v in params.items()}
                 with torch.enable_grad():

@@ -142,13 +142,20 @@ class Localizer(nn.Module):
 
     Args:
         channels: input channels.
+        width: channels of the last conv (003: 1024). The CPU
+            stand-in v2 (:mod:`models.data.gtsrb_standin_v2`) narrows it to 128, a
+            deviation from 003 it names in every result (issue 27's probe: a 1024-wide
+            last conv on 50x50 costs most of the step).
     """
 
-    def __init__(self, channels: int = 3):
+    def __init__(self, channels: int = 3, width: int = 1024):
         super().__init__()
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"Localizer: expected width to be an int >= 1, got {width!r}")
         layers: list[nn.Module] = []
         c_in = channels
-        for i, (c, pool) in enumerate(zip(_LOC_CHANNELS, _LOC_POOL_AFTER)):
+        widths = _LOC_CHANNELS[:-1] + (width,)
+        for i, (c, pool) in enumerate(zip(widths, _LOC_POOL_AFTER)):
             layers.append(nn.Conv2d(c_in, c, _LOC_KERNEL, padding=_LOC_KERNEL // 2))
             if i < len(_LOC_CHANNELS) - 1:
                 layers.append(nn.ReLU())
@@ -156,7 +163,8 @@ class Localizer(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(_LOC_CHANNELS[-1], _LOC_HIDDEN), nn.ReLU())
+        self.width = width
+        self.fc = nn.Sequential(nn.Linear(width, _LOC_HIDDEN), nn.ReLU())
         self.head = nn.Linear(_LOC_HIDDEN, 4)  # (t_x, t_y, log_scale, angle)
         with torch.no_grad():  # identity at initialisation
             self.head.weight.zero_()
@@ -164,8 +172,8 @@ class Localizer(nn.Module):
 
     def params(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W) -> (N, 4)`` raw outputs ``(t_x, t_y, log_scale, angle)``."""
-        f = self.features(x)  # (N, 1024, h, w)
-        f = torch.amax(f, dim=(-2, -1))  # (N, 1024): max over each channel
+        f = self.features(x)  # (N, width, h, w)
+        f = torch.amax(f, dim=(-2, -1))  # (N, width): max over each channel
         return self.head(self.fc(f))  # (N, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,14 +245,15 @@ class NoSTN(_Base):
 
 class _Warping(_Base):
     def __init__(self, *, sampler: str, downsample: int, channels: int, num_classes: int,
-                 input_size: int = INPUT_SIZE, sampler_options: dict | None = None):
+                 input_size: int = INPUT_SIZE, sampler_options: dict | None = None,
+                 localizer_width: int = 1024):
         super().__init__(downsample=downsample, channels=channels, num_classes=num_classes,
                          input_size=input_size)
         check_choice(sampler, SAMPLERS, name="sampler", fn=type(self).__name__)
         self.sampler = sampler
         self.sampler_options = dict(SAMPLER_OPTIONS[sampler] if sampler_options is None
                                     else sampler_options)
-        self.localizer = Localizer(channels)
+        self.localizer = Localizer(channels, localizer_width)
 
     def warp(self, x: torch.Tensor, input_from_output: torch.Tensor, size: int) -> torch.Tensor:
         """Warp ``x`` ``(N, C, H, W)`` to ``(N, C, size, size)`` with this network's sampler.
@@ -306,7 +315,7 @@ class ICSTN(_Warping):
 
 def build(net: str, *, downsample: int, sampler: str | None = None, num_classes: int = 43,
           channels: int = 3, input_size: int = INPUT_SIZE, iterations: int = ICSTN_ITERATIONS,
-          sampler_options: dict | None = None) -> nn.Module:
+          sampler_options: dict | None = None, localizer_width: int = 1024) -> nn.Module:
     """Build a Table 1 network (fresh PyTorch default initialisation, identity ST).
 
     Args:
@@ -319,6 +328,7 @@ def build(net: str, *, downsample: int, sampler: str | None = None, num_classes:
         input_size: input side (003: 50).
         iterations: IC-STN's recurrent warps (ignored by the others).
         sampler_options: override :data:`SAMPLER_OPTIONS` for the chosen sampler.
+        localizer_width: the localizer's last conv (003: 1024; see :class:`Localizer`).
 
     Returns:
         An ``nn.Module`` with ``forward(x (N, C, 50, 50)) -> logits (N, num_classes)``,
@@ -352,9 +362,10 @@ def build(net: str, *, downsample: int, sampler: str | None = None, num_classes:
         raise ValueError(f"{fn}: expected sampler to be one of {list(SAMPLERS)} for net "
                          f"{net!r}, got None")
     check_choice(sampler, SAMPLERS, name="sampler", fn=fn)
+    kw.update(sampler_options=sampler_options, localizer_width=localizer_width)
     if net == "STN":
-        return STN(sampler=sampler, sampler_options=sampler_options, **kw)
-    return ICSTN(sampler=sampler, sampler_options=sampler_options, iterations=iterations, **kw)
+        return STN(sampler=sampler, **kw)
+    return ICSTN(sampler=sampler, iterations=iterations, **kw)
 
 
 def count_params(module: nn.Module | None) -> int:

@@ -22,7 +22,7 @@ ROWS = ([("no STN", "none", None, "none")]
 
 #: The suite's variants and networks (:mod:`models.suites.gtsrb` imports this module, not
 #: the other way round).
-VARIANTS = ("table1", "control")
+VARIANTS = ("table1", "control", "standin-v2", "standin-v2-digits", "control-v2")
 NETS = tuple(f"none-d{d}" for d in G.DOWNSAMPLES) + tuple(
     f"{k}-{s}-d{d}" for k in ("STN", "ICSTN") for s in G.SAMPLERS for d in G.DOWNSAMPLES)
 

@@ -292,7 +292,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, train_data, test_data=None, *,
                 and getattr(base, "vmappable", True))
     mode = Precision.parse(getattr(cfg, "precision", "fp32"), fn="train")
     params = mode.format_params(params)
-    step_fn = mode.wrap_step(make_step(base, use_vmap, hooks.loss), cfg.device)
+    step_fn = mode.wrap_step(make_step(base, use_vmap, hooks.loss,
+                                       exact_ties=hooks.exact_conv_ties), cfg.device)
     S = len(cfg.seeds)
     geometry = _geometry_fn(base)
     stops = getattr(suite, "stops_on_collapse", True)  # else recorded (models.collapse)

@@ -46,7 +46,7 @@ from pathlib import Path
 from proofs.stats import _binom_cdf, _binom_sf, family_level
 
 __all__ = ["PLAN_JSON", "PLAN_MD", "SCHEMA", "PlanError", "Plan", "load_plan", "halfwidth",
-           "seeds_for", "min_verify", "min_fail", "count_thresholds", "plan_precedes",
+           "seeds_for", "min_verify", "min_fail", "reach", "count_thresholds", "plan_precedes",
            "protocol_blockers"]
 
 PLAN_JSON = "plan.json"
@@ -81,6 +81,36 @@ def min_verify(sd: float, n: int) -> float:
 def min_fail(sd: float, n: int, m: int) -> float:
     """The smallest mean difference on the wrong side that fails a family of ``m``."""
     return halfwidth(sd, n, family_level(m))
+
+
+def reach(interval, m: int) -> dict:
+    """What a paired Student-t check could reach with its seeds and family (issue 23):
+    the smallest mean difference beyond the null that verifies it and the smallest on the
+    wrong side that fails it, at the spread the interval saw, and the t statistics they mean.
+
+    Args:
+        interval: the 95 % (or ``interval.level``) Student-t interval of the check
+            (:func:`proofs.stats.paired_seed_ci`: ``n`` seeds, half-width ``t sd / sqrt(n)``).
+        m: the claim's Bonferroni family ("failed" is decided at
+            :func:`proofs.stats.family_level` ``(m)``).
+
+    Returns:
+        ``{"seeds", "family", "sd_of_difference", "min_effect_to_verify",
+        "min_effect_to_fail", "t_to_verify", "t_to_fail", "fail_over_verify"}`` -- effects
+        in the difference's own units, measured from the null; ``fail_over_verify`` is how
+        many times larger a wrong-side effect must be to fail than a right-side one to
+        verify (a large ratio: in practice a one-sided check, verified or inconclusive).
+    """
+    n = int(interval.n)
+    level = float(interval.level)
+    t_v = _t(0.5 + level / 2, n - 1) if n >= 2 else math.inf
+    t_f = _t(0.5 + family_level(m, level) / 2, n - 1) if n >= 2 else math.inf
+    sd = (float(interval.hi) - float(interval.lo)) / 2 * math.sqrt(n) / t_v if n >= 2 \
+        else math.nan
+    return {"seeds": n, "family": int(m), "sd_of_difference": sd,
+            "min_effect_to_verify": halfwidth(sd, n, level),
+            "min_effect_to_fail": halfwidth(sd, n, family_level(m, level)),
+            "t_to_verify": t_v, "t_to_fail": t_f, "fail_over_verify": t_f / t_v}
 
 
 def seeds_for(sd: float, effect: float, *, level: float = 0.95, max_n: int = 10_000):

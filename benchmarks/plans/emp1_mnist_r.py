@@ -285,17 +285,28 @@ def gpu_plan(plan: dict) -> dict:
     return g
 
 
-FASHION_COMMAND = ("OMP_NUM_THREADS=1 stnlab train --suite fashion --variant R --net {nets} "
-                   "--scale small --seeds 10-14 --test-digits 10000 --test-perturb 10 --out "
-                   "results/fashion-emp1-r --drop-checkpoints --resume")
+def _df(p: dict) -> str:
+    df = len(p["pilot_diffs"]) - 1
+    return f"{df} degree{'' if df == 1 else 's'} of freedom"
 
 
-def fashion_plan(plan: dict, fpilot: Path) -> dict:
+FASHION_TEMPLATE = ("OMP_NUM_THREADS=1 stnlab train --suite fashion --variant R --net {nets} "
+                    "--scale {scale} --seeds {seeds} {steps}--test-digits 10000 --test-perturb 10 "
+                    "--out {out} --drop-checkpoints --resume")
+FASHION_COMMAND = FASHION_TEMPLATE.format(nets="{nets}", scale="small", seeds="10-14", steps="",
+                                          out="results/fashion-emp1-r")
+
+
+def fashion_plan(plan: dict, fpilot: Path, *, spreads: Path | None = None,
+                 seeds=SEEDS) -> dict:
     """EMP-1's (R) hypotheses and rules on real Fashion-MNIST (beyond 000): claims EMP-1X
     (the 7 primaries) and EMP-1XF (the count rules), spreads from the 2-seed pilot at the
-    same schedule (``small``'s 5000 steps), 5 fresh seeds."""
+    same schedule (``small``'s 5000 steps), 5 fresh seeds. ``spreads``: take the paired
+    spreads from this suite instead of ``fpilot`` (the gate still reads ``fpilot``'s CNN)."""
     g = json.loads(json.dumps(plan))
-    n = len(SEEDS)
+    n = len(seeds)
+    g["seeds"] = list(seeds)
+    fgate, fpilot = fpilot, (spreads or fpilot)
     rename = {"EMP-1": "EMP-1X", "EMP-1F": "EMP-1XF"}
     vals = {k: {n_: _per_seed(fpilot, n_, k) for n_ in NETS} for k in
             ("pose_std", "error", "fig6_slope")}
@@ -312,7 +323,7 @@ def fashion_plan(plan: dict, fpilot: Path) -> dict:
                  else list(v[p["net"]]))
             p["pilot_diffs"], p["pilot_sd"] = d, _sd(d)
         _power(p, n, g["claims"][p["claim"]])
-    cnn = _per_seed(fpilot, "CNN", "error")
+    cnn = _per_seed(fgate, "CNN", "error")
     g.update(
         claim="EMP-1X", suite="fashion", results="results/fashion-emp1-r", scale="small",
         steps=dict(batch_size=64, iters=4000, iters_low=1000, lr=0.02, lr_low=0.002,
@@ -338,8 +349,8 @@ def fashion_plan(plan: dict, fpilot: Path) -> dict:
                       "as the above-chance margin, since no prior target exists for rotated "
                       "Fashion-MNIST; the pilot's value was seen before this was written)"),
         undecidable=[dict(what=f"primary {p['id']} at {n} seeds",
-                          why=f"the pilot's paired sd {100 * p['pilot_sd']:.2f} pp (1 degree of "
-                              f"freedom) against 000's MNIST gap {100 * p['paper_effect']:.2f} pp "
+                          why=f"the pilot's paired sd {100 * p['pilot_sd']:.2f} pp "
+                              f"({_df(p)}) against 000's MNIST gap {100 * p['paper_effect']:.2f} pp "
                               f"needs {p['seeds_needed']} seeds; it stays in the family as "
                               f"registered and is expected to be inconclusive")
                      for p in g["primary"] if p.get("seeds_needed") and p["seeds_needed"] > n]
@@ -350,23 +361,62 @@ def fashion_plan(plan: dict, fpilot: Path) -> dict:
     return g
 
 
+FASHION_MEDIUM_SEEDS = (20, 21, 22, 23, 24)
+FASHION_MEDIUM_COMMAND = FASHION_TEMPLATE.format(
+    nets="{nets}", scale="medium", seeds="20-24", steps="--iters 6400 --iters-low 1600 ",
+    out="results/fashion-emp1-r-medium")
+
+
+def fashion_medium_plan(plan: dict, fpilot: Path, spreads: Path) -> dict:
+    """The Fashion-MNIST (R) plan at ``medium`` (a deciding scale): 8000 steps (6400 at lr
+    0.02 + 1600 at 0.002), fresh seeds 20-24, paired spreads from the committed 5-seed
+    ``fashion-emp1-r`` study (small's 5000 steps: a prior study, not this one's runs), the
+    gate from the pilot's CNN."""
+    g = fashion_plan(plan, fpilot, spreads=spreads, seeds=FASHION_MEDIUM_SEEDS)
+    g.update(
+        results="results/fashion-emp1-r-medium", scale="medium",
+        steps=dict(batch_size=64, iters=6400, iters_low=1600, lr=0.02, lr_low=0.002,
+                   note="8000 steps of 64 (6400 at lr 0.02 + 1600 at 0.002) at scale "
+                        "medium, so the verdicts can decide (the 5000-step plan of "
+                        "results/fashion-emp1-r was at small, which decides nothing); sized "
+                        "to ~75 min of two one-thread workers here (the MNIST study's 10000 "
+                        "steps took 80-94 min); the effect sizes are 000's MNIST ones"),
+        workers=[FASHION_MEDIUM_COMMAND.format(nets="STN-DL1,STN-C1"),
+                 FASHION_MEDIUM_COMMAND.format(nets="STN-SL1,STN-C0")])
+    g["pilot"] = dict(
+        results=[str(spreads), str(fpilot)], variant="R", seeds=[10, 11, 12, 13, 14],
+        note=f"paired spreads from the 5 seeds (10-14) of {spreads} (the same networks at "
+             "small's 5000 steps, 10 000 test images x 10 rotations; 4 degrees of freedom), "
+             f"the gate from {fpilot}'s CNN (2 seeds, small's schedule); a shorter "
+             "schedule than this plan's, so the spreads are a guide, not a rule")
+    return g
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pilot", default="results/mnist-medium")
     ap.add_argument("--out", default=None)
     ap.add_argument("--fashion", metavar="PILOT", default=None,
                     help="the Fashion-MNIST plan (results/fashion-emp1-r) from this pilot suite")
+    ap.add_argument("--fashion-medium", metavar="SPREADS", default=None,
+                    help="with --fashion PILOT: the medium-scale Fashion-MNIST plan "
+                         "(results/fashion-emp1-r-medium), spreads from this suite")
     ap.add_argument("--gpu", action="store_true",
                     help="the GPU plan (results/mnist-emp1-gpu): 10 seeds, 12000 steps x 256")
     a = ap.parse_args(argv)
-    out = Path(a.out or ("results/mnist-emp1-gpu" if a.gpu else "results/fashion-emp1-r"
-                         if a.fashion else "results/mnist-emp1-r"))
+    if a.fashion_medium and not a.fashion:
+        raise SystemExit("--fashion-medium: expected --fashion PILOT too (the gate's pilot)")
+    out = Path(a.out or ("results/mnist-emp1-gpu" if a.gpu else
+                         "results/fashion-emp1-r-medium" if a.fashion_medium else
+                         "results/fashion-emp1-r" if a.fashion else "results/mnist-emp1-r"))
     if (out / "suite.json").exists():
         raise SystemExit(f"--out {out}: holds runs already; a plan must precede them")
     plan = build(Path(a.pilot))
     if a.gpu:
         plan = gpu_plan(plan)
-    if a.fashion:
+    if a.fashion_medium:
+        plan = fashion_medium_plan(plan, Path(a.fashion), Path(a.fashion_medium))
+    elif a.fashion:
         plan = fashion_plan(plan, Path(a.fashion))
     out.mkdir(parents=True, exist_ok=True)
     (out / PLAN_JSON).write_text(json.dumps(plan, indent=1) + "\n")

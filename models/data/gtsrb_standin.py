@@ -50,8 +50,8 @@ from sampling.geometry import invert, pixel_matrix_to_normalized
 from sampling.warp import warp_affine
 
 from .mnist import load_mnist
-from .perturb import canvas_from_digit
-from .textures import load_textures, random_crops
+from .perturb import _uniform, canvas_from_digit
+from .textures import load_textures, luminance, random_crops
 
 __all__ = ["STANDIN_NAME", "CONTROL_NAME", "NUM_CLASSES", "CANVAS", "DEFAULT_SIZES",
            "ANGLE_RANGE_DEG", "SCALE_RANGE", "MAX_SHIFT", "TEXTURE_CONTRAST", "Standin",
@@ -100,8 +100,15 @@ class Standin:
     dataset: str
 
 
-def _uniform(g: torch.Generator, shape, lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=g)
+def keep_contrast(colour: torch.Tensor, canvas: torch.Tensor, alpha: torch.Tensor
+                  ) -> torch.Tensor:
+    """``colour (N, 3)`` with every channel within :data:`MIN_CONTRAST` of the canvas's
+    mean under ``alpha (N, 1, H, W)`` moved 0.5 away from it (the object never vanishes
+    into its background; shared by stand-ins v1 and v2)."""
+    w = alpha.sum((-2, -1)).clamp_min(1e-6)  # (N, 1)
+    under = (canvas * alpha).sum((-2, -1)) / w  # (N, 3): background mean under the object
+    push = torch.where(under > 0.5, under - 0.5, under + 0.5)
+    return torch.where((colour - under).abs() < MIN_CONTRAST, push, colour)
 
 
 def _render(split: str, n: int | None, seed: int, *, textured: bool, channels: int,
@@ -121,8 +128,8 @@ def _render(split: str, n: int | None, seed: int, *, textured: bool, channels: i
     # Draw order is fixed: digits, pose, colour, then the texture crops.
     idx = torch.randperm(len(digits), generator=g)[:n]
     a = math.radians(ANGLE_RANGE_DEG)
-    angle = _uniform(g, (n,), -a, a)
-    scale = _uniform(g, (n,), *SCALE_RANGE)
+    angle = _uniform(g, (n,), -a, a, g.device)
+    scale = _uniform(g, (n,), *SCALE_RANGE, g.device)
     # half-side of the box of the digit's support: bilinear with zeros outside is non-zero on
     # source pixels (-1, 28), i.e. 14.5 px around the digit's centre 13.5
     half = scale * (_DIGIT / 2 + 0.5) * (angle.cos().abs() + angle.sin().abs())  # (N,)
@@ -143,14 +150,10 @@ def _render(split: str, n: int | None, seed: int, *, textured: bool, channels: i
                           scale_range=TEXTURE_CROP_SCALE)  # (N, 3, 50, 50)
         mean = bg.mean((1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
         bg = mean + TEXTURE_CONTRAST * (bg - mean)
-        w = alpha.sum((-2, -1)).clamp_min(1e-6)  # (N, 1)
-        under = (bg * alpha).sum((-2, -1)) / w  # (N, 3): background mean under the digit
-        push = torch.where(under > 0.5, under - 0.5, under + 0.5)
-        colour = torch.where((colour - under).abs() < MIN_CONTRAST, push, colour)
+        colour = keep_contrast(colour, bg, alpha)
         images = bg * (1 - alpha) + colour[:, :, None, None] * alpha  # (N, 3, 50, 50)
         if channels == 1:
-            images = (0.2125 * images[:, 0] + 0.7154 * images[:, 1]
-                      + 0.0721 * images[:, 2])[:, None]
+            images = luminance(images, 1)
         name = STANDIN_NAME
     else:
         images = alpha.expand(n, channels, CANVAS, CANVAS)

@@ -25,6 +25,12 @@ TEXTURE_SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+def luminance(rgb: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """skimage's ``rgb2gray`` weights along ``dim`` (kept, size 1): ``(.., 3, ..) -> (.., 1, ..)``."""
+    r, g, b = rgb.narrow(dim, 0, 1), rgb.narrow(dim, 1, 1), rgb.narrow(dim, 2, 1)
+    return 0.2125 * r + 0.7154 * g + 0.0721 * b
+
+
 def load_textures(split: str, *, channels: int = 3) -> list[torch.Tensor]:
     """The source images of ``split`` as float32 ``(channels, H, W)`` tensors in ``[0, 1]``.
 
@@ -54,7 +60,7 @@ def load_textures(split: str, *, channels: int = 3) -> list[torch.Tensor]:
         a = a[..., :3]  # drop alpha
         t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # (3, H, W)
         if channels == 1:
-            t = (0.2125 * t[0] + 0.7154 * t[1] + 0.0721 * t[2])[None]  # skimage's rgb2gray
+            t = luminance(t)  # (1, H, W)
         out.append(t.contiguous())
     return out
 

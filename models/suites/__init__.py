@@ -99,6 +99,11 @@ class TrainHooks:
             ``validate`` is required.
         validate: ``validate(base, params, train_data) -> (S,)`` validation error per
             seed (``params`` stacked), called every ``early_stopping.every`` steps.
+        exact_conv_ties: run the step's CPU float32 convolutions on ATen's im2col path
+            (:func:`models.core.tie_exact_convolutions`: exact max-pool ties over
+            constant backgrounds, so vmapped and per-seed steps agree on every CPU).
+            A suite whose inputs have no constant regions and that never vmaps may set
+            False and keep oneDNN's convolutions (gtsrb: 2x faster 7x7 convs).
     """
 
     loss: Callable[[Any, Any], Any] = field(default=F.cross_entropy)
@@ -107,6 +112,7 @@ class TrainHooks:
     predict: Callable[[Any], Any] = field(default=lambda out: out.argmax(-1))
     early_stopping: Any = None
     validate: Callable | None = None
+    exact_conv_ties: bool = True
 
     def __post_init__(self):
         if (self.early_stopping is None) != (self.validate is None):

@@ -48,6 +48,7 @@ from pathlib import Path
 from models.gtsrb_nets import SAMPLERS  # from sampling.registry, in Table 1's order
 from models.record import SuiteRecord
 from proofs import stats
+from proofs.plan import reach  # issue 23: what each interval could reach
 from proofs.claims import empirical  # noqa: F401 - registers EMP-3 (and its first check) first
 from proofs.registry import STATUSES, Evidence, check, claim_family, make_provenance
 
@@ -185,7 +186,7 @@ def emp3_linearized_lowest(ctx):
                                          prov["seeds"], m)
                 verdicts.append(v)
                 numbers[f"{k} d{d}: error({other}) - error(linearized)"] = {
-                    **ci.as_dict(), "fail_interval": wide.as_dict()}
+                    **ci.as_dict(), "fail_interval": wide.as_dict(), "reach": reach(ci, m)}
                 if v != "verified":
                     bad.append(f"{k} d{d} vs {other}: {v} {ci}")
     verdict = _combine(verdicts)
@@ -217,10 +218,10 @@ def emp3_icstn_holds(ctx):
     verdict = _combine([v_lin, v_bil])
     return _evidence(
         verdict, {"ICSTN linearized: error(4x) - error(1x)": {
-                      **lin.as_dict(), "fail_interval": lin_w.as_dict()},
+                      **lin.as_dict(), "fail_interval": lin_w.as_dict(), "reach": reach(lin, m)},
                   "hold margin (a priori, 003 Table 1)": noise,
                   "ICSTN bilinear: error(4x) - error(1x)": {
-                      **bil.as_dict(), "fail_interval": bil_w.as_dict()}},
+                      **bil.as_dict(), "fail_interval": bil_w.as_dict(), "reach": reach(bil, m)}},
         "linearized: 95% interval of error(4x) - error(1x) < 0.42 pp (a priori: half of "
         "IC-STN + bilinear's +0.84 pp at 4x in 003 Table 1); bilinear: interval > 0; each fails only on its "
         f"{100 * stats.family_level(m):.2f}% interval (Bonferroni over the claim's {m})",
@@ -240,7 +241,7 @@ def emp3_stn_degrades(ctx):
     m = claim_family("EMP-3")
     verdict, ci, wide = _in_family(errors, a, b, prov["seeds"], m)
     return _evidence(verdict, {"STN linearized: error(8x) - error(1x)": {
-                         **ci.as_dict(), "fail_interval": wide.as_dict()}},
+                         **ci.as_dict(), "fail_interval": wide.as_dict(), "reach": reach(ci, m)}},
                      "95% interval of error(8x) - error(1x) > 0; failed only if the "
                      f"{100 * stats.family_level(m):.2f}% interval (Bonferroni over the "
                      f"claim's {m}) is < 0",

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from models.record import SuiteRecord
 from proofs.registry import STATUSES, Evidence, check, claim_family, make_provenance
+from proofs.plan import reach  # issue 23: what each interval could reach
 from proofs.stats import decide_paired, family_level
 
 CLAIM_ID = "EMP-4"
@@ -119,7 +120,7 @@ def _paired(name: str, a: list, b: list, direction: str, d, runs, nets, note: st
     m = claim_family(CLAIM_ID)
     verdict, iv, wide = decide_paired(a, b, m=m, direction=direction, level=LEVEL)
     prov = _provenance(d, runs, nets)
-    nums = {name: {**iv.as_dict(), "fail_interval": wide.as_dict()},
+    nums = {name: {**iv.as_dict(), "fail_interval": wide.as_dict(), "reach": reach(iv, m)},
             f"{name}: a per seed": a, f"{name}: b per seed": b, "provenance": prov,
             **(extra or {})}
     summary = (f"{name}: {100 * iv.estimate:+.2f} points, 95% CI [{100 * iv.lo:+.2f}, "

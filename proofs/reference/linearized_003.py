@@ -60,7 +60,7 @@ def _to_input_pixels(theta: np.ndarray, xo: np.ndarray, yo: np.ndarray, h: int, 
 def fitted_gradient_003(img: np.ndarray, theta: np.ndarray, out_hw: tuple[int, int],
                         grad_out: np.ndarray, rng: np.random.Generator, *, k: int = 8,
                         sigma: float = 1.0, collapse: bool = True, eps: float = 1e-3,
-                        ) -> np.ndarray:
+                        intercept: bool = True) -> np.ndarray:
     """One call: the gradient w.r.t. the normalized grid, ``(h, w, 2)``.
 
     Args:
@@ -73,6 +73,9 @@ def fitted_gradient_003(img: np.ndarray, theta: np.ndarray, out_hw: tuple[int, i
         sigma: eq. 3's std in output pixels.
         collapse: eqs. 8-9 (one input pixel after the transformation).
         eps: eq. 7's Tikhonov scalar.
+        intercept: eq. 6's row of ones (003); False drops it -- the fit anchored at the
+            centre sample, stnlab's own design (SMP-1's note), for comparisons that must not
+            test that design (SMP-4's border expectation).
     """
     h, w = out_hw
     hin, win = img.shape
@@ -88,10 +91,11 @@ def fitted_gradient_003(img: np.ndarray, theta: np.ndarray, out_hw: tuple[int, i
     m = ((uk >= 0) & (uk <= win - 1) & (vk >= 0) & (vk <= hin - 1)).astype(np.float64)
     i0 = bilinear_zero(img, u0, v0)
     y = (bilinear_zero(img, uk, vk) - i0) * m  # eq. 5, masked rows
-    x = np.stack([(uk - u0) * m, (vk - v0) * m, m], -1)  # eq. 6 (K, h, w, 3), row of ones
-    xtx = np.einsum("khwa,khwb->hwab", x, x) + eps * np.eye(3)  # eq. 7
+    cols = [(uk - u0) * m, (vk - v0) * m] + ([m] if intercept else [])
+    x = np.stack(cols, -1)  # eq. 6 (K, h, w, 3), row of ones (or (K, h, w, 2) anchored)
+    xtx = np.einsum("khwa,khwb->hwab", x, x) + eps * np.eye(len(cols))  # eq. 7
     xty = np.einsum("khwa,khw->hwa", x, y)
-    a = np.linalg.solve(xtx, xty[..., None])[..., 0]  # (h, w, 3)
+    a = np.linalg.solve(xtx, xty[..., None])[..., 0]  # (h, w, 3) or (h, w, 2)
     a[m.sum(0) == 0] = 0.0  # 6.1: all out of bounds -> A_i = 0
     # d/d(normalized x) = d/d(pixel x) * win / 2 (align_corners=False)
     return np.stack([a[..., 0] * win / 2, a[..., 1] * hin / 2], -1) * grad_out[..., None]

@@ -24,10 +24,21 @@ def _suite(root, errs, *, data="svhn", scale="medium"):
     return d
 
 
+#: the three checks EMP-2 had before issue 28 (the tests below are about them; the new
+#: checks have tests of their own in test_claims_emp2_planned.py)
+ORIGINAL = ("deepest_cx_worse_than_slx", "slx_degrades_less_than_cx",
+            "iterations_no_substitute")
+
+
+def _original(name: str) -> bool:
+    return name.split("_", 1)[1] in ORIGINAL
+
+
 def _run(root):
     claims = load_all()
     ctx = CheckContext(out_dir=root / "out", results_dir=root, require_plan=False)
-    return {c.name: c.fn(ctx) for c in claims["EMP-2"].checks if c.name.startswith("svhn_")}
+    return {c.name: c.fn(ctx) for c in claims["EMP-2"].checks
+            if c.name.startswith("svhn_") and _original(c.name)}
 
 
 def test_verified_on_paper_like_errors(tmp_path):
@@ -51,7 +62,7 @@ def test_through_run_claims_the_verdict_carries_provenance(tmp_path):
     res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path, require_plan=False),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
-    svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_")]
+    svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_") and _original(e["check"])]
     assert len(svhn) == 3 and all(e["status"] == "verified" for e in svhn), svhn
     assert svhn[0]["provenance"] == {"results": str(tmp_path / "svhn-medium"),
                                      "scale": "medium", "seeds": [0, 1, 2], "device": "?"}
@@ -73,7 +84,7 @@ def test_svhn_and_plankton_together_through_run_claims(tmp_path, scale, seeds, w
     res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path, require_plan=False),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
-    st = {e["check"]: e["status"] for e in c["evidence"]}
+    st = {e["check"]: e["status"] for e in c["evidence"] if _original(e["check"])}
     assert len(st) == 6
     assert not any("already reported" in e["summary"] for e in c["evidence"]), c["evidence"]
     if want:
@@ -85,8 +96,10 @@ def test_svhn_and_plankton_together_through_run_claims(tmp_path, scale, seeds, w
 
 def test_failed_when_the_order_is_reversed(tmp_path):
     """The trivial substitute: C and SL swapped must fail every check."""
+    # (SL8 made clearly worse: with EMP-2's ten intervals a failure needs the 99.75 %
+    # interval, t = 20 at 3 seeds, on the wrong side)
     swapped = {"STN-C0": PAPERLIKE["STN-SL3"], "STN-C8": PAPERLIKE["STN-SL8"],
-               "STN-SL3": PAPERLIKE["STN-C0"], "STN-SL8": PAPERLIKE["STN-C8"],
+               "STN-SL3": PAPERLIKE["STN-C0"], "STN-SL8": [0.046, 0.047, 0.0455],
                "STN-C0-it2": [0.030, 0.031, 0.0305]}
     _suite(tmp_path, swapped)
     assert {e.status for e in _run(tmp_path).values()} == {"failed"}
@@ -94,10 +107,10 @@ def test_failed_when_the_order_is_reversed(tmp_path):
 
 def test_failed_is_decided_on_the_claim_family_interval(tmp_path):
     # SL8 worse than C8 by 0.11 +- 0.02 pp: its 95 % interval lies below 0 (one interval
-    # alone would fail) but EMP-2 is six intervals, so it fails only beyond the 99.17 % one
+    # alone would fail) but EMP-2 is ten intervals, so it fails only beyond the 99.5 % one
     from proofs.registry import claim_family
 
-    assert claim_family("EMP-2") == 6
+    assert claim_family("EMP-2") == 10
     errs = dict(PAPERLIKE, **{"STN-SL8": [0.0411, 0.0419, 0.0408]})
     _suite(tmp_path, errs)
     ev = _run(tmp_path)["svhn_deepest_cx_worse_than_slx"]
@@ -189,7 +202,7 @@ def test_checks_reading_different_suites_pass_through_run_claims(tmp_path):
     res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path, require_plan=False),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
-    svhn = [e for e in c["evidence"] if "svhn" in e["summary"]]
+    svhn = [e for e in c["evidence"] if "svhn" in e["summary"] and _original(e["check"])]
     assert sorted(e["status"] for e in svhn) == ["inconclusive", "verified", "verified"], svhn
 
 
@@ -202,7 +215,7 @@ def test_without_a_plan_a_would_be_verdict_is_inconclusive_and_says_why(tmp_path
     res = run_claims(CheckContext(out_dir=tmp_path / "out", results_dir=tmp_path),
                      only=["EMP-2"])
     (c,) = [c for c in res if c["id"] == "EMP-2"]
-    svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_")]
+    svhn = [e for e in c["evidence"] if e["check"].startswith("svhn_") and _original(e["check"])]
     assert all(e["status"] == "inconclusive" for e in svhn), svhn
     assert all("no pre-registered plan" in e["summary"] and "it would be 'verified'" in
                e["summary"] for e in svhn)

@@ -329,9 +329,10 @@ def test_powers_bounded_on_the_three_cases():
     assert not inv_s.powers_bounded(1.01 * rot)[0]
 
 
-def test_inv3_joint_nearer_criterion_fails_when_the_search_returns_the_identity(monkeypatch):
-    """The minimiser part (stnlab's own claim, 'nearer T_h^-1 than the identity') fails
-    when the search cannot move: the identity is nearer the identity."""
+def test_inv3_restored_bounds_fail_when_the_search_returns_the_identity(monkeypatch):
+    """The minimiser part (stnlab's own claim) fails when the search cannot move: the angle
+    bound (|angle| / 2 + 1°) and the restored half-grid-step bounds are exceeded, and the
+    reported 'nearer than the identity' margin is negative."""
     imgs = inv.natural_images(2, 48, blur=inv.BLUR)
     net = random_cnn(3, 8, pool_after=(1,), padding_mode="zeros", seed=0, dtype=torch.float64)
     space = SearchSpace.affine(max_angle_deg=60, angle_step_deg=10, max_log_scale=0.6,
@@ -344,7 +345,8 @@ def test_inv3_joint_nearer_criterion_fails_when_the_search_returns_the_identity(
         m, r, SearchSpace(refine=()), **{**kw, "refine_iters": 0}))
     bad = inv.measure_inv3(net, imgs, params, space=space, tol=inv.INV3_TOL_RANDOM_CNN)
     assert bad.status == "failed"
-    assert bad.numbers["min_nearer_T_h_inverse_than_identity_margin"] < 0
+    assert bad.numbers["max_log_scale_deviation"] > inv.INV3_TOL_RANDOM_CNN["log_scale"]
+    assert bad.numbers["min_nearer_T_h_inverse_than_identity_margin_reported"] < 0
 
 
 def test_inv2_subpixel_judges_the_error_at_the_inverse_translation(images):
@@ -353,7 +355,55 @@ def test_inv2_subpixel_judges_the_error_at_the_inverse_translation(images):
     *opposite* one, which the search still finds) fails it."""
     net = random_cnn(3, 8, pool_after=(1,), padding_mode="zeros", seed=1, dtype=torch.float64)
     good = inv.measure_inv2(net, images, (2.5, 1.5), tol=inv.INTERP_TOL)
-    assert good.status == "verified" and "translation_deviation_px_reported" in good.numbers
+    assert good.status == "verified" and "translation_deviation_px" in good.numbers
     bad = inv.measure_inv2(Flipped(net), images, (2.5, 1.5), tol=inv.INTERP_TOL)
     assert bad.status == "failed"
     assert bad.numbers["error_at_T_h_inverse"] > inv.INTERP_TOL
+
+
+# -- INV-2 / INV-3 in population form (issue 23)
+
+
+def test_population_part_reaches_each_status():
+    """Synthetic evidence: every status a population part can give, and a NaN fails."""
+    from proofs.claims.seeded import population_part
+
+    src = "a priori: test"
+    below = {i: 0.02 * (1 + 0.1 * (i % 3)) for i in range(15)}  # ~0.2 x the bound
+    assert population_part("q", below, "<=", 0.1, tolerance=src, m=3).status == "verified"
+    above = {i: 0.5 * (1 + 0.1 * (i % 3)) for i in range(15)}  # ~5 x the bound
+    assert population_part("q", above, "<=", 0.1, tolerance=src, m=3).status == "failed"
+    spread = {i: 0.1 * (3.0 if i % 2 else 1 / 3) for i in range(6)}  # straddles the bound
+    assert population_part("q", spread, "<=", 0.1, tolerance=src, m=3).status == "inconclusive"
+    assert population_part("q", {0: 0.01, 1: float("nan")}, "<=", 0.1,
+                           tolerance=src).status == "failed"
+    # clipped: a 1e-12 deviation weighs as a hundredth of the bound, not as -25 in log
+    tiny = {**below, 0: 1e-12}
+    ev = population_part("q", tiny, "<=", 0.1, tolerance=src, m=3)
+    assert ev.status == "verified" and ev.numbers["log_q_over_bound"]["lo"] > math.log(0.01) - 1
+
+
+def test_unit_seeds_are_distinct_across_base_seeds():
+    from proofs.claims.seeded import unit_seeds
+    from proofs.registry import prove_seeds
+
+    allu = [u for b in range(40) for u in unit_seeds(prove_seeds(b, 5), inv.POP_UNITS_PER_SEED)]
+    assert len(allu) == len(set(allu)) == 40 * 5 * inv.POP_UNITS_PER_SEED
+    assert not set(allu) & set(range(900000, 900020))  # the sizing pilot's CNNs
+
+
+@pytest.mark.parametrize("claim", ["INV-2", "INV-3"])
+def test_inv2_inv3_population_checks_fail_on_a_mirroring_extractor(tmp_path, monkeypatch,
+                                                                    claim):
+    """Fault injection through the registered checks: every random CNN replaced by one that
+    mirrors its input (a translation / rotation is then undone by the opposite one), so the
+    population parts lie wholly on the wrong side: failed, not inconclusive."""
+    real = inv.random_cnn
+    monkeypatch.setattr(inv, "random_cnn", lambda *a, **kw: Flipped(real(*a, **kw)))
+    ctx = CheckContext(out_dir=tmp_path, quick=True, seed=0)
+    got = {c["id"]: c for c in run_claims(ctx, [claim])}[claim]
+    assert got["status"] == "failed", [e["summary"] for e in got["evidence"]]
+    pop = inv.INV2_POPULATION if claim == "INV-2" else inv.INV3_POPULATION
+    nums = {k: v for e in got["evidence"] for k, v in e["numbers"].items()}
+    wrong = [n for n in pop if nums[f"log_{n}_over_bound"]["fail_interval"]["lo"] > 0]
+    assert wrong  # a population part itself lies wholly on the wrong side

@@ -57,13 +57,15 @@ def test_claim_family_sums_the_checks_intervals(fresh):
 def test_the_empirical_claims_families():
     # counted by hand from each check's docstring: EMP-1 the plan's 7 primaries (3 pose
     # orders, 3 error orders, STN-C1's slope), EMP-1F its 2 count rules, EMP-1S 3 + 3,
-    # EMP-1T 4; EMP-2 two data sets x 3 checks; EMP-3 16 + 2 + 1; EMP-4 I, II, III (two),
+    # EMP-1T 4; EMP-2 two data sets x (3 checks + 2 iteration statements); EMP-2D one per
+    # data set; EMP-2N C6 and C8; EMP-2T one; EMP-3 16 + 2 + 1; EMP-4 I, II, III (two),
     # Fig. 6, IV
     reg.load_all()
-    ids = ("EMP-1", "EMP-1F", "EMP-1S", "EMP-1T", "EMP-2", "EMP-3", "EMP-4")
+    ids = ("EMP-1", "EMP-1F", "EMP-1S", "EMP-1T", "EMP-2", "EMP-2D", "EMP-2N", "EMP-2T",
+           "EMP-3", "EMP-4")
     assert {c: reg.claim_family(c) for c in ids} == {
-        "EMP-1": 7, "EMP-1F": 2, "EMP-1S": 6, "EMP-1T": 4, "EMP-2": 6, "EMP-3": 19,
-        "EMP-4": 6}
+        "EMP-1": 7, "EMP-1F": 2, "EMP-1S": 6, "EMP-1T": 4, "EMP-2": 10, "EMP-2D": 2,
+        "EMP-2N": 2, "EMP-2T": 1, "EMP-3": 19, "EMP-4": 6}
 
 
 def test_claims_sort_by_number_then_suffix():

@@ -138,12 +138,29 @@ def _scores(means: dict, s=3, t=30, noise=0.15, seed=0):
 
 
 def test_smp7_interval_verifies_when_linearized_beats_both_when_downsampling():
-    sc = _scores({1: {"linearized": 0.5, "bilinear": 0.7, "multiscale": 0.6},  # d=1 not judged
+    # d = 1: linearized beats bilinear (judged, 003 Sec. 6.4); multi-scale wins there, which
+    # is only reported (003 claims it "if there is any downsampling")
+    sc = _scores({1: {"linearized": 0.75, "bilinear": 0.6, "multiscale": 0.9},
                   4: {"linearized": 0.7, "bilinear": 0.3, "multiscale": 0.5},
                   8: {"linearized": 0.6, "bilinear": 0.1, "multiscale": 0.2}})
     ev = cs.smp7_interval_evaluate(sc, downsamples=(1, 4, 8))
     assert ev.status == "verified"
     assert "auc_linearized_minus_multiscale_1x" not in ev.numbers
+    assert ev.numbers["auc_linearized_minus_bilinear_1x"]["lo"] > 0
+    assert ev.numbers["auc_linearized_minus_multiscale_1x_reported"]["hi"] < 0
+
+
+def test_smp7_without_downsampling_fails_when_bilinear_wins_and_ties_under_a_swap():
+    """003's 'better than bilinear even without downsampling': bilinear ahead at 1x fails
+    (everything else as 003 says); bilinear swapped in (identical scores at 1x) is a tie,
+    inconclusive -- never verified."""
+    good = {4: {"linearized": 0.7, "bilinear": 0.3, "multiscale": 0.5}}
+    bad = _scores({1: {"linearized": 0.5, "bilinear": 0.7, "multiscale": 0.6}, **good})
+    ev = cs.smp7_interval_evaluate(bad, downsamples=(1, 4))
+    assert ev.status == "failed" and ev.numbers["auc_linearized_minus_bilinear_1x"]["hi"] < 0
+    tie = _scores({1: {"linearized": 0.6, "bilinear": 0.6, "multiscale": 0.6}, **good})
+    tie["linearized"]["1"] = tie["bilinear"]["1"].copy()
+    assert cs.smp7_interval_evaluate(tie, downsamples=(1, 4)).status == "inconclusive"
 
 
 @pytest.mark.parametrize("winner", ["bilinear", "multiscale"])
@@ -210,6 +227,32 @@ def test_smp7_curves_fail_when_collapse_prevention_hurts_under_upsampling():
     bad[(2, "on")] = 0.2
     k, c = _curves({4: 0.3, 8: 0.4, 16: 0.5, 32: 0.6}, bad)
     assert cs.smp7_curve_evaluate(k, c).status == "failed"
+
+
+def _sigma(means, s=3, t=30, noise=0.01):
+    rng = np.random.default_rng(2)
+    base = rng.normal(0, 0.1, (s, t))
+    return {sg: base + v + rng.normal(0, noise, (s, t)) for sg, v in means.items()}
+
+
+def test_smp7_sigma_curve_verifies_when_a_wider_spread_aligns_better():
+    k, c = _curves({4: 0.3, 8: 0.4, 16: 0.5, 32: 0.6}, COLLAPSE_OK)
+    ev = cs.smp7_curve_evaluate(k, c, sigma_scores=_sigma({1.0: 0.3, 3.0: 0.45, 6.0: 0.55}))
+    assert ev.status == "verified"
+    assert ev.numbers["auc_sigma6_minus_sigma3"]["lo"] > 0
+    assert set(ev.numbers["auc_by_sigma"]) == {"1", "3", "6"}
+
+
+def test_smp7_sigma_curve_fails_on_a_dip_and_ties_when_sigma_is_ignored():
+    """A sampler whose alignment gets worse from sigma 3 to 6 fails; one that ignores sigma
+    (bilinear swapped in: the same scores at every sigma) is a tie, never verified."""
+    k, c = _curves({4: 0.3, 8: 0.4, 16: 0.5, 32: 0.6}, COLLAPSE_OK)
+    ev = cs.smp7_curve_evaluate(k, c, sigma_scores=_sigma({1.0: 0.3, 3.0: 0.5, 6.0: 0.35}))
+    assert ev.status == "failed" and ev.numbers["auc_sigma6_minus_sigma3"]["hi"] < 0
+    flat = _sigma({1.0: 0.4})[1.0]
+    ev = cs.smp7_curve_evaluate(k, c, sigma_scores={1.0: flat, 3.0: flat.copy(),
+                                                    6.0: flat.copy()})
+    assert ev.status == "inconclusive"
 
 
 def test_evidence_is_json_friendly(tmp_path: Path):
@@ -295,7 +338,8 @@ def _alignment_record(lin, bil, ms, trials=80, seed=0):
 def test_smp7_alignment_record_reaches_every_status_by_003_protocol():
     """A record made by 003's protocol is judged: verified, failed or inconclusive as its
     numbers say; "another protocol" only when it is one (synthetic records)."""
-    good = _alignment_record([0.1] * 4, [0.1, 0.2, 0.3, 0.4], [0.1, 0.15, 0.2, 0.3])
+    # linearized ahead of bilinear at 1x too (003 Sec. 6.4, judged since issue 23)
+    good = _alignment_record([0.05, 0.1, 0.1, 0.1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.15, 0.2, 0.3])
     assert cs.smp7_alignment_record_evaluate(good).status == "verified"
     bad = _alignment_record([0.1, 0.3, 0.3, 0.4], [0.1, 0.2, 0.2, 0.2], [0.1, 0.2, 0.2, 0.2])
     assert cs.smp7_alignment_record_evaluate(bad).status == "failed"
