@@ -129,7 +129,7 @@ def evaluate(cfg, models, test_data: EvalSet, *, n_gallery: int = 8) -> dict:
     from ..wsol_backbone import BACKBONE_DEVIATION
     from ..wsol_heldout import evaluate_cam, evaluate_cstn
     from ..wsol_metrics import area_histogram, box_iou
-    from .cub import _LOC_KEYS, _denorm_uint8, _mean_std, net_spec
+    from ._cub_common import _LOC_KEYS, _denorm_uint8, _mean_std, net_spec
 
     if getattr(test_data, "heldout", None) is None:
         raise ValueError("evaluate: expected the standin-v2 test split to carry its held-out "
@@ -207,7 +207,7 @@ def _cam_gallery(model, d: _OnCPU, n: int, tau: float, denorm) -> dict:
 
 
 def _pct(ms) -> str:
-    from .cub import _pct as p
+    from ._cub_common import _pct as p
     return p(ms)
 
 

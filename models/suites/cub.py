@@ -42,8 +42,6 @@ cross-entropy for CAM. CUB training images are flipped horizontally with probabi
 from __future__ import annotations
 
 import copy
-import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,8 +52,9 @@ from models.config import (ConfigJSON, check_device, check_ints, check_numbers, 
                            check_seeds)
 from ..config import SCALES
 from ..errors import ConfigError
-from ..runio import NOT_FINITE, pct
 from . import DataSource, TrainHooks
+from ._cub_common import (_LAM_RE, _LOC_KEYS, ALPHA_DEFAULT, LAMBDA_DEFAULT, NETS,  # noqa: F401
+                          NETS_BY_SCALE, _denorm_uint8, _mean_std, _pct, fine_share, net_spec)
 
 __all__ = [
     "LAMBDA_DEFAULT",
@@ -71,21 +70,6 @@ __all__ = [
     "preset",
     "report_lines",
 ]
-
-#: 004's lambda of the CSTN it reports (Table III's best row), alpha = 1 (004 does not give
-#: its alpha; it says alpha "can vary in a range of values").
-LAMBDA_DEFAULT = 1e-4
-ALPHA_DEFAULT = 1.0
-NETS = ("CSTN", "CSTN-lam0", "CSTN-lam1e-5", "CSTN-lam1e-3", "CSTN-lam1e-2", "CSTN-fine",
-        "CSTN-coarse", "no-CSTN", "CAM")
-#: ``--net all`` per scale: ``small`` the main comparisons, ``medium`` the full sweep.
-NETS_BY_SCALE = {
-    "smoke": ("CSTN", "no-CSTN", "CAM"),
-    "small": ("CSTN", "CSTN-lam0", "no-CSTN", "CAM"),
-    "medium": NETS,
-    "paper": NETS,
-}
-_LAM_RE = re.compile(r"^CSTN-lam(.+)$")
 
 #: 004's CUB-200-2011 numbers (percent), copied for comparison, never used as ours.
 PAPER = {
@@ -105,38 +89,6 @@ PAPER = {
 }
 VARIANTS = ("standin", "standin-v2", "CUB")
 STANDIN_VARIANTS = ("standin", "standin-v2")
-
-
-def fine_share(net: str, level_share: dict) -> float:
-    """The fraction of ``net``'s MAP boxes on the fine pyramid level, from a run's
-    ``level_share`` (keyed by the index into the network's levels,
-    :func:`models.cstn.net_levels`: CSTN-coarse's index 0 is the coarse level)."""
-    from ..cstn import net_levels
-
-    levels = net_levels(net)
-    return float(sum(v for k, v in level_share.items() if levels[int(k)] == 0))
-
-
-def net_spec(net: str) -> dict:
-    """``{"build": name for models.cstn.build, "lam": float | None}`` of a suite net name.
-
-    Raises:
-        ConfigError: not a suite net name.
-    """
-    if net in ("CSTN", "CSTN-fine", "CSTN-coarse"):
-        return {"build": net, "lam": LAMBDA_DEFAULT}
-    if net in ("no-CSTN", "CAM"):
-        return {"build": net, "lam": None}
-    m = _LAM_RE.match(net) if isinstance(net, str) else None
-    if m:
-        try:
-            lam = float(m.group(1))
-        except ValueError:
-            lam = float("nan")
-        if math.isfinite(lam) and lam >= 0:
-            return {"build": "CSTN", "lam": lam}
-    raise ConfigError(f"net_spec: expected net in {list(NETS)} or 'CSTN-lam<float >= 0>', "
-                      f"got {net!r}")
 
 
 @dataclass(frozen=True)
@@ -420,23 +372,6 @@ def _optimizer(cfg: CubConfig, module):
 # --------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------
-_LOC_KEYS = ("top1_cls", "top1_loc", "gt_known_loc", "gt_known_top5_loc")
-
-
-def _mean_std(xs: list[float]) -> dict:
-    t = torch.tensor(xs, dtype=torch.float64)
-    return {"per_seed": xs, "mean": float(t.mean()),
-            "std": float(t.std(unbiased=True)) if len(xs) > 1 else 0.0}
-
-
-def _denorm_uint8(x: torch.Tensor) -> np.ndarray:
-    from ..data.cub import IMAGENET_MEAN, IMAGENET_STD
-
-    m = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
-    s = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
-    return ((x.float().cpu() * s + m).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-
-
 @torch.no_grad()
 def _cstn_extra(model, images, labels, boxes, batch: int, n_gallery: int) -> dict:
     """Fig. 6 histograms with both boxes, per-image box areas, and the Fig. 5 gallery."""
@@ -551,15 +486,6 @@ def _cam_gallery(model, x, y, b) -> dict:
 # --------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------
-def _pct(ms: dict | None) -> str:
-    if not ms:
-        return "–"
-    s = pct(ms["mean"], unit="")
-    if len(ms["per_seed"]) > 1 and s != NOT_FINITE:
-        s += f" ± {pct(ms['std'], unit='')}"
-    return s
-
-
 def _paper(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
