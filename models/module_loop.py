@@ -9,7 +9,9 @@ hands the run to :func:`train_modules` here. Same run directory, same files, sam
 
 * one ``nn.Module`` and one optimizer per seed, trained one after another on the same
   batches the functional loop would draw (``train_data.train_batches(batch_size,
-  generators)``, each seed its own generator);
+  generators)``, each seed its own generator; a data set with ``takes_step = True`` is
+  also given the 0-based ``step=``, e.g. to render a fresh epoch,
+  :class:`models.data.wsol_standin_v2.EpochLocSet`);
 * the learning rate of step ``t`` is ``cfg.lr_at(t)``, written into every parameter group
   before the step;
 * ``checkpoint.pt`` holds every seed's ``state_dict`` (parameters *and* buffers), every
@@ -112,7 +114,10 @@ def train_modules(cfg, run_dir, train_data, test_data, *, suite, hooks, resume: 
     start_step = step
     last_loss = float("nan")
     while step < cfg.total_steps:
-        x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, ...), (S, B)
+        if getattr(train_data, "takes_step", False):  # data rendered per epoch of the step
+            x, y = train_data.train_batches(cfg.batch_size, gens, step=step)
+        else:
+            x, y = train_data.train_batches(cfg.batch_size, gens)  # (S, B, ...), (S, B)
         lr = cfg.lr_at(step)
         for i, (m, o) in enumerate(zip(models, opts)):
             m.train()

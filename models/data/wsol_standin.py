@@ -1,5 +1,9 @@
 """A stand-in for CUB with exact boxes: real MNIST digits at varied scale and aspect on textures.
 
+**Superseded** by :mod:`models.data.wsol_standin_v2` (issue 29: these digits cover 4.8 % of
+the image on average, too little for 004's boxes; ``results/cub-medium/README.md``). Kept
+unchanged for the runs made with it (the cub suite's ``standin`` variant).
+
 Used only when asked for (``--data standin``) and named in every result
 (:data:`STANDIN_NAME`). Each image (``size x size``, default 128, RGB):
 

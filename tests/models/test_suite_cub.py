@@ -27,7 +27,7 @@ from .test_data_cub import write_cub
 def test_registered_with_its_nets_and_variants():
     s = get_suite("cub")
     assert isinstance(s, Suite)
-    assert s.variants == ("standin", "CUB") and s.nets == NETS
+    assert s.variants == ("standin", "standin-v2", "CUB") and s.nets == NETS
     assert set(NETS_BY_SCALE["small"]) == {"CSTN", "CSTN-lam0", "no-CSTN", "CAM"}
     assert set(NETS_BY_SCALE["medium"]) >= {"CSTN-lam0", "CSTN-lam1e-5", "CSTN-lam1e-3",
                                               "CSTN-lam1e-2", "CSTN-fine", "CSTN-coarse"}
