@@ -1,8 +1,8 @@
 """Class activation maps (Zhou et al. 2016): 004's WSOL baseline (Table IV), on the CSTN backbone.
 
-:class:`CAMNet` is the backbone and pyramid of :class:`models.cstn.CSTN` (same
-:class:`models.cstn.SmallBackbone`, same :class:`models.cstn.TwoLevelFPN`), then global
-average pooling of the fine pyramid level ``P3`` (stride 8) and one linear classifier.
+:class:`CAMNet` is the backbone and pyramid of :class:`models.cstn.CSTN` (the same
+:class:`models.wsol_backbone.SmallBackbone` and :class:`models.wsol_backbone.TwoLevelFPN`),
+then global average pooling of the fine pyramid level ``P3`` (stride 8) and one linear classifier.
 The class activation map of class ``c`` is ``M_c(x, y) = sum_k w_{c,k} P3_k(x, y)``
 (Zhou et al. eq. 2; the bias is dropped as there).
 

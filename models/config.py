@@ -2,7 +2,8 @@
 
 A config fixes everything that determines a run; presets per scale are the suite's
 (:func:`models.suites.mnist.preset` for MNIST). It validates names against the MNIST
-networks (the only suite so far); a new suite with other names brings its own frozen
+networks (the MNIST suite's); every other suite (fashion, svhn, plankton, gtsrb, cub)
+brings its own frozen
 dataclass with the same fields the loop reads (``seeds``, ``batch_size``, ``total_steps``,
 ``lr_at``, ``device``, ``method``, ``vmap``, ``log_every``, ``checkpoint_every``,
 ``variant``, ``net``, ``scale``, ``to_json`` / ``from_json``).

@@ -13,7 +13,7 @@ Update per parameter ``p`` with gradient ``g`` (PyTorch's ``torch.optim.SGD`` co
     step = d + momentum * b if nesterov else b
     p = p - lr * multiplier[name] * step
 
-Also here: Functional optimizer and early stopping over stacked multi-seed parameters.
+Also here: :class:`Adam` and :class:`EarlyStopping` over stacked multi-seed parameters.
 
 The loop (:mod:`models.train`) trains several seeds at once on parameters stacked along
 a leading seed axis (``{name: (S, ...)}``). Its default update is plain SGD with the

