@@ -86,3 +86,13 @@ def _pct(ms: dict | None) -> str:
     if len(ms["per_seed"]) > 1 and s != NOT_FINITE:
         s += f" ± {pct(ms['std'], unit='')}"
     return s
+
+
+def untransformed_summary(per_seed: list[dict]) -> dict:
+    """A CSTN run's receptive-field-box metrics and box areas, summarised over its seeds
+    (both stand-in generations' ``evaluate``)."""
+    return {"untransformed": {k: _mean_std([r["untransformed"][k] for r in per_seed])
+                              for k in _LOC_KEYS},
+            "untransformed_box_area": _mean_std([r["box_area"]["untransformed_mean"]
+                                                 for r in per_seed]),
+            "gt_box_area": per_seed[0]["box_area"]["gt_mean"]}

@@ -129,7 +129,8 @@ def evaluate(cfg, models, test_data: EvalSet, *, n_gallery: int = 8) -> dict:
     from ..wsol_backbone import BACKBONE_DEVIATION
     from ..wsol_heldout import evaluate_cam, evaluate_cstn
     from ..wsol_metrics import area_histogram, box_iou
-    from ._cub_common import _LOC_KEYS, _denorm_uint8, _mean_std, net_spec
+    from ._cub_common import (_LOC_KEYS, _denorm_uint8, _mean_std, net_spec,
+                              untransformed_summary)
 
     if getattr(test_data, "heldout", None) is None:
         raise ValueError("evaluate: expected the standin-v2 test split to carry its held-out "
@@ -176,11 +177,7 @@ def evaluate(cfg, models, test_data: EvalSet, *, n_gallery: int = 8) -> dict:
     if is_cam and all("max_box_acc_v2" in r for r in per_seed):
         summary["max_box_acc_v2"] = _mean_std([r["max_box_acc_v2"]["mean"] for r in per_seed])
     if not is_cam:
-        summary["untransformed"] = {k: _mean_std([r["untransformed"][k] for r in per_seed])
-                                    for k in _LOC_KEYS}
-        summary["untransformed_box_area"] = _mean_std(
-            [r["box_area"]["untransformed_mean"] for r in per_seed])
-        summary["gt_box_area"] = per_seed[0]["box_area"]["gt_mean"]
+        summary.update(untransformed_summary(per_seed))
     return {"summary": summary, "fig_data": {"net": cfg.net, "fig6": hists},
             "gallery": gallery or {}}
 

@@ -54,7 +54,8 @@ from ..config import SCALES
 from ..errors import ConfigError
 from . import DataSource, TrainHooks
 from ._cub_common import (_LAM_RE, _LOC_KEYS, ALPHA_DEFAULT, LAMBDA_DEFAULT, NETS,  # noqa: F401
-                          NETS_BY_SCALE, _denorm_uint8, _mean_std, _pct, fine_share, net_spec)
+                          NETS_BY_SCALE, _denorm_uint8, _mean_std, _pct, fine_share, net_spec,
+                          untransformed_summary)
 
 __all__ = [
     "LAMBDA_DEFAULT",
@@ -464,11 +465,7 @@ def evaluate(cfg: CubConfig, models, params, test_data: LocSet, *, n_gallery: in
                "mean_box_area": _mean_std([r["mean_box_area"] for r in per_seed]),
                "per_seed": per_seed}
     if not is_cam:
-        summary["untransformed"] = {k: _mean_std([r["untransformed"][k] for r in per_seed])
-                                    for k in _LOC_KEYS}
-        summary["untransformed_box_area"] = _mean_std(
-            [r["box_area"]["untransformed_mean"] for r in per_seed])
-        summary["gt_box_area"] = per_seed[0]["box_area"]["gt_mean"]
+        summary.update(untransformed_summary(per_seed))
     return {"summary": summary, "fig_data": {"net": cfg.net, "fig6": hists},
             "gallery": gallery or {}}
 
